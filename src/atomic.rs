@@ -1,0 +1,154 @@
+//! Crash-safe file replacement and the cross-process ledger lock. A write goes to a temp
+//! file in the target's own directory, keeps the original's permissions, is synced and then
+//! renamed over the target; nothing is ever written through `/tmp`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Replaces `path` with `bytes` atomically (temp file + fsync + rename in the same directory).
+///
+/// # Errors
+/// I/O errors, naming the file.
+///
+/// # Writes
+/// `path` (and a short-lived `.<name>.<random>.tmp` beside it).
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file for", path, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io("write", path, e))?;
+    match std::fs::metadata(path) {
+        Ok(meta) => tmp.as_file().set_permissions(meta.permissions()),
+        Err(_) => set_new_file_permissions(tmp.as_file()),
+    }
+    .map_err(|e| Error::io("set permissions of", path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io("sync", path, e))?;
+    tmp.persist(path).map_err(|e| Error::io("replace", path, e.error))?;
+    Ok(())
+}
+
+/// A new ledger file gets 0644 (a temp file starts as 0600, which would hide it from others).
+#[cfg(unix)]
+fn set_new_file_permissions(file: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn set_new_file_permissions(_file: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// An exclusive advisory lock on a lock file, released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Takes the exclusive lock on `path` (created if missing), waiting up to `timeout`.
+    ///
+    /// # Errors
+    /// I/O errors, or a refusal when another process holds the lock for longer than `timeout`.
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("open lock file", path, e))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file, path: path.to_path_buf() }),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::refused(
+                            format!(
+                                "{} is held by another process for more than {}s",
+                                path.display(),
+                                timeout.as_secs()
+                            ),
+                            Some("another postflight command is running on this repository; wait for it and retry"),
+                        ));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
+            }
+        }
+    }
+
+    /// Takes the lock only if it is free right now; `None` when another process holds it.
+    ///
+    /// # Errors
+    /// I/O errors opening the lock file.
+    pub fn try_acquire(path: &Path) -> Result<Option<Lock>> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("open lock file", path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock { _file: file, path: path.to_path_buf() })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_keeps_permissions_and_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("state.json");
+        std::fs::write(&p, "old").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        }
+        write(&p, b"new").expect("atomic write");
+        assert_eq!(std::fs::read(&p).expect("read"), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777, 0o640);
+        }
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn second_lock_waits_then_times_out() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("x.lock");
+        let _held = Lock::acquire(&p, Duration::from_secs(1)).expect("first");
+        assert!(Lock::try_acquire(&p).expect("try").is_none());
+        let err = Lock::acquire(&p, Duration::from_millis(30)).expect_err("held");
+        assert_eq!(err.kind(), crate::error::Kind::Refused);
+    }
+}

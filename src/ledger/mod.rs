@@ -1,0 +1,224 @@
+//! The three ledger files of one repository, read and written together: `specs/state.json`
+//! (the source of truth), `specs/TODO.md` and the plan files. Every read-modify-write holds one
+//! exclusive lock in the git directory, re-reads inside it, computes every new file in memory
+//! and only then replaces the changed files atomically, so a refused edit changes nothing.
+
+pub mod json;
+pub mod plan;
+pub mod state;
+pub mod status;
+pub mod text;
+pub mod todo;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::atomic::{self, Lock};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use plan::PlanFile;
+use state::StateFile;
+use todo::TodoFile;
+
+/// How long a command waits for another one holding the ledger lock.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The ledger files of one repository.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    /// The repository.
+    pub repo: Repo,
+}
+
+/// One file's planned change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The file.
+    pub path: PathBuf,
+    /// Its bytes before (empty for a new file).
+    pub old: Vec<u8>,
+    /// Its bytes after.
+    pub new: Vec<u8>,
+}
+
+impl Change {
+    /// A unified diff of the change, with `a/` and `b/` paths relative to `root`.
+    pub fn unified_diff(&self, root: &Path) -> String {
+        let rel = self.path.strip_prefix(root).unwrap_or(&self.path).to_string_lossy().replace('\\', "/");
+        let old = String::from_utf8_lossy(&self.old);
+        let new = String::from_utf8_lossy(&self.new);
+        let diff =
+            similar::TextDiff::configure().timeout(Duration::from_secs(2)).diff_lines(old.as_ref(), new.as_ref());
+        let a = if self.old.is_empty() { "/dev/null".to_owned() } else { format!("a/{rel}") };
+        diff.unified_diff().context_radius(3).header(&a, &format!("b/{rel}")).to_string()
+    }
+}
+
+impl Ledger {
+    /// The ledger of `repo`.
+    pub fn new(repo: Repo) -> Ledger {
+        Ledger { repo }
+    }
+
+    /// `specs/state.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.repo.specs_dir().join("state.json")
+    }
+
+    /// `specs/TODO.md`.
+    pub fn todo_path(&self) -> PathBuf {
+        self.repo.specs_dir().join("TODO.md")
+    }
+
+    /// The lock file serialising every ledger read-modify-write of this work tree.
+    pub fn lock_path(&self) -> PathBuf {
+        self.repo.git_dir.join("postflight-ledger.lock")
+    }
+
+    /// Takes the ledger lock.
+    ///
+    /// # Errors
+    /// I/O errors, or a refusal after [`LOCK_TIMEOUT`].
+    pub fn lock(&self) -> Result<Lock> {
+        Lock::acquire(&self.lock_path(), LOCK_TIMEOUT)
+    }
+
+    /// Reads state.json and TODO.md (when present) without locking.
+    ///
+    /// # Errors
+    /// A missing or invalid state.json; an unreadable TODO.md.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let state_path = self.state_path();
+        if !state_path.exists() {
+            return Err(Error::refused(
+                format!("{} does not exist", self.repo.relative(&state_path)),
+                Some("run `xtask init` to create the ledger"),
+            ));
+        }
+        let state = StateFile::load(&state_path)?;
+        let todo_path = self.todo_path();
+        let (todo, todo_raw) = match std::fs::read(&todo_path) {
+            Ok(bytes) => (Some(TodoFile::parse(&todo_path, &bytes)?), Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+            Err(e) => return Err(Error::io("read", &todo_path, e)),
+        };
+        Ok(Snapshot { specs: self.repo.specs_dir(), state, state_dirty: false, todo, todo_raw, plans: BTreeMap::new() })
+    }
+
+    /// Runs `edit` on a fresh snapshot under the lock and writes what it changed.
+    /// Nothing is written when `edit` fails.
+    ///
+    /// # Errors
+    /// Whatever `edit` returns, lock and I/O errors.
+    ///
+    /// # Writes
+    /// The ledger files `edit` changed.
+    pub fn update<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
+        let _lock = self.lock()?;
+        let mut snap = self.snapshot()?;
+        let value = edit(&mut snap)?;
+        let changes = snap.changes();
+        write_changes(&changes)?;
+        Ok((value, changes))
+    }
+
+    /// Like [`Ledger::update`] but writes nothing: returns the changes it would make.
+    ///
+    /// # Errors
+    /// Whatever `edit` returns.
+    pub fn preview<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
+        let mut snap = self.snapshot()?;
+        let value = edit(&mut snap)?;
+        Ok((value, snap.changes()))
+    }
+}
+
+/// Writes each change atomically, state.json first (the source of truth).
+///
+/// # Errors
+/// I/O errors.
+pub fn write_changes(changes: &[Change]) -> Result<()> {
+    for c in changes {
+        atomic::write(&c.path, &c.new)?;
+    }
+    Ok(())
+}
+
+/// The ledger files as read inside one transaction, with their pending edits.
+#[derive(Debug)]
+pub struct Snapshot {
+    specs: PathBuf,
+    state: StateFile,
+    state_dirty: bool,
+    todo: Option<TodoFile>,
+    todo_raw: Option<Vec<u8>>,
+    plans: BTreeMap<PathBuf, (Vec<u8>, PlanFile)>,
+}
+
+impl Snapshot {
+    /// The `specs/` directory.
+    pub fn specs_dir(&self) -> &Path {
+        &self.specs
+    }
+
+    /// state.json, read-only.
+    pub fn state(&self) -> &StateFile {
+        &self.state
+    }
+
+    /// state.json, for editing (marks it changed).
+    pub fn state_mut(&mut self) -> &mut StateFile {
+        self.state_dirty = true;
+        &mut self.state
+    }
+
+    /// TODO.md, when the file exists.
+    pub fn todo(&self) -> Option<&TodoFile> {
+        self.todo.as_ref()
+    }
+
+    /// TODO.md for editing, when the file exists.
+    pub fn todo_mut(&mut self) -> Option<&mut TodoFile> {
+        self.todo.as_mut()
+    }
+
+    /// The newest plan of task `n`, loaded once per snapshot.
+    ///
+    /// # Errors
+    /// An unreadable plan file.
+    pub fn plan(&mut self, n: u32) -> Result<Option<&mut PlanFile>> {
+        let slug = self.state.task(n).ok().and_then(|t| t.slug);
+        let Some(path) = plan::find_plan(&self.specs, n, slug.as_deref()) else { return Ok(None) };
+        if !self.plans.contains_key(&path) {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            let file = PlanFile::parse(&path, &bytes)?;
+            self.plans.insert(path.clone(), (bytes, file));
+        }
+        Ok(self.plans.get_mut(&path).map(|(_, f)| f))
+    }
+
+    /// Every file whose content would change, state.json first.
+    pub fn changes(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        if self.state_dirty {
+            let new = self.state.to_bytes();
+            if new != self.state.raw() {
+                out.push(Change { path: self.state.path.clone(), old: self.state.raw().to_vec(), new });
+            }
+        }
+        if let (Some(todo), Some(raw)) = (&self.todo, &self.todo_raw) {
+            let new = todo.to_text().into_bytes();
+            if &new != raw {
+                out.push(Change { path: todo.path.clone(), old: raw.clone(), new });
+            }
+        }
+        for (path, (raw, plan)) in &self.plans {
+            let new = plan.to_text().into_bytes();
+            if &new != raw {
+                out.push(Change { path: path.clone(), old: raw.clone(), new });
+            }
+        }
+        out
+    }
+}

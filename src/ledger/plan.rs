@@ -1,0 +1,264 @@
+//! Plan files `specs/{N}_{slug}/plans/implementation-{NNN}.md` (reference §4): choosing the
+//! newest, the header `**Status**:` line (only the header's, never a phase's), and the phase
+//! headings keyed by id and position, from which the resume point follows.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex_bites::Regex;
+
+use super::status::Status;
+use super::text::TextDoc;
+use crate::error::{Error, Result};
+
+static HEADER_STATUS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(\s*-? ?\*\*Status\*\*:\s?)\[([^\]]*)\](.*)$").expect("valid regex"));
+static PHASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(#{2,4}) Phase ([0-9]+(?:\.[0-9]+)?[A-Za-z]?|[A-Z][0-9]*)(?:-[0-9]+)?:\s*(.*)$").expect("valid regex")
+});
+static PLAN_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^implementation-([0-9]+)(.*)\.md$").expect("valid regex"));
+
+/// One phase heading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase {
+    /// The id as written: `3`, `3A`, `6.5`, `B`.
+    pub id: String,
+    /// 1-based position among the plan's phases.
+    pub position: usize,
+    /// The title text between the colon and the marker.
+    pub title: String,
+    /// The bracket marker's word (`COMPLETED`), without any `- note` tail; `None` when absent.
+    pub marker: Option<String>,
+    /// 0-based line of the heading.
+    pub line: usize,
+}
+
+impl Phase {
+    /// Whether the phase counts as done: COMPLETED/COMPLETE, or skipped/deferred/superseded/not applicable.
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self.marker.as_deref(),
+            Some("COMPLETED" | "COMPLETE" | "SKIPPED" | "DEFERRED" | "SUPERSEDED" | "NOT APPLICABLE" | "NOT IN SCOPE")
+        )
+    }
+}
+
+/// Where a run should pick up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumePoint {
+    /// The plan has no phase headings.
+    NoPhases,
+    /// Resume at this phase (first not done, in file order).
+    At {
+        /// The phase id.
+        id: String,
+        /// Its 1-based position.
+        position: usize,
+    },
+    /// Every phase is done.
+    AllDone,
+}
+
+/// A parsed plan file.
+#[derive(Debug, Clone)]
+pub struct PlanFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The lines.
+    pub doc: TextDoc,
+}
+
+impl PlanFile {
+    /// Parses plan bytes.
+    ///
+    /// # Errors
+    /// `NotUtf8`.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<PlanFile> {
+        Ok(PlanFile { path: path.to_path_buf(), doc: TextDoc::parse(path, bytes)? })
+    }
+
+    /// Reads and parses a plan.
+    ///
+    /// # Errors
+    /// I/O errors and `NotUtf8`.
+    pub fn load(path: &Path) -> Result<PlanFile> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        PlanFile::parse(path, &bytes)
+    }
+
+    /// The text.
+    pub fn to_text(&self) -> String {
+        self.doc.to_text()
+    }
+
+    /// The header ends at the first `## ` (or deeper) heading.
+    fn header_end(&self) -> usize {
+        self.doc.lines().position(|l| l.starts_with("##")).unwrap_or(self.doc.len())
+    }
+
+    /// The header status line: (0-based line, bracket content).
+    pub fn header_status(&self) -> Option<(usize, String)> {
+        (0..self.header_end()).find_map(|i| {
+            let caps = HEADER_STATUS.captures(self.doc.line(i))?;
+            Some((i, caps[2].to_owned()))
+        })
+    }
+
+    /// Sets the header status marker (keeping the dash or its absence and any trailing text).
+    /// Returns false when the plan has no header status line (nothing changed).
+    pub fn set_header_status(&mut self, status: &Status) -> bool {
+        let Some((i, _)) = self.header_status() else { return false };
+        let line = self.doc.line(i).to_owned();
+        let caps = HEADER_STATUS.captures(&line).expect("matched before");
+        self.doc.set_line(i, &format!("{}[{}]{}", &caps[1], status.marker(), &caps[3]));
+        true
+    }
+
+    /// The phase headings, in file order.
+    pub fn phases(&self) -> Vec<Phase> {
+        let mut out = Vec::new();
+        for (i, line) in self.doc.lines().enumerate() {
+            if !line.starts_with("##") {
+                continue;
+            }
+            if let Some(c) = PHASE.captures(line) {
+                let (title, marker) = split_marker(&c[3]);
+                out.push(Phase { id: c[2].to_owned(), position: out.len() + 1, title, marker, line: i });
+            }
+        }
+        out
+    }
+
+    /// Where to resume: the first phase not done, in file order.
+    pub fn resume_point(&self) -> ResumePoint {
+        let phases = self.phases();
+        if phases.is_empty() {
+            return ResumePoint::NoPhases;
+        }
+        match phases.iter().find(|p| !p.is_done()) {
+            Some(p) => ResumePoint::At { id: p.id.clone(), position: p.position },
+            None => ResumePoint::AllDone,
+        }
+    }
+
+    /// (phases done, phases total).
+    pub fn progress(&self) -> (usize, usize) {
+        let phases = self.phases();
+        (phases.iter().filter(|p| p.is_done()).count(), phases.len())
+    }
+}
+
+/// Splits `Title text [MARKER - note] extra` into the title and the marker word: the first
+/// bracket whose content starts with an upper-case word, cut at ` -`, `->` or `]`.
+fn split_marker(rest: &str) -> (String, Option<String>) {
+    let mut from = 0;
+    while let Some(off) = rest[from..].find('[') {
+        let start = from + off;
+        let inner = &rest[start + 1..];
+        let word: String = inner.chars().take_while(|c| c.is_ascii_uppercase() || *c == ' ').collect();
+        let after = &inner[word.len()..];
+        let word = word.trim_end();
+        if !word.is_empty()
+            && word.starts_with(|c: char| c.is_ascii_uppercase())
+            && (after.starts_with(']') || after.starts_with('-'))
+        {
+            return (rest[..start].trim().to_owned(), Some(word.to_owned()));
+        }
+        from = start + 1;
+    }
+    (rest.trim().to_owned(), None)
+}
+
+/// The task directory of task `n`: `specs/{N}_{slug}`, else a zero-padded `specs/{NNN}_{slug}`,
+/// else any `specs/{N}_*` (the number-only fallback when the slug is missing or changed).
+pub fn task_dir(specs: &Path, n: u32, slug: Option<&str>) -> Option<PathBuf> {
+    if let Some(slug) = slug.filter(|s| !s.is_empty() && *s != "null") {
+        for name in [format!("{n}_{slug}"), format!("{n:03}_{slug}")] {
+            let p = specs.join(&name);
+            if p.is_dir() {
+                return Some(p);
+            }
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(specs)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.split_once('_').and_then(|(num, _)| num.parse::<u32>().ok()) == Some(n)
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// The newest plan of a task directory: the highest `implementation-{NNN}.md` by version, plain
+/// names before suffixed ones (`implementation-003-old.md`) of the same version.
+pub fn latest_plan(task_dir: &Path) -> Option<PathBuf> {
+    let dir = task_dir.join("plans");
+    let mut best: Option<((u64, bool, String), PathBuf)> = None;
+    for e in std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(c) = PLAN_NAME.captures(&name) else { continue };
+        let Ok(version) = c[1].parse::<u64>() else { continue };
+        let plain = c[2].is_empty();
+        let key = (version, plain, name.clone());
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, e.path()));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// The newest plan of task `n`.
+pub fn find_plan(specs: &Path, n: u32, slug: Option<&str>) -> Option<PathBuf> {
+    latest_plan(&task_dir(specs, n, slug)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = "# Implementation Plan: Task #7\n\n- **Task**: 7 - x\n**Status**: [NOT STARTED] - draft\n- **Effort**: 2h\n\n## Overview\n\n\
+## Implementation Phases\n\n### Phase 1: Setup [COMPLETED]\n\n- **Status**: [COMPLETED]\n\n### Phase 3A: Middle part [BLOCKED - See Note Above]\n\n\
+#### Phase 6.5: Small [IN PROGRESS]\n\n## Phase B: Last\n";
+
+    #[test]
+    fn header_status_only_and_phases_by_id() {
+        let mut p = PlanFile::parse(Path::new("plan.md"), PLAN.as_bytes()).expect("parse");
+        assert_eq!(p.header_status(), Some((3, "NOT STARTED".into())));
+        let phases = p.phases();
+        let ids: Vec<_> = phases.iter().map(|p| (p.id.as_str(), p.marker.as_deref())).collect();
+        assert_eq!(ids, [("1", Some("COMPLETED")), ("3A", Some("BLOCKED")), ("6.5", Some("IN PROGRESS")), ("B", None)]);
+        assert_eq!(phases[1].title, "Middle part");
+        assert_eq!(p.resume_point(), ResumePoint::At { id: "3A".into(), position: 2 });
+        assert!(p.set_header_status(&Status::Implementing));
+        let text = p.to_text();
+        assert!(text.contains("\n**Status**: [IMPLEMENTING] - draft\n"));
+        assert!(text.contains("\n- **Status**: [COMPLETED]\n"), "phase status untouched");
+    }
+
+    #[test]
+    fn latest_plan_by_version_not_name() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let plans = tmp.path().join("specs/007_x/plans");
+        std::fs::create_dir_all(&plans).expect("mkdir");
+        for n in [
+            "implementation-002.md",
+            "implementation-010.md",
+            "implementation-010-old.md",
+            "implementation-9.md",
+            "notes.md",
+        ] {
+            std::fs::write(plans.join(n), "").expect("write");
+        }
+        let specs = tmp.path().join("specs");
+        let p = find_plan(&specs, 7, Some("x")).expect("found");
+        assert!(p.ends_with("implementation-010.md"), "{p:?}");
+        assert_eq!(find_plan(&specs, 7, None), Some(p));
+        assert_eq!(find_plan(&specs, 8, Some("x")), None);
+    }
+}

@@ -1,0 +1,334 @@
+//! `specs/TODO.md` (reference §3): the human view. Every edit is a line edit inside one task's
+//! block (from its `### N. ` heading to the next heading or `---` line) or on one frontmatter
+//! line; nothing else in the file is touched, and no YAML is re-serialised.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex_bites::Regex;
+
+use super::status::Status;
+use super::text::TextDoc;
+use crate::error::{Error, Result};
+
+static HEADING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^### (?:[^0-9\s]+ )?([0-9]+)\.(?:\s|$)").expect("valid regex"));
+static STATUS_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(\s*-? ?\*\*Status\*\*:\s?)\[([^\]]*)\](.*)$").expect("valid regex"));
+static BULLET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*- \*\*([^*]+)\*\*:").expect("valid regex"));
+static NEXT_NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(next_project_number:\s*)([0-9]+)(.*)$").expect("valid regex"));
+
+/// A parsed TODO.md.
+#[derive(Debug, Clone)]
+pub struct TodoFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The lines.
+    pub doc: TextDoc,
+}
+
+/// A task's `**Status**: [..]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLine {
+    /// 0-based line index.
+    pub line: usize,
+    /// The bracket content, e.g. `IMPLEMENTING`.
+    pub marker: String,
+}
+
+impl TodoFile {
+    /// Parses TODO.md bytes.
+    ///
+    /// # Errors
+    /// `NotUtf8`.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<TodoFile> {
+        Ok(TodoFile { path: path.to_path_buf(), doc: TextDoc::parse(path, bytes)? })
+    }
+
+    /// Reads and parses TODO.md.
+    ///
+    /// # Errors
+    /// I/O errors and `NotUtf8`.
+    pub fn load(path: &Path) -> Result<TodoFile> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        TodoFile::parse(path, &bytes)
+    }
+
+    /// The text.
+    pub fn to_text(&self) -> String {
+        self.doc.to_text()
+    }
+
+    /// The frontmatter's line range (between the opening and closing `---`), when the file has one.
+    pub fn frontmatter(&self) -> Option<Range<usize>> {
+        if self.doc.is_empty() || self.doc.line(0).trim_end() != "---" {
+            return None;
+        }
+        (1..self.doc.len()).find(|&i| self.doc.line(i).trim_end() == "---").map(|end| 1..end)
+    }
+
+    /// The frontmatter `next_project_number` and its line.
+    pub fn next_project_number(&self) -> Option<(usize, u64)> {
+        let range = self.frontmatter()?;
+        range.into_iter().find_map(|i| {
+            let caps = NEXT_NUMBER.captures(self.doc.line(i))?;
+            Some((i, caps.get(2)?.as_str().parse().ok()?))
+        })
+    }
+
+    /// Sets the frontmatter `next_project_number` by editing its one line; returns false when the
+    /// file has no such line (nothing changed).
+    pub fn set_next_project_number(&mut self, n: u64) -> bool {
+        let Some((i, _)) = self.next_project_number() else { return false };
+        let line = self.doc.line(i).to_owned();
+        let caps = NEXT_NUMBER.captures(&line).expect("matched before");
+        let new = format!("{}{n}{}", &caps[1], &caps[3]);
+        self.doc.set_line(i, &new);
+        true
+    }
+
+    /// Every task heading: (0-based line, task number), in file order.
+    pub fn headings(&self) -> Vec<(usize, u32)> {
+        let mut out = Vec::new();
+        let body_start = self.frontmatter().map(|r| r.end + 1).unwrap_or(0);
+        for i in body_start..self.doc.len() {
+            let line = self.doc.line(i);
+            if !line.starts_with("### ") {
+                continue;
+            }
+            if let Some(n) = HEADING.captures(line).and_then(|c| c[1].parse::<u32>().ok()) {
+                out.push((i, n));
+            }
+        }
+        out
+    }
+
+    /// The line range of task `n`'s block, or `None` when TODO.md has no entry for it.
+    ///
+    /// # Errors
+    /// `DuplicateTask` when the heading appears more than once.
+    pub fn block(&self, n: u32) -> Result<Option<Range<usize>>> {
+        let hits: Vec<usize> = self.headings().into_iter().filter(|(_, m)| *m == n).map(|(i, _)| i).collect();
+        match hits.len() {
+            0 => Ok(None),
+            1 => Ok(Some(hits[0]..self.block_end(hits[0]))),
+            count => Err(Error::DuplicateTask {
+                task: n,
+                count,
+                lines: hits.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", "),
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    fn block_end(&self, heading: usize) -> usize {
+        (heading + 1..self.doc.len())
+            .find(|&i| {
+                let l = self.doc.line(i);
+                l.trim_end() == "---" || l.starts_with("### ") || l.starts_with("## ") || l.starts_with("# ")
+            })
+            .unwrap_or(self.doc.len())
+    }
+
+    /// Task `n`'s status line, when the task and the line exist.
+    ///
+    /// # Errors
+    /// `DuplicateTask`.
+    pub fn status(&self, n: u32) -> Result<Option<StatusLine>> {
+        let Some(block) = self.block(n)? else { return Ok(None) };
+        Ok(self.status_in(block))
+    }
+
+    fn status_in(&self, block: Range<usize>) -> Option<StatusLine> {
+        block.into_iter().find_map(|i| {
+            let caps = STATUS_LINE.captures(self.doc.line(i))?;
+            Some(StatusLine { line: i, marker: caps[2].to_owned() })
+        })
+    }
+
+    /// Sets task `n`'s status marker, keeping the line's prefix and any text after the bracket.
+    /// A block without a status line gets one right under its heading. Returns false when
+    /// TODO.md has no entry for the task (nothing changed).
+    ///
+    /// # Errors
+    /// `DuplicateTask`.
+    pub fn set_status(&mut self, n: u32, status: &Status) -> Result<bool> {
+        let Some(block) = self.block(n)? else { return Ok(false) };
+        let marker = status.marker();
+        match self.status_in(block.clone()) {
+            Some(sl) => {
+                let line = self.doc.line(sl.line).to_owned();
+                let caps = STATUS_LINE.captures(&line).expect("matched before");
+                let new = format!("{}[{marker}]{}", &caps[1], &caps[3]);
+                self.doc.set_line(sl.line, &new);
+            }
+            None => self.doc.insert_lines(block.start + 1, &[format!("- **Status**: [{marker}]")]),
+        }
+        Ok(true)
+    }
+
+    /// The value of task `n`'s `- **Label**:` bullet, when present.
+    ///
+    /// # Errors
+    /// `DuplicateTask`.
+    pub fn bullet(&self, n: u32, label: &str) -> Result<Option<(usize, String)>> {
+        let Some(block) = self.block(n)? else { return Ok(None) };
+        Ok(self.bullet_lines(block, label).first().map(|&i| {
+            let line = self.doc.line(i);
+            let value = line.split_once("**:").map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+            (i, value)
+        }))
+    }
+
+    fn bullet_lines(&self, block: Range<usize>, label: &str) -> Vec<usize> {
+        block.into_iter().filter(|&i| BULLET.captures(self.doc.line(i)).is_some_and(|c| &c[1] == label)).collect()
+    }
+
+    /// Adds or replaces task `n`'s `- **Label**: value` bullet: the first such bullet is
+    /// rewritten and any repeats removed; otherwise the bullet is added after the block's
+    /// bullet list. Returns false when TODO.md has no entry for the task (nothing changed).
+    ///
+    /// # Errors
+    /// `DuplicateTask`.
+    pub fn set_bullet(&mut self, n: u32, label: &str, value: &str) -> Result<bool> {
+        let Some(block) = self.block(n)? else { return Ok(false) };
+        let existing = self.bullet_lines(block.clone(), label);
+        match existing.split_first() {
+            Some((&first, rest)) => {
+                let indent: String = self.doc.line(first).chars().take_while(|c| c.is_whitespace()).collect();
+                self.doc.set_line(first, &format!("{indent}- **{label}**: {value}"));
+                for &i in rest.iter().rev() {
+                    self.doc.remove_line(i);
+                }
+            }
+            None => {
+                let at = self.bullet_list_end(block);
+                self.doc.insert_lines(at, &[format!("- **{label}**: {value}")]);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The line after the last line of the block's first bullet list (bullets and their
+    /// indented continuation lines); right after the heading when the block has no bullets.
+    fn bullet_list_end(&self, block: Range<usize>) -> usize {
+        let mut end = block.start + 1;
+        let mut in_list = false;
+        for i in block.start + 1..block.end {
+            let line = self.doc.line(i);
+            let is_bullet = line.trim_start().starts_with("- ") || line.trim_start().starts_with("**Status**:");
+            let is_continuation = in_list && !line.trim().is_empty() && line.starts_with([' ', '\t']);
+            if is_bullet || is_continuation {
+                in_list = true;
+                end = i + 1;
+            } else if in_list {
+                break;
+            }
+        }
+        end
+    }
+
+    /// Inserts a new task entry directly under `## Tasks` (appending that section when missing).
+    pub fn insert_task(&mut self, entry: &[String]) {
+        let tasks = self.doc.lines().position(|l| l.trim_end() == "## Tasks");
+        let mut lines = vec![String::new()];
+        lines.extend(entry.iter().cloned());
+        lines.push(String::new());
+        lines.push("---".into());
+        match tasks {
+            Some(i) => {
+                // Keep the conventional blank line between an entry's `---` and the next heading.
+                let next_is_heading = self.doc.len() > i + 1 && self.doc.line(i + 1).starts_with("### ");
+                if next_is_heading {
+                    lines.push(String::new());
+                }
+                self.doc.insert_lines(i + 1, &lines);
+            }
+            None => {
+                let mut all = Vec::new();
+                if !self.doc.is_empty() {
+                    all.push(String::new());
+                }
+                all.push("## Tasks".into());
+                all.extend(lines);
+                let at = self.doc.len();
+                self.doc.insert_lines(at, &all);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TODO: &str = "---\nnext_project_number: 12 # keep\ntask_counts:\n  active: 2\n---\n\n# TODO\n\n## Tasks\n\n\
+### 11. Eleven\n- **Effort**: 1h\n **Status**: [PLANNED] (waiting on 10)\n- **Language**: meta\n- **Research**:\n  - [r.md](specs/11_eleven/reports/r.md)\n\n**Description**: x\n\n---\n\n\
+### 10. Ten\n- **Status**: [IMPLEMENTING]\n- **Summary**: [old.md](specs/10_ten/summaries/old.md)\n\n**Summary**: a paragraph\n\n---\n";
+
+    fn todo() -> TodoFile {
+        TodoFile::parse(Path::new("TODO.md"), TODO.as_bytes()).expect("parse")
+    }
+
+    fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
+        let (a, b): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
+        assert_eq!(a.len(), b.len(), "line count changed");
+        a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, y)| (x.to_string(), y.to_string())).collect()
+    }
+
+    #[test]
+    fn status_edit_keeps_prefix_and_trailing_text() {
+        let mut t = todo();
+        assert_eq!(t.status(11).expect("ok").expect("line").marker, "PLANNED");
+        t.set_status(11, &Status::Implementing).expect("set");
+        assert_eq!(
+            changed_lines(TODO, &t.to_text()),
+            [(" **Status**: [PLANNED] (waiting on 10)".into(), " **Status**: [IMPLEMENTING] (waiting on 10)".into())]
+        );
+        assert!(!t.set_status(99, &Status::Planned).expect("missing is not an error"));
+    }
+
+    #[test]
+    fn summary_bullet_replaced_not_duplicated_and_added_after_list() {
+        let mut t = todo();
+        t.set_bullet(10, "Summary", "[new.md](specs/10_ten/summaries/new.md)").expect("set");
+        let text = t.to_text();
+        assert_eq!(text.matches("- **Summary**:").count(), 1);
+        assert!(text.contains("**Summary**: a paragraph"), "paragraph untouched");
+        let mut t = todo();
+        t.set_bullet(11, "Summary", "[s.md](p)").expect("set");
+        assert!(t
+            .to_text()
+            .contains("  - [r.md](specs/11_eleven/reports/r.md)\n- **Summary**: [s.md](p)\n\n**Description**"));
+    }
+
+    #[test]
+    fn frontmatter_number_is_a_one_line_edit() {
+        let mut t = todo();
+        assert_eq!(t.next_project_number(), Some((1, 12)));
+        assert!(t.set_next_project_number(13));
+        assert_eq!(
+            changed_lines(TODO, &t.to_text()),
+            [("next_project_number: 12 # keep".into(), "next_project_number: 13 # keep".into())]
+        );
+    }
+
+    #[test]
+    fn duplicate_headings_are_refused() {
+        let dup = TODO.replace("### 10. Ten", "### 11. Ten");
+        let t = TodoFile::parse(Path::new("TODO.md"), dup.as_bytes()).expect("parse");
+        assert!(matches!(t.block(11), Err(Error::DuplicateTask { count: 2, .. })));
+    }
+
+    #[test]
+    fn insert_task_goes_under_tasks_heading() {
+        let mut t = todo();
+        t.insert_task(&["### 12. Twelve".into(), "- **Status**: [NOT STARTED]".into()]);
+        assert!(t
+            .to_text()
+            .contains("## Tasks\n\n### 12. Twelve\n- **Status**: [NOT STARTED]\n\n---\n\n### 11. Eleven"));
+        assert_eq!(t.status(12).expect("ok").expect("line").marker, "NOT STARTED");
+    }
+}

@@ -1,0 +1,21 @@
+//! postflight: deterministic bookkeeping for AI-agent "implement" runs.
+//!
+//! Data flows one way: the CLI (`xtask`) builds a [`Context`] and calls one function here;
+//! workflow stages edit the [`ledger`] files and commit through [`git`].
+//!
+//! - [`ledger`]: `specs/state.json` (reference §2), `specs/TODO.md` (§3) and plan files (§4),
+//!   read and written together under one lock, atomically, preserving what they do not own.
+//! - [`tasks`]: `init`, `task new`, `set-status` and the `status` report.
+//! - [`context`]: repository, clock (`XTASK_NOW`) and session id (`XTASK_SESSION_ID`).
+//!
+//! The reference is `../shared/spec/reference-formats.md` (seen from the project root).
+
+pub mod atomic;
+pub mod context;
+pub mod error;
+pub mod ledger;
+pub mod repo;
+pub mod tasks;
+
+pub use context::Context;
+pub use error::{Error, Kind, Result};

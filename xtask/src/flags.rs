@@ -1,0 +1,35 @@
+//! The command line: global flags and one subcommand enum; each subcommand's arguments live
+//! in the module that runs it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Deterministic bookkeeping for AI-agent implement runs.
+#[derive(Parser, Debug)]
+#[command(name = "xtask", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Run as if started in <DIR> (like git -C)
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create specs/state.json and specs/TODO.md if missing and ignore transient files
+    Init(crate::tasks::InitArgs),
+    /// Manage tasks (create)
+    Task(crate::tasks::TaskArgs),
+    /// Show all tasks, or what each ledger file says about one task
+    Status(crate::tasks::StatusArgs),
+    /// Move a task to a status in state.json, TODO.md and the plan header together
+    SetStatus(crate::tasks::SetStatusArgs),
+}
+
+/// Parses a task number strictly (no leading zeros, no fractions).
+pub fn task_number(s: &str) -> Result<u32, String> {
+    postflight::tasks::parse_task_number(s).map_err(|e| e.to_string())
+}

@@ -1,0 +1,79 @@
+//! The `xtask` binary: parses the command line, builds the library's `Context`, runs one
+//! library call and maps its outcome to an exit code (documented in README.md).
+
+mod flags;
+mod tasks;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use flags::{Cli, Command};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: unexpected internal error (for `check`: findings).
+pub const EXIT_INTERNAL: u8 = 1;
+/// Exit code: bad usage or bad input; no file changed.
+pub const EXIT_INVALID: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_INVALID } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = run(cli, &mut out);
+    let _ = out.flush();
+    match result {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let dir = match &cli.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()?,
+    };
+    let ctx = || postflight::Context::from_env(&dir);
+    match cli.command {
+        Command::Init(args) => args.run(&ctx()?, out),
+        Command::Task(args) => args.run(&ctx()?, out),
+        Command::Status(args) => args.run(&ctx()?, out),
+        Command::SetStatus(args) => args.run(&ctx()?, out),
+    }
+}
+
+/// Prints `error: …`, its causes and a hint to stderr; returns the exit code for its kind.
+fn report(err: &anyhow::Error) -> ExitCode {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::from(EXIT_OK);
+        }
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    let mut source = err.source();
+    while let Some(s) = source {
+        let _ = writeln!(stderr, "  caused by: {s}");
+        source = s.source();
+    }
+    match err.downcast_ref::<postflight::Error>() {
+        Some(e) => {
+            if let Some(hint) = e.hint() {
+                let _ = writeln!(stderr, "hint: {hint}");
+            }
+            match e.kind() {
+                postflight::Kind::Refused => ExitCode::from(EXIT_INVALID),
+                postflight::Kind::Internal => ExitCode::from(EXIT_INTERNAL),
+            }
+        }
+        None => ExitCode::from(EXIT_INTERNAL),
+    }
+}

@@ -1,0 +1,166 @@
+//! `init`, `task new`, `status` and `set-status`: thin wrappers over `postflight::tasks`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use postflight::ledger::status::Status;
+use postflight::tasks;
+use postflight::Context;
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {}
+
+impl InitArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let report = tasks::init(ctx)?;
+        for f in &report.created {
+            writeln!(out, "created {f}")?;
+        }
+        for f in &report.kept {
+            writeln!(out, "kept {f} (exists)")?;
+        }
+        if !report.ignored.is_empty() {
+            writeln!(out, "added to .gitignore: {}", report.ignored.join(" "))?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TaskArgs {
+    #[command(subcommand)]
+    command: TaskCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TaskCommand {
+    /// Create a task in state.json and TODO.md and print its number
+    New {
+        /// The task's title
+        title: String,
+        /// The task's language (general, meta, markdown, lean, latex, typst, ...)
+        #[arg(long)]
+        language: Option<String>,
+        /// A description paragraph
+        #[arg(long)]
+        description: Option<String>,
+        /// A priority (high, medium, low)
+        #[arg(long)]
+        priority: Option<String>,
+    },
+}
+
+impl TaskArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        match self.command {
+            TaskCommand::New { title, language, description, priority } => {
+                let (n, _) = tasks::new_task(ctx, &tasks::NewTask { title, language, description, priority })?;
+                writeln!(out, "{n}")?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Show one task in detail
+    #[arg(value_parser = crate::flags::task_number)]
+    task: Option<u32>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+impl StatusArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        match self.task {
+            None => {
+                let rows = tasks::list(ctx)?;
+                if self.json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let lang_w = rows.iter().map(|r| r.language.len()).max().unwrap_or(8).max(8);
+                let status_w = rows.iter().map(|r| r.status.len()).max().unwrap_or(6).max(6);
+                writeln!(
+                    out,
+                    "{:>5}  {:<status_w$}  {:<lang_w$}  {:<10}  TITLE",
+                    "TASK", "STATUS", "LANGUAGE", "PLAN"
+                )?;
+                for r in rows {
+                    let plan = match (r.phases_done, r.phases_total) {
+                        (Some(d), Some(t)) => format!("{d}/{t} phases"),
+                        _ => "-".into(),
+                    };
+                    writeln!(
+                        out,
+                        "{:>5}  {:<status_w$}  {:<lang_w$}  {:<10}  {}",
+                        r.number, r.status, r.language, plan, r.title
+                    )?;
+                }
+            }
+            Some(n) => {
+                let d = tasks::detail(ctx, n)?;
+                if self.json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&d)?)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let none = || "-".to_owned();
+                writeln!(out, "task {}: {}", d.number, d.title)?;
+                writeln!(out, "  language     {}", d.language)?;
+                writeln!(out, "  state.json   {}", d.state_status)?;
+                writeln!(out, "  TODO.md      {}", d.todo_marker.map(|m| format!("[{m}]")).unwrap_or_else(none))?;
+                writeln!(out, "  plan         {}", d.plan.clone().unwrap_or_else(none))?;
+                writeln!(out, "  plan header  {}", d.plan_marker.map(|m| format!("[{m}]")).unwrap_or_else(none))?;
+                if !d.phases.is_empty() {
+                    let done =
+                        d.phases.iter().filter(|(_, m)| matches!(m.as_deref(), Some("COMPLETED" | "COMPLETE"))).count();
+                    writeln!(
+                        out,
+                        "  phases       {done}/{} done, resume at {}",
+                        d.phases.len(),
+                        d.resume_phase.unwrap_or_else(none)
+                    )?;
+                }
+                writeln!(out, "  session      {}", d.session_id.unwrap_or_else(none))?;
+                writeln!(out, "  marker       {}", d.marker.unwrap_or_else(|| "none".into()))?;
+                writeln!(out, "  consistent   {}", if d.consistent { "yes" } else { "no (run `xtask check`)" })?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SetStatusArgs {
+    /// The task number
+    #[arg(value_parser = crate::flags::task_number)]
+    task: u32,
+    /// The new status (state word such as `planned`, or a marker such as "[PLANNED]")
+    status: String,
+    /// Allow a transition the lifecycle forbids
+    #[arg(long)]
+    force: bool,
+}
+
+impl SetStatusArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let status = Status::parse_user(&self.status)?;
+        let change =
+            tasks::set_status(ctx, &tasks::SetStatus { task: self.task, status: status.clone(), force: self.force })?;
+        for w in &change.warnings {
+            eprintln!("warning: {w}");
+        }
+        let files: Vec<String> = change.changes.iter().map(|c| ctx.repo.relative(&c.path)).collect();
+        writeln!(
+            out,
+            "task {}: {} -> {} ({})",
+            self.task,
+            change.from,
+            status,
+            if files.is_empty() { "no change".into() } else { files.join(", ") }
+        )?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
