@@ -16,6 +16,7 @@ pub mod error;
 pub mod ledger;
 pub mod repo;
 pub mod tasks;
+pub mod workflow;
 
 pub use context::Context;
 pub use error::{Error, Kind, Result};
