@@ -1,0 +1,66 @@
+//! The prompt an agent receives on stdin: the task, the delegation context, where to resume,
+//! and the metadata contract it must honour (docs/agent-protocol.md says the same for humans).
+
+use serde_json::Value;
+
+/// Builds the prompt for one invocation from its delegation context.
+pub fn build(delegation: &Value, summary_path: &str) -> String {
+    let s = |k: &str| delegation.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let task = &delegation["task_context"];
+    let n = task["task_number"].as_u64().unwrap_or_default();
+    let name = task["task_name"].as_str().unwrap_or_default();
+    let description = task["description"].as_str().unwrap_or_default();
+    let iteration = delegation["iteration"].as_u64().unwrap_or(1);
+    let plan = s("plan_path");
+    let meta = s("metadata_file_path");
+    let session = s("session_id");
+    let mut p = String::new();
+    p.push_str(&format!("You are implementing task {n} ({name}) in this repository, following its plan.\n\n"));
+    if !description.is_empty() {
+        p.push_str(&format!("Task description: {description}\n\n"));
+    }
+    p.push_str(&format!("Plan: {plan}\n"));
+    match delegation["resume_phase"].as_u64() {
+        Some(phase) => p.push_str(&format!(
+            "This is iteration {iteration}: earlier work stopped partway. Resume at phase {phase}; phases marked [COMPLETED] are done.\n"
+        )),
+        None => p.push_str("Start at the first phase that is not marked [COMPLETED].\n"),
+    }
+    if let Some(h) = delegation["handoff_path"].as_str() {
+        p.push_str(&format!("Read the handoff from the previous iteration first: {h}\n"));
+    }
+    p.push_str(&format!(
+        "
+For each phase: mark its heading [IN PROGRESS], do the work, verify it, then mark it [COMPLETED]
+(or [PARTIAL] / [BLOCKED]). Record what you did in the implementation summary
+{summary_path} (create it on the first phase, append after).
+Do not edit specs/state.json or specs/TODO.md and do not commit: postflight records the outcome
+and commits the task's files for you. If you must stop early (context or time running out), write a
+short handoff document under the task's handoffs/ directory and report partial.
+
+Before you stop, write the metadata file {meta} as JSON:
+{{
+  \"status\": \"implemented\" | \"partial\" | \"failed\" | \"blocked\",
+  \"summary\": \"2-5 sentences on what was done\",
+  \"artifacts\": [
+    {{\"type\": \"summary\", \"path\": \"{summary_path}\", \"summary\": \"one line\"}},
+    {{\"type\": \"implementation\", \"path\": \"<every file you created or changed>\", \"summary\": \"one line\"}}
+  ],
+  \"metadata\": {{\"session_id\": \"{session}\", \"phases_completed\": <number>, \"phases_total\": <number>}},
+  \"partial_progress\": {{\"phases_completed\": <number>, \"phases_total\": <number>, \"handoff_path\": \"<path or null>\", \"details\": \"what remains\"}},
+  \"completion_data\": {{\"completion_summary\": \"1-3 sentences\", \"roadmap_items\": [], \"claudemd_suggestions\": \"none\"}},
+  \"requires_user_review\": false,
+  \"review_reason\": \"only for hard blockers a human must resolve\",
+  \"errors\": [{{\"message\": \"...\", \"recoverable\": true}}]
+}}
+Use \"implemented\" only when every phase is done (never \"completed\"), with completion_data.
+Use \"partial\" with partial_progress when phases remain, \"blocked\" or \"failed\" with errors otherwise.
+Your final reply should be a few plain-text lines, not JSON.
+
+Delegation context (also in the environment as XTASK_DELEGATION):
+"
+    ));
+    p.push_str(&serde_json::to_string_pretty(delegation).unwrap_or_default());
+    p.push('\n');
+    p
+}
