@@ -235,16 +235,7 @@ pub fn apply_status(
     if let Some(todo) = snap.todo() {
         todo.block(task)?;
     }
-    let mut fields = Map::new();
-    fields.insert("status".into(), Value::from(status.as_str()));
-    fields.insert("last_updated".into(), Value::from(ts));
-    if let Some(field) = status.timestamp_field() {
-        fields.insert(field.into(), Value::from(ts));
-    }
-    for (k, v) in extra {
-        fields.insert((*k).to_owned(), v.clone());
-    }
-    snap.state_mut().merge(task, fields)?;
+    snap.state_mut().merge(task, status_fields(status, ts, extra))?;
     let todo_path = snap.todo().map(|t| t.path.display().to_string());
     match snap.todo_mut() {
         Some(todo) => {
@@ -263,6 +254,28 @@ pub fn apply_status(
         }
     }
     Ok((from, warnings))
+}
+
+/// The fields a status change merges into a state entry, in the order the original workflow's
+/// jq updates list them, because new keys are appended in this order (jq's `. + {...}`):
+/// `status`, `last_updated`, `session_id` (when given in `extra`), the lifecycle timestamp
+/// (`started`, `completed`, ...), then the other `extra` fields. Preflight's
+/// `{status, last_updated, session_id, started}` and completion's
+/// `{status, last_updated, completed}` followed by `completion_summary` both come out as jq writes them.
+pub fn status_fields(status: &Status, ts: &str, extra: &[(&str, Value)]) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("status".into(), Value::from(status.as_str()));
+    fields.insert("last_updated".into(), Value::from(ts));
+    for (k, v) in extra.iter().filter(|(k, _)| *k == "session_id") {
+        fields.insert((*k).to_owned(), v.clone());
+    }
+    if let Some(field) = status.timestamp_field() {
+        fields.insert(field.into(), Value::from(ts));
+    }
+    for (k, v) in extra.iter().filter(|(k, _)| *k != "session_id") {
+        fields.insert((*k).to_owned(), v.clone());
+    }
+    fields
 }
 
 /// One row of the `status` table.
