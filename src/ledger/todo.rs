@@ -90,12 +90,21 @@ impl TodoFile {
     }
 
     /// Every task heading: (0-based line, task number), in file order.
+    ///
+    /// Headings inside an ordering section (`## Task Order`, `## Recommended Order`: any `## `
+    /// section whose title has the word "order") are numbered list items such as
+    /// `### 2. Code Cleanup`, not task entries, and are skipped.
     pub fn headings(&self) -> Vec<(usize, u32)> {
         let mut out = Vec::new();
         let body_start = self.frontmatter().map(|r| r.end + 1).unwrap_or(0);
+        let mut in_order_section = false;
         for i in body_start..self.doc.len() {
             let line = self.doc.line(i);
-            if !line.starts_with("### ") {
+            if let Some(title) = line.strip_prefix("## ") {
+                in_order_section = title.split(|c: char| !c.is_alphanumeric()).any(|w| w.eq_ignore_ascii_case("order"));
+                continue;
+            }
+            if in_order_section || !line.starts_with("### ") {
                 continue;
             }
             if let Some(n) = HEADING.captures(line).and_then(|c| c[1].parse::<u32>().ok()) {
@@ -320,6 +329,20 @@ mod tests {
         let dup = TODO.replace("### 10. Ten", "### 11. Ten");
         let t = TodoFile::parse(Path::new("TODO.md"), dup.as_bytes()).expect("parse");
         assert!(matches!(t.block(11), Err(Error::DuplicateTask { count: 2, .. })));
+    }
+
+    #[test]
+    fn ordering_sections_hold_no_task_entries() {
+        let text = TODO.replace(
+            "## Tasks\n",
+            "## Recommended Order\n\n### 10. Critical path\n\n1. **10** [IMPLEMENTING]\n\n## Tasks\n",
+        );
+        let mut t = TodoFile::parse(Path::new("TODO.md"), text.as_bytes()).expect("parse");
+        assert_eq!(t.headings().iter().map(|(_, n)| *n).collect::<Vec<_>>(), [11, 10]);
+        t.set_status(10, &Status::Completed).expect("not a duplicate");
+        let new = t.to_text();
+        assert!(new.contains("### 10. Critical path\n\n1. **10** [IMPLEMENTING]\n"), "ordering list untouched");
+        assert!(new.contains("### 10. Ten\n- **Status**: [COMPLETED]\n"));
     }
 
     #[test]
