@@ -124,10 +124,23 @@ impl PlanFile {
             }
             if let Some(c) = PHASE.captures(line) {
                 let (title, marker) = split_marker(&c[3]);
+                let marker = marker.or_else(|| self.body_status(i));
                 out.push(Phase { id: c[2].to_owned(), position: out.len() + 1, title, marker, line: i });
             }
         }
         out
+    }
+
+    /// The marker word of an older-style phase whose heading has no marker and whose status
+    /// sits on its own `**Status**: [X]` line in the phase body (before the next heading or `---`).
+    fn body_status(&self, heading: usize) -> Option<String> {
+        (heading + 1..self.doc.len())
+            .map(|i| self.doc.line(i))
+            .take_while(|l| !l.starts_with('#') && l.trim_end() != "---")
+            .find_map(|l| {
+                let caps = HEADER_STATUS.captures(l)?;
+                split_marker(&format!("[{}]", &caps[2])).1
+            })
     }
 
     /// Where to resume: the first phase not done, in file order.
