@@ -22,6 +22,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    sweep_stale_temp_files(dir, &name, STALE_TEMP_AGE);
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
@@ -36,6 +37,37 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.as_file().sync_all().map_err(|e| Error::io("sync", path, e))?;
     tmp.persist(path).map_err(|e| Error::io("replace", path, e.error))?;
     Ok(())
+}
+
+/// How old a leftover temp file must be before a later write removes it. A writer holds its
+/// temp file for milliseconds; one this old belongs to a process that was killed mid-write.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
+
+/// Removes the leftovers `.<name>.<random>.tmp` of killed writers of `name` in `dir` that are
+/// older than `min_age`, and returns how many were removed. Best effort: a file that cannot be
+/// inspected or removed is left alone, because cleaning up must never fail a write.
+pub fn sweep_stale_temp_files(dir: &Path, name: &str, min_age: Duration) -> usize {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else { continue };
+        if !file_name.starts_with(&prefix) || !file_name.ends_with(".tmp") || file_name.len() <= prefix.len() + 4 {
+            continue;
+        }
+        let old_enough = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
+        if old_enough && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// A new ledger file gets 0644 (a temp file starts as 0600, which would hide it from others).
@@ -140,6 +172,23 @@ mod tests {
         }
         let names: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn stale_temp_files_of_killed_writers_are_swept_fresh_ones_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("state.json");
+        for name in [".state.json.abc123.tmp", ".TODO.md.abc123.tmp", "state.json.tmp", ".state.json..tmp"] {
+            std::fs::write(tmp.path().join(name), "x").expect("write");
+        }
+        // Nothing is old enough yet: a fresh temp file may belong to a live writer.
+        write(&p, b"1").expect("write");
+        assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 5);
+        // With no minimum age, only this file's own leftovers go.
+        assert_eq!(sweep_stale_temp_files(tmp.path(), "state.json", Duration::ZERO), 1);
+        assert!(!tmp.path().join(".state.json.abc123.tmp").exists());
+        assert!(tmp.path().join(".TODO.md.abc123.tmp").exists());
+        assert!(tmp.path().join("state.json.tmp").exists());
     }
 
     #[test]
