@@ -17,11 +17,37 @@ use crate::error::{Error, Result};
 /// # Writes
 /// `path` (and a short-lived `.<name>.<random>.tmp` beside it).
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
+    stage(path, bytes)?.commit()
+}
+
+/// A file's new content, fully written and synced to a temp file beside it, waiting to be
+/// renamed over the file by [`Staged::commit`]. Dropped without commit, the temp file is removed
+/// and the file is unchanged.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+/// Writes `bytes` to a synced temp file in `path`'s directory with `path`'s permissions (0644 for
+/// a new file), without touching `path` yet. Staging every file of a transaction before renaming
+/// any means an error or a kill while writing leaves all of them unchanged. A symlinked `path` is
+/// followed, so the link survives and its target gets the new content.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| Error::io("resolve symlink", path, e))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     sweep_stale_temp_files(dir, &name, STALE_TEMP_AGE);
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -29,14 +55,25 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file for", path, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io("write", path, e))?;
-    match std::fs::metadata(path) {
+    match std::fs::metadata(&target) {
         Ok(meta) => tmp.as_file().set_permissions(meta.permissions()),
         Err(_) => set_new_file_permissions(tmp.as_file()),
     }
     .map_err(|e| Error::io("set permissions of", path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io("sync", path, e))?;
-    tmp.persist(path).map_err(|e| Error::io("replace", path, e.error))?;
-    Ok(())
+    Ok(Staged { tmp, target })
+}
+
+impl Staged {
+    /// Renames the temp file over the target (one atomic step).
+    ///
+    /// # Errors
+    /// I/O errors, naming the file.
+    pub fn commit(self) -> Result<()> {
+        let Staged { tmp, target } = self;
+        tmp.persist(&target).map_err(|e| Error::io("replace", &target, e.error))?;
+        Ok(())
+    }
 }
 
 /// How old a leftover temp file must be before a later write removes it. A writer holds its
@@ -189,6 +226,24 @@ mod tests {
         assert!(!tmp.path().join(".state.json.abc123.tmp").exists());
         assert!(tmp.path().join(".TODO.md.abc123.tmp").exists());
         assert!(tmp.path().join("state.json.tmp").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_file_keeps_its_link_and_a_dropped_stage_changes_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(tmp.path().join("real")).expect("mkdir");
+        let target = tmp.path().join("real/TODO.md");
+        std::fs::write(&target, "old").expect("write");
+        let link = tmp.path().join("TODO.md");
+        std::os::unix::fs::symlink("real/TODO.md", &link).expect("symlink");
+        write(&link, b"new").expect("write through the link");
+        assert!(std::fs::symlink_metadata(&link).expect("meta").file_type().is_symlink());
+        assert_eq!(std::fs::read(&target).expect("read"), b"new");
+
+        drop(stage(&target, b"never").expect("stage"));
+        assert_eq!(std::fs::read(&target).expect("read"), b"new");
+        assert_eq!(std::fs::read_dir(tmp.path().join("real")).expect("ls").count(), 1, "temp file removed");
     }
 
     #[test]

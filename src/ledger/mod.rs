@@ -134,13 +134,17 @@ impl Ledger {
     }
 }
 
-/// Writes each change atomically, state.json first (the source of truth).
+/// Writes each change atomically, state.json first (the source of truth). Every new content is
+/// first staged in a synced temp file; only when all are staged are they renamed over their files,
+/// one after the other. So a failure or a kill while writing changes no file, and a kill can
+/// only land in the short run of renames.
 ///
 /// # Errors
-/// I/O errors.
+/// I/O errors; when staging fails, no file was changed.
 pub fn write_changes(changes: &[Change]) -> Result<()> {
-    for c in changes {
-        atomic::write(&c.path, &c.new)?;
+    let staged = changes.iter().map(|c| atomic::stage(&c.path, &c.new)).collect::<Result<Vec<_>>>()?;
+    for s in staged {
+        s.commit()?;
     }
     Ok(())
 }
