@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod plan;
+pub mod scope;
 pub mod state;
 pub mod status;
 pub mod text;
