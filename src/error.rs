@@ -118,6 +118,12 @@ pub enum Error {
         /// One line of advice.
         hint: Option<String>,
     },
+    /// A jq filter does not compile, or fails on its input (`xtask query`).
+    #[error("{message}")]
+    Filter {
+        /// What is wrong; for a syntax error, followed by the filter with a caret under the position.
+        message: String,
+    },
     /// A timestamp or environment value could not be understood.
     #[error("{name}: {message}")]
     Env {

@@ -6,6 +6,8 @@
 //! - [`ledger`]: `specs/state.json` (reference §2), `specs/TODO.md` (§3) and plan files (§4),
 //!   read and written together under one lock, atomically, preserving what they do not own.
 //! - [`tasks`]: `init`, `task new`, `set-status` and the `status` report.
+//! - [`guard`]: the Claude Code stop hook, the ledger consistency check and hook installation.
+//! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`context`]: repository, clock (`XTASK_NOW`) and session id (`XTASK_SESSION_ID`).
 //!
 //! The reference is `../shared/spec/reference-formats.md` (seen from the project root).
@@ -13,7 +15,9 @@
 pub mod atomic;
 pub mod context;
 pub mod error;
+pub mod guard;
 pub mod ledger;
+pub mod query;
 pub mod repo;
 pub mod tasks;
 pub mod workflow;

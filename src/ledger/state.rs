@@ -44,6 +44,9 @@ impl StateFile {
     /// `Json` with line and column; `Format` when the top level is not an object or
     /// `active_projects` is missing or not an array.
     pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<StateFile> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::format(path, None, "the file is empty (was it clobbered by an interrupted write?)"));
+        }
         let doc = json::parse(path, &bytes)?;
         let state = StateFile { path: path.to_path_buf(), doc, raw: bytes };
         state.projects()?;
@@ -308,6 +311,8 @@ mod tests {
     fn bad_documents_are_refused_with_position() {
         let err = StateFile::parse(Path::new("s.json"), b"{\n  \"a\": [1,\n}".to_vec()).expect_err("bad");
         assert!(err.to_string().starts_with("s.json:3:1: invalid JSON"), "{err}");
+        let err = StateFile::parse(Path::new("s.json"), b" \n".to_vec()).expect_err("empty");
+        assert!(err.to_string().starts_with("s.json: the file is empty"), "{err}");
         let err = StateFile::parse(Path::new("s.json"), b"{\"x\": 1}".to_vec()).expect_err("no projects");
         assert!(err.to_string().contains("no `active_projects`"), "{err}");
     }

@@ -27,9 +27,16 @@ pub enum Command {
     Status(crate::tasks::StatusArgs),
     /// Move a task to a status in state.json, TODO.md and the plan header together
     SetStatus(crate::tasks::SetStatusArgs),
+    /// Claude Code hook handlers (`hook stop` for Stop and SubagentStop)
+    Hook(crate::guard::HookArgs),
+    /// Run jq filters over specs/state.json (jq 1.6 output, no jq needed)
+    Query(crate::query::QueryArgs),
 }
 
 /// Parses a task number strictly (no leading zeros, no fractions).
 pub fn task_number(s: &str) -> Result<u32, String> {
-    postflight::tasks::parse_task_number(s).map_err(|e| e.to_string())
+    postflight::tasks::parse_task_number(s).map_err(|e| match e.hint() {
+        Some(hint) => format!("{e} ({hint})"),
+        None => e.to_string(),
+    })
 }

@@ -2,6 +2,8 @@
 //! library call and maps its outcome to an exit code (documented in README.md).
 
 mod flags;
+mod guard;
+mod query;
 mod tasks;
 
 use std::io::Write;
@@ -47,6 +49,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Task(args) => args.run(&ctx()?, out),
         Command::Status(args) => args.run(&ctx()?, out),
         Command::SetStatus(args) => args.run(&ctx()?, out),
+        Command::Hook(args) => args.run(&dir, out),
+        Command::Query(args) => args.run(&dir, out),
     }
 }
 

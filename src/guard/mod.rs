@@ -1,0 +1,5 @@
+//! Guards that hold the workflow's line when an LLM session drives it: the Claude Code stop
+//! hook ([`stop_hook`]), the ledger consistency check behind the pre-commit hook ([`check`]) and
+//! the installation of both hooks ([`install`]).
+
+pub mod stop_hook;

@@ -1,0 +1,347 @@
+//! `xtask hook stop`: the handler for Claude Code's `Stop` and `SubagentStop` events. It blocks
+//! a stop only while a pending marker of *this* session's run has its metadata still owed, at
+//! most [`MAX_BLOCKS`] times per session and marker, counted in its own file (D10). It never
+//! deletes a marker, never reads state.json, and never touches another session's marker.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::workflow::marker::{self, Marker, HOOK_COUNTER_FILE, METADATA_FILE};
+
+/// How often one session may be sent back to work for one marker before its stop is let through.
+pub const MAX_BLOCKS: u32 = 3;
+
+/// The longest piece of a marker's own `reason` quoted in the block reason.
+const MAX_MARKER_REASON: usize = 300;
+
+/// The fields of Claude Code's `Stop` / `SubagentStop` event the hook uses (others are ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Event {
+    /// The Claude Code session that is stopping.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The session's working directory.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// `Stop` or `SubagentStop`.
+    #[serde(default)]
+    pub hook_event_name: Option<String>,
+    /// True when the session is already continuing because of a stop hook.
+    #[serde(default)]
+    pub stop_hook_active: bool,
+    /// The transcript file (unused; kept for messages).
+    #[serde(default)]
+    pub transcript_path: Option<PathBuf>,
+}
+
+/// What the hook answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Let the session stop (`{}`).
+    Allow,
+    /// Keep the session working with this instruction.
+    Block {
+        /// What the session must do before stopping.
+        reason: String,
+    },
+}
+
+impl Decision {
+    /// The JSON Claude Code reads on stdout, serialised (never interpolated), without newline.
+    pub fn to_json(&self) -> String {
+        let value = match self {
+            Decision::Allow => json!({}),
+            Decision::Block { reason } => json!({ "decision": "block", "reason": reason }),
+        };
+        value.to_string()
+    }
+}
+
+/// The decision plus notes for stderr (why a stop was let through, markers skipped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The answer.
+    pub decision: Decision,
+    /// One line each, for the user's eyes only.
+    pub notes: Vec<String>,
+}
+
+/// Why the metadata is still owed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owed {
+    Missing,
+    InProgress,
+    Invalid(String),
+}
+
+/// Parses the event JSON Claude Code writes to the hook's stdin.
+///
+/// # Errors
+/// `Refused` when the input is empty or not a JSON object.
+pub fn parse_event(input: &[u8]) -> Result<Event> {
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::refused("no hook event on standard input", None));
+    }
+    serde_json::from_slice(input)
+        .map_err(|e| Error::refused(format!("the hook event on standard input is not a JSON object: {e}"), None))
+}
+
+/// Decides whether the session of `event` may stop. The repository is found from the event's
+/// `cwd`, else from `fallback_dir`.
+///
+/// # Errors
+/// None in practice for a well-formed event; the caller lets the stop through on any error.
+///
+/// # Writes
+/// The block counter [`HOOK_COUNTER_FILE`] beside a marker, when it blocks.
+pub fn decide(event: &Event, fallback_dir: &Path, now: jiff::Timestamp) -> Result<Outcome> {
+    let mut notes = Vec::new();
+    let allow = |notes: Vec<String>| Ok(Outcome { decision: Decision::Allow, notes });
+    let Some(session) = event.session_id.as_deref().filter(|s| !s.trim().is_empty()) else {
+        notes.push("the hook event has no session_id; nothing can belong to it".into());
+        return allow(notes);
+    };
+    let dir = event.cwd.as_deref().filter(|d| d.is_dir()).unwrap_or(fallback_dir);
+    let repo = match Repo::discover(dir) {
+        Ok(r) => r,
+        Err(_) => return allow(notes),
+    };
+    for marker_path in marker::find_markers(&repo.specs_dir()) {
+        // Parsing only markers that could be ours keeps the common path to one read per marker.
+        let marker = match Marker::load(&marker_path) {
+            Ok(m) => m,
+            Err(e) => {
+                notes.push(format!("ignoring unreadable marker {}: {e}", repo.relative(&marker_path)));
+                continue;
+            }
+        };
+        if !marker.belongs_to(session) || marker.is_stale(now) {
+            continue;
+        }
+        let meta_path = metadata_path(&repo, &marker_path, &marker);
+        let Some(owed) = owed(&meta_path)? else { continue };
+        let counter_path = marker_path.with_file_name(HOOK_COUNTER_FILE);
+        let key = counter_key(session, &marker);
+        let mut counts = read_counts(&counter_path);
+        let blocks = counts.get(&key).copied().unwrap_or(0);
+        if blocks >= MAX_BLOCKS {
+            notes.push(format!(
+                "task {}: stop let through after {MAX_BLOCKS} blocks; {} is still {}",
+                marker.task_number,
+                repo.relative(&meta_path),
+                owed_words(&owed)
+            ));
+            continue;
+        }
+        counts.insert(key, blocks + 1);
+        write_counts(&counter_path, &counts)?;
+        if event.stop_hook_active {
+            notes.push(format!("stop_hook_active was set; block {} of {MAX_BLOCKS}", blocks + 1));
+        }
+        let reason = block_reason(&repo, &marker, &meta_path, &owed, blocks + 1);
+        return Ok(Outcome { decision: Decision::Block { reason }, notes });
+    }
+    allow(notes)
+}
+
+/// Reads the event from `input` and decides; every error lets the stop through with a note.
+pub fn run(input: &[u8], fallback_dir: &Path, now: jiff::Timestamp) -> Outcome {
+    match parse_event(input).and_then(|event| decide(&event, fallback_dir, now)) {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome { decision: Decision::Allow, notes: vec![format!("{e}; letting the stop through")] },
+    }
+}
+
+/// The moment the hook judges staleness by: `XTASK_NOW` when set and valid, else the clock.
+pub fn clock() -> jiff::Timestamp {
+    std::env::var(crate::context::ENV_NOW)
+        .ok()
+        .and_then(|v| v.trim().parse::<jiff::Timestamp>().ok())
+        .unwrap_or_else(jiff::Timestamp::now)
+}
+
+fn metadata_path(repo: &Repo, marker_path: &Path, marker: &Marker) -> PathBuf {
+    match marker.metadata_file.as_deref().filter(|p| !p.is_empty()) {
+        Some(rel) => repo.root.join(rel),
+        None => marker_path.with_file_name(METADATA_FILE),
+    }
+}
+
+/// Whether the metadata is still owed: missing, `in_progress`, or unusable (not JSON, no status).
+fn owed(path: &Path) -> Result<Option<Owed>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(Owed::Missing)),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    let value: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return Ok(Some(Owed::Invalid(format!("is not valid JSON ({e})")))),
+    };
+    match value.get("status").and_then(Value::as_str) {
+        Some("in_progress") => Ok(Some(Owed::InProgress)),
+        Some(_) => Ok(None),
+        None => Ok(Some(Owed::Invalid("has no \"status\" string".into()))),
+    }
+}
+
+fn owed_words(owed: &Owed) -> String {
+    match owed {
+        Owed::Missing => "missing".into(),
+        Owed::InProgress => "marked \"in_progress\"".into(),
+        Owed::Invalid(why) => why.clone(),
+    }
+}
+
+/// The counter key: this session and this marker (a new run writes a new marker).
+fn counter_key(session: &str, marker: &Marker) -> String {
+    format!("{session} task={} run={} created={}", marker.task_number, marker.session_id, marker.created)
+}
+
+fn read_counts(path: &Path) -> BTreeMap<String, u32> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Writes the counter through a temporary file and a rename (no fsync: a lost count after a
+/// crash costs at most one more block).
+fn write_counts(path: &Path, counts: &BTreeMap<String, u32>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".postflight-hook-blocks.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file for", path, e))?;
+    let mut bytes = serde_json::to_vec_pretty(counts).expect("a map of counts always serialises");
+    bytes.push(b'\n');
+    tmp.write_all(&bytes).map_err(|e| Error::io("write", path, e))?;
+    tmp.persist(path).map_err(|e| Error::io("replace", path, e.error))?;
+    Ok(())
+}
+
+/// The instruction sent back to the session: which file, which fields, which values.
+fn block_reason(repo: &Repo, marker: &Marker, meta_path: &Path, owed: &Owed, block: u32) -> String {
+    let meta = repo.relative(meta_path);
+    let task = marker.task_number;
+    let mut reason = format!(
+        "Postflight for task {task} is still pending and this session owns it: {meta} is {}. \
+Before stopping, write {meta} as one JSON object with: \
+\"status\": one of \"implemented\", \"partial\", \"failed\", \"blocked\" (never \"completed\"); \
+\"summary\": 2-5 sentences on what was done; \
+\"artifacts\": [{{\"type\": \"summary\", \"path\": \"specs/.../summaries/implementation-summary-YYYYMMDD.md\", \"summary\": \"...\"}}] (plus implementation artifacts); \
+\"metadata\": {{\"session_id\": \"{}\", \"phases_completed\": <int>, \"phases_total\": <int>}}; \
+for \"partial\" also \"partial_progress\": {{\"phases_completed\": <int>, \"phases_total\": <int>, \"details\": \"...\", \"handoff_path\": \"...\"}}; \
+for \"implemented\" also \"completion_data\": {{\"completion_summary\": \"1-3 sentences\"}}; \
+\"requires_user_review\": true only for a hard blocker. \
+Do not edit specs/state.json, specs/TODO.md or the plan header, and do not commit: postflight does that. \
+(Stop blocked {block} of {MAX_BLOCKS} for this session.)",
+        owed_words(owed),
+        marker.session_id,
+    );
+    let note = sanitize(&marker.reason, MAX_MARKER_REASON);
+    if !note.is_empty() {
+        reason.push_str(&format!(" Marker note: {note}"));
+    }
+    reason
+}
+
+/// Replaces control characters (other than newline and tab) with spaces and caps the length.
+fn sanitize(text: &str, max: usize) -> String {
+    let cleaned: String =
+        text.trim().chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { ' ' } else { c }).collect();
+    if cleaned.chars().count() <= max {
+        return cleaned;
+    }
+    let mut out: String = cleaned.chars().take(max - 3).collect();
+    out.push_str("...");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-03-16T21:20:00Z";
+
+    fn now() -> jiff::Timestamp {
+        NOW.parse().expect("ts")
+    }
+
+    fn setup(marker_json: &str) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(tmp.path().join(".git")).expect("git");
+        let dir = tmp.path().join("specs/980_x");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(marker::MARKER_FILE), marker_json).expect("marker");
+        (tmp, dir)
+    }
+
+    fn event(session: &str, root: &Path, active: bool) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "session_id": session, "cwd": root, "hook_event_name": "SubagentStop",
+            "stop_hook_active": active, "transcript_path": "/tmp/t.jsonl"
+        }))
+        .expect("json")
+    }
+
+    const MARKER: &str = r#"{"session_id": "sess_1773695483_a1b2c3", "task_number": 980, "reason": "r", "created": "2026-03-16T21:11:23Z", "agent_session_id": "agent-1"}"#;
+
+    #[test]
+    fn blocks_three_times_then_lets_through_and_keeps_the_marker() {
+        let (tmp, dir) = setup(MARKER);
+        for k in 1..=3 {
+            let out = run(&event("agent-1", tmp.path(), k > 1), Path::new("/"), now());
+            match &out.decision {
+                Decision::Block { reason } => {
+                    assert!(reason.contains("specs/980_x/.return-meta.json is missing"), "{reason}");
+                    assert!(reason.contains(&format!("blocked {k} of 3")), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let out = run(&event("agent-1", tmp.path(), true), Path::new("/"), now());
+        assert_eq!(out.decision, Decision::Allow, "{:?}", out.notes);
+        assert!(dir.join(marker::MARKER_FILE).exists());
+        // Another session that owns the marker (the tool's id) starts from zero.
+        let out = run(&event("sess_1773695483_a1b2c3", tmp.path(), false), Path::new("/"), now());
+        assert!(matches!(out.decision, Decision::Block { .. }));
+    }
+
+    #[test]
+    fn written_metadata_other_sessions_and_stale_markers_allow() {
+        let (tmp, dir) = setup(MARKER);
+        assert_eq!(run(&event("someone-else", tmp.path(), false), Path::new("/"), now()).decision, Decision::Allow);
+        std::fs::write(dir.join(METADATA_FILE), r#"{"status": "in_progress"}"#).expect("meta");
+        assert!(matches!(
+            run(&event("agent-1", tmp.path(), false), Path::new("/"), now()).decision,
+            Decision::Block { .. }
+        ));
+        std::fs::write(dir.join(METADATA_FILE), r#"{"status": "partial"}"#).expect("meta");
+        assert_eq!(run(&event("agent-1", tmp.path(), false), Path::new("/"), now()).decision, Decision::Allow);
+        std::fs::remove_file(dir.join(METADATA_FILE)).expect("rm");
+        let later: jiff::Timestamp = "2026-03-17T21:20:00Z".parse().expect("ts");
+        assert_eq!(run(&event("agent-1", tmp.path(), false), Path::new("/"), later).decision, Decision::Allow);
+        assert!(dir.join(marker::MARKER_FILE).exists(), "stale marker kept");
+    }
+
+    #[test]
+    fn bad_input_allows() {
+        for input in [&b""[..], b"not json", b"[1]", b"{}"] {
+            assert_eq!(run(input, Path::new("/"), now()).decision, Decision::Allow);
+        }
+    }
+
+    #[test]
+    fn hostile_reason_serialises_as_json() {
+        let d = Decision::Block { reason: "a \"quote\"\n\u{0}\u{1b}[31m \\ end".into() };
+        let v: Value = serde_json::from_str(&d.to_json()).expect("valid json");
+        assert_eq!(v["decision"], "block");
+        assert_eq!(Decision::Allow.to_json(), "{}");
+        assert_eq!(sanitize("x\u{7}y\nz", 10), "x y\nz");
+    }
+}
