@@ -3,7 +3,9 @@
 //! link artifacts), the task-scoped commit and cleanup.
 
 pub mod agent;
+pub mod claude;
 pub mod config;
+pub mod demo;
 pub mod marker;
 pub mod metadata;
 pub mod postflight;

@@ -48,6 +48,12 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The agent itself reported an error (Claude Code: authentication, rate limit, overload,
+    /// max turns) and left no usable metadata; the run can be resumed.
+    AgentError {
+        /// The agent's reason.
+        reason: String,
+    },
     /// The agent wrote no metadata file.
     MetadataMissing {
         /// The file expected (repository-relative).
@@ -71,6 +77,7 @@ impl Outcome {
             Outcome::ReviewNeeded { .. } => "review_needed",
             Outcome::Blocked { .. } => "blocked",
             Outcome::Failed { .. } => "failed",
+            Outcome::AgentError { .. } => "agent_error",
             Outcome::MetadataMissing { .. } => "metadata_missing",
             Outcome::MetadataInvalid { .. } => "metadata_invalid",
         }
@@ -95,7 +102,7 @@ impl Outcome {
 
     /// Whether the marker must stay for a resume (missing or invalid metadata).
     pub fn keeps_marker(&self) -> bool {
-        matches!(self, Outcome::MetadataMissing { .. } | Outcome::MetadataInvalid { .. })
+        matches!(self, Outcome::MetadataMissing { .. } | Outcome::MetadataInvalid { .. } | Outcome::AgentError { .. })
     }
 
     /// The commit subject (D6).
@@ -118,9 +125,10 @@ impl Outcome {
     /// The reason, for outcomes that have one.
     pub fn reason(&self) -> Option<String> {
         match self {
-            Outcome::ReviewNeeded { reason, .. } | Outcome::Blocked { reason } | Outcome::Failed { reason } => {
-                Some(reason.clone())
-            }
+            Outcome::ReviewNeeded { reason, .. }
+            | Outcome::Blocked { reason }
+            | Outcome::Failed { reason }
+            | Outcome::AgentError { reason } => Some(reason.clone()),
             Outcome::MetadataMissing { path } => Some(format!("the agent wrote no metadata file ({path})")),
             Outcome::MetadataInvalid { path, error } => Some(format!("the metadata file {path} is invalid: {error}")),
             _ => None,
@@ -321,13 +329,15 @@ pub fn commit_paths(task: &TaskRef, artifacts: &[Artifact], scoped_changes: &[St
 /// I/O errors other than "already gone".
 pub fn cleanup(task: &TaskRef, outcome: &Outcome) -> Result<()> {
     use crate::workflow::preflight::remove_if_exists;
-    remove_if_exists(&task.counter_path())?;
-    if !matches!(outcome, Outcome::MetadataInvalid { .. }) {
-        remove_if_exists(&task.metadata_path())?;
-    }
+    // The marker goes first: a crash after it leaves only stray files of a finished run, which
+    // the next run ignores, never a "pending" run whose agent would be started again.
     if !outcome.keeps_marker() {
         remove_if_exists(&task.marker_path())?;
         remove_if_exists(&task.dir.join(crate::workflow::marker::HOOK_COUNTER_FILE))?;
+    }
+    remove_if_exists(&task.counter_path())?;
+    if !matches!(outcome, Outcome::MetadataInvalid { .. }) {
+        remove_if_exists(&task.metadata_path())?;
     }
     Ok(())
 }
