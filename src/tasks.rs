@@ -314,9 +314,11 @@ pub struct TaskDetail {
     pub plan: Option<String>,
     /// The plan header's marker.
     pub plan_marker: Option<String>,
-    /// Phases: (id, marker).
-    pub phases: Vec<(String, Option<String>)>,
-    /// Where a run would resume (phase id).
+    /// The plan's phases, in file order.
+    pub phases: Vec<PhaseRow>,
+    /// How many phases are done (completed, skipped, deferred, ...).
+    pub phases_done: usize,
+    /// Where a run would resume (phase id); `None` when every phase is done or there is no plan.
     pub resume_phase: Option<String>,
     /// Whether the three files agree.
     pub consistent: bool,
@@ -326,6 +328,27 @@ pub struct TaskDetail {
     pub session_id: Option<String>,
     /// The artifacts' paths.
     pub artifacts: Vec<String>,
+}
+
+/// One phase of a plan, for the detail view.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseRow {
+    /// The id as written (`3A`, `6.5`, `B`).
+    pub id: String,
+    /// The title.
+    pub title: String,
+    /// The marker word, when the phase has one.
+    pub marker: Option<String>,
+    /// Whether the phase counts as done.
+    pub done: bool,
+}
+
+/// A task's title: the entry's own `title`, else its TODO.md heading, else its slug in words.
+fn title_of(info: &state::TaskInfo, todo: Option<&TodoFile>) -> String {
+    if info.has_title {
+        return info.title.clone();
+    }
+    todo.and_then(|t| t.title(info.number)).unwrap_or_else(|| info.title.clone())
 }
 
 /// Every task of state.json with its plan progress, in file order.
@@ -345,10 +368,10 @@ pub fn list(ctx: &Context) -> Result<Vec<TaskRow>> {
                 .map(|p| p.progress())
                 .filter(|(_, total)| *total > 0);
             TaskRow {
+                title: title_of(&t, snap.todo()),
                 number: t.number,
                 status: t.status.to_string(),
                 language: t.language,
-                title: t.title,
                 phases_done: progress.map(|p| p.0),
                 phases_total: progress.map(|p| p.1),
             }
@@ -373,8 +396,15 @@ pub fn detail(ctx: &Context, n: u32) -> Result<TaskDetail> {
     let plan_path = plan::find_plan(&specs, n, info.slug.as_deref());
     let plan = plan_path.as_deref().map(PlanFile::load).transpose()?;
     let plan_marker = plan.as_ref().and_then(|p| p.header_status()).map(|(_, m)| m);
-    let phases =
-        plan.as_ref().map(|p| p.phases().into_iter().map(|ph| (ph.id, ph.marker)).collect()).unwrap_or_default();
+    let phases: Vec<PhaseRow> = plan
+        .as_ref()
+        .map(|p| {
+            p.phases()
+                .into_iter()
+                .map(|ph| PhaseRow { done: ph.is_done(), id: ph.id, title: ph.title, marker: ph.marker })
+                .collect()
+        })
+        .unwrap_or_default();
     let resume_phase = match plan.as_ref().map(PlanFile::resume_point) {
         Some(ResumePoint::At { id, .. }) => Some(id),
         _ => None,
@@ -401,8 +431,9 @@ pub fn detail(ctx: &Context, n: u32) -> Result<TaskDetail> {
         .unwrap_or_default();
     Ok(TaskDetail {
         number: n,
+        title: title_of(&info, snap.todo()),
         slug: info.slug,
-        title: info.title,
+        phases_done: phases.iter().filter(|p| p.done).count(),
         language: info.language,
         state_status: info.status.to_string(),
         todo_marker,

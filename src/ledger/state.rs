@@ -33,8 +33,11 @@ pub struct TaskInfo {
     pub language: String,
     /// `description`, empty when absent.
     pub description: String,
-    /// `title`, else the slug with underscores as spaces.
+    /// `title`, else the slug with underscores as spaces (real ledgers have no `title` field:
+    /// [`crate::tasks`] prefers the TODO.md heading when there is one).
     pub title: String,
+    /// Whether `title` was written in the entry (not derived from the slug).
+    pub has_title: bool,
 }
 
 impl StateFile {
@@ -223,8 +226,10 @@ fn task_info(entry: &Value) -> Option<TaskInfo> {
     let obj = entry.as_object()?;
     let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
     let slug = s("project_name");
+    let has_title = s("title").is_some();
     let title = s("title").unwrap_or_else(|| slug.clone().unwrap_or_default().replace('_', " "));
     Some(TaskInfo {
+        has_title,
         number,
         status: Status::from_state(&s("status").unwrap_or_default()),
         language: s("language").unwrap_or_else(|| "general".into()),

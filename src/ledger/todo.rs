@@ -114,6 +114,17 @@ impl TodoFile {
         out
     }
 
+    /// The title of task `n`'s first heading (`### 980. Remove DN-based proofs` gives
+    /// `Remove DN-based proofs`), when it has one that is not empty. Lenient: a duplicated
+    /// heading gives the first one's title, because a title is only shown, never edited.
+    pub fn title(&self, n: u32) -> Option<String> {
+        let (line, _) = self.headings().into_iter().find(|(_, m)| *m == n)?;
+        let text = self.doc.line(line);
+        let caps = HEADING.captures(text)?;
+        let title = text[caps.get(0)?.end()..].trim();
+        (!title.is_empty()).then(|| title.to_owned())
+    }
+
     /// The line range of task `n`'s block, or `None` when TODO.md has no entry for it.
     ///
     /// # Errors
@@ -322,6 +333,15 @@ mod tests {
             changed_lines(TODO, &t.to_text()),
             [("next_project_number: 12 # keep".into(), "next_project_number: 13 # keep".into())]
         );
+    }
+
+    #[test]
+    fn titles_come_from_headings() {
+        let text = TODO.replace("### 10. Ten", "### ✅ 10.");
+        let t = TodoFile::parse(Path::new("TODO.md"), text.as_bytes()).expect("parse");
+        assert_eq!(t.title(11).as_deref(), Some("Eleven"));
+        assert_eq!(t.title(10), None, "an empty title");
+        assert_eq!(t.title(9), None);
     }
 
     #[test]

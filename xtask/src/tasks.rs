@@ -114,14 +114,12 @@ impl StatusArgs {
                 writeln!(out, "  plan         {}", d.plan.clone().unwrap_or_else(none))?;
                 writeln!(out, "  plan header  {}", d.plan_marker.map(|m| format!("[{m}]")).unwrap_or_else(none))?;
                 if !d.phases.is_empty() {
-                    let done =
-                        d.phases.iter().filter(|(_, m)| matches!(m.as_deref(), Some("COMPLETED" | "COMPLETE"))).count();
-                    writeln!(
-                        out,
-                        "  phases       {done}/{} done, resume at {}",
-                        d.phases.len(),
-                        d.resume_phase.unwrap_or_else(none)
-                    )?;
+                    let next = d.resume_phase.as_ref().map(|id| format!(", resume at phase {id}")).unwrap_or_default();
+                    writeln!(out, "  phases       {}/{} done{next}", d.phases_done, d.phases.len())?;
+                    for p in &d.phases {
+                        let marker = p.marker.as_ref().map(|m| format!("[{m}]")).unwrap_or_else(|| "-".into());
+                        writeln!(out, "    {:>5}  {marker:<15}  {}", p.id, p.title)?;
+                    }
                 }
                 writeln!(out, "  session      {}", d.session_id.unwrap_or_else(none))?;
                 writeln!(out, "  marker       {}", d.marker.unwrap_or_else(|| "none".into()))?;

@@ -457,3 +457,65 @@ fn synthetic_plans() {
     assert_eq!(phases, [("1".to_owned(), Some("COMPLETED".to_owned())), ("2".into(), Some("NOT STARTED".into()))]);
     assert_eq!(p.resume_point(), ResumePoint::At { id: "2".into(), position: 2 });
 }
+
+// ---------------------------------------------------------------------------------------------
+// `xtask status` on real ledgers
+
+#[test]
+fn status_on_real_ledgers_lists_every_task_with_its_todo_title() {
+    let Some(fx) = support::fixtures() else { return };
+    let mut rows_seen = 0;
+    for state_path in files(&fx.join("states"), ".json") {
+        let stem = state_path.file_stem().expect("stem").to_string_lossy().into_owned();
+        let todo_path = fx.join("todos").join(format!("{stem}.md"));
+        let repo = support::TestRepo::empty();
+        std::fs::create_dir_all(repo.file("specs")).expect("mkdir");
+        std::fs::copy(&state_path, repo.file("specs/state.json")).expect("copy");
+        std::fs::copy(&todo_path, repo.file("specs/TODO.md")).expect("copy");
+        let before = repo.snapshot();
+        let out = repo.run(&["status", "--json"]);
+        assert!(out.status.success(), "{stem}: {}", support::render(&out));
+        assert!(before == repo.snapshot(), "status writes nothing");
+        let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+        let state = StateFile::load(&state_path).expect("state");
+        let todo = TodoFile::load(&todo_path).expect("todo");
+        let tasks = state.tasks();
+        assert_eq!(rows.len(), tasks.len(), "{stem}");
+        for (row, t) in rows.iter().zip(&tasks) {
+            assert_eq!(row["number"], t.number);
+            assert_eq!(row["status"], t.status.as_str());
+            let want = todo.title(t.number).unwrap_or_else(|| t.title.clone());
+            assert_eq!(row["title"], want.as_str(), "{stem}: task {}", t.number);
+        }
+        rows_seen += rows.len();
+    }
+    eprintln!("xtask status: {rows_seen} rows over every state fixture");
+}
+
+#[test]
+fn status_detail_on_a_real_ledger_agrees_with_the_files() {
+    let Some(fx) = support::fixtures() else { return };
+    let repo = support::TestRepo::empty();
+    std::fs::create_dir_all(repo.file("specs/980_remove_dn_based_seriality_proofs_tech_debt/plans")).expect("mkdir");
+    std::fs::copy(fx.join("states/56b211fae.json"), repo.file("specs/state.json")).expect("copy");
+    std::fs::copy(fx.join("todos/56b211fae.md"), repo.file("specs/TODO.md")).expect("copy");
+    std::fs::copy(
+        fx.join("plans/980_implementation-001@ac19ee63f.md"),
+        repo.file("specs/980_remove_dn_based_seriality_proofs_tech_debt/plans/implementation-001.md"),
+    )
+    .expect("copy");
+    let out = repo.run(&["status", "980"]);
+    assert!(out.status.success(), "{}", support::render(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("task 980: Remove DN-based seriality proofs technical debt\n"), "{text}");
+    assert!(text.contains("  state.json   planned\n"), "{text}");
+    assert!(text.contains("  plan header  [IMPLEMENTING]\n"), "{text}");
+    assert!(text.contains("  phases       1/6 done, resume at phase 2\n"), "{text}");
+    assert!(text.contains("  consistent   no"), "{text}");
+    let out = repo.run(&["status", "980", "--json"]);
+    let d: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(d["phases_done"], 1);
+    assert_eq!(d["phases"][1]["id"], "2");
+    assert_eq!(d["phases"][1]["marker"], "IN PROGRESS");
+    assert_eq!(d["phases"][1]["done"], false);
+}
