@@ -58,8 +58,16 @@ pub fn init(ctx: &Context) -> Result<InitReport> {
     let mut report = InitReport::default();
     let specs = ctx.repo.specs_dir();
     std::fs::create_dir_all(&specs).map_err(|e| Error::io("create directory", &specs, e))?;
-    let state = serde_json::json!({ "next_project_number": 1, "active_projects": [] });
-    let todo = "---\nnext_project_number: 1\n---\n\n# TODO\n\n## Tasks\n";
+    // When one of the two files exists, the new one continues its numbering.
+    let next = match (StateFile::load(&ledger.state_path()), TodoFile::load(&ledger.todo_path())) {
+        (Ok(state), _) => {
+            state.next_project_number().unwrap_or(1).max(state.max_number().map_or(1, |n| u64::from(n) + 1))
+        }
+        (_, Ok(todo)) => todo.next_project_number().map_or(1, |(_, n)| n),
+        _ => 1,
+    };
+    let state = serde_json::json!({ "next_project_number": next, "active_projects": [] });
+    let todo = format!("---\nnext_project_number: {next}\n---\n\n# TODO\n\n## Tasks\n");
     let mut changes = Vec::new();
     for (path, bytes) in [
         (ledger.state_path(), crate::ledger::json::to_jq_pretty(&state)),
@@ -122,7 +130,7 @@ pub struct NewTask {
 /// `specs/state.json`, `specs/TODO.md`.
 pub fn new_task(ctx: &Context, input: &NewTask) -> Result<(u32, Vec<Change>)> {
     let title = input.title.trim();
-    if title.is_empty() || title.contains('\n') {
+    if title.is_empty() || title.chars().any(char::is_control) {
         return Err(Error::refused("a task title must be one non-empty line", None));
     }
     let ts = ctx.timestamp();
@@ -451,6 +459,42 @@ pub fn detail(ctx: &Context, n: u32) -> Result<TaskDetail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scratch() -> (tempfile::TempDir, Context) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join(".git")).expect("mkdir");
+        let repo = crate::repo::Repo::discover(dir.path()).expect("repo");
+        let now = "2026-03-16T21:11:23Z".parse().expect("time");
+        (dir, Context { repo, now, session_id: None })
+    }
+
+    #[test]
+    fn init_continues_the_numbering_of_an_existing_file_and_never_overwrites() {
+        let (dir, ctx) = scratch();
+        std::fs::create_dir(dir.path().join("specs")).expect("mkdir");
+        let state = "{\n  \"active_projects\": [\n    {\n      \"project_number\": 41\n    }\n  ],\n  \"next_project_number\": 40\n}\n";
+        std::fs::write(dir.path().join("specs/state.json"), state).expect("write");
+        let report = init(&ctx).expect("init");
+        assert_eq!(report.created, ["specs/TODO.md"]);
+        assert_eq!(report.kept, ["specs/state.json"]);
+        let todo = std::fs::read_to_string(dir.path().join("specs/TODO.md")).expect("read");
+        assert!(todo.starts_with("---\nnext_project_number: 42\n---\n"), "{todo}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("specs/state.json")).expect("read"), state);
+        let again = init(&ctx).expect("init again");
+        assert!(again.created.is_empty() && again.ignored.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn titles_must_be_one_plain_line() {
+        let (_dir, ctx) = scratch();
+        init(&ctx).expect("init");
+        for bad in ["", "  ", "a\nb", "a\rb", "tab\there"] {
+            let input = NewTask { title: bad.into(), ..NewTask::default() };
+            assert!(new_task(&ctx, &input).is_err(), "{bad:?}");
+        }
+        let (n, changes) = new_task(&ctx, &NewTask { title: "Fine title".into(), ..NewTask::default() }).expect("new");
+        assert_eq!((n, changes.len()), (1, 2));
+    }
 
     #[test]
     fn task_numbers_are_strict() {

@@ -12,7 +12,7 @@ use super::text::TextDoc;
 use crate::error::{Error, Result};
 
 static HEADER_STATUS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(\s*-? ?\*\*Status\*\*:\s?)\[([^\]]*)\](.*)$").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^(\s*-? ?\*\*Status\*\*:[ \t]*)\[([^\]]*)\](.*)$").expect("valid regex"));
 static PHASE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(#{2,4}) Phase ([0-9]+(?:\.[0-9]+)?[A-Za-z]?|[A-Z][0-9]*)(?:-[0-9]+)?:\s*(.*)$").expect("valid regex")
 });

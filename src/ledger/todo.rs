@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 static HEADING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^### (?:[^0-9\s]+ )?([0-9]+)\.(?:\s|$)").expect("valid regex"));
 static STATUS_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(\s*-? ?\*\*Status\*\*:\s?)\[([^\]]*)\](.*)$").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^(\s*-? ?\*\*Status\*\*:[ \t]*)\[([^\]]*)\](.*)$").expect("valid regex"));
 static BULLET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*- \*\*([^*]+)\*\*:").expect("valid regex"));
 static NEXT_NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(next_project_number:\s*)([0-9]+)(.*)$").expect("valid regex"));
@@ -332,6 +332,17 @@ mod tests {
         assert_eq!(
             changed_lines(TODO, &t.to_text()),
             [("next_project_number: 12 # keep".into(), "next_project_number: 13 # keep".into())]
+        );
+    }
+
+    #[test]
+    fn a_status_line_with_extra_spaces_is_found_not_duplicated() {
+        let text = TODO.replace("- **Status**: [IMPLEMENTING]", "- **Status**:  [IMPLEMENTING]");
+        let mut t = TodoFile::parse(Path::new("TODO.md"), text.as_bytes()).expect("parse");
+        t.set_status(10, &Status::Completed).expect("set");
+        assert_eq!(
+            changed_lines(&text, &t.to_text()),
+            [("- **Status**:  [IMPLEMENTING]".into(), "- **Status**:  [COMPLETED]".into())]
         );
     }
 
