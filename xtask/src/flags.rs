@@ -5,9 +5,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// Deterministic bookkeeping for AI-agent implement runs.
+/// Deterministic bookkeeping for AI-agent implement runs
+///
+/// Keeps specs/state.json, specs/TODO.md and the plan files in step, runs the implement
+/// workflow and commits only the paths that belong to the task.
 #[derive(Parser, Debug)]
-#[command(name = "xtask", version, about, propagate_version = true)]
+#[command(
+    name = "xtask",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 bad usage or input (no file changed), \
+                  3 implement stopped partial, 4 implement blocked or failed.\n\
+                  XTASK_NOW (RFC 3339) fixes every timestamp written, XTASK_SESSION_ID the session id."
+)]
 pub struct Cli {
     /// Run as if started in <DIR> (like git -C)
     #[arg(short = 'C', value_name = "DIR", global = true)]

@@ -135,7 +135,8 @@ pub struct SetStatusArgs {
     /// The task number
     #[arg(value_parser = crate::flags::task_number)]
     task: u32,
-    /// The new status (state word such as `planned`, or a marker such as "[PLANNED]")
+    /// The new status: not_started, researching, researched, planning, planned, revising, revised,
+    /// implementing, partial, completed, blocked, abandoned, expanded (or a marker such as "[PLANNED]")
     status: String,
     /// Allow a transition the lifecycle forbids
     #[arg(long)]

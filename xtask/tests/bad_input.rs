@@ -189,4 +189,10 @@ fn usage_errors_exit_2_and_help_exits_0() {
     refused(&repo, &["no-such-command"], &["unrecognized subcommand"]);
     let out = repo.run(&["--help"]);
     assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in ["init", "task", "status", "set-status", "Exit codes: 0 ok, 1 internal error, 2 bad usage"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    let out = repo.run(&["set-status", "--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not_started, researching"), "{}", render(&out));
 }
