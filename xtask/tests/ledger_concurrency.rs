@@ -4,6 +4,7 @@
 //!
 //! The library-level writers are this test binary started again as a helper process (the
 //! ignored test `writer_process`), so each one is a real, separately killable process.
+#![cfg(unix)]
 
 mod support;
 
