@@ -522,3 +522,46 @@ fn status_detail_on_a_real_ledger_agrees_with_the_files() {
     assert_eq!(d["phases"][1]["marker"], "IN PROGRESS");
     assert_eq!(d["phases"][1]["done"], false);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Layouts: where the repository and the plan are found
+
+#[test]
+fn plan_found_in_zero_padded_dir_without_slug_and_repo_found_from_subdir_and_worktree() {
+    let repo = support::TestRepo::new();
+    // Task 8 has no project_name; its directory is zero-padded (post-deletion layout).
+    let state = support::STATE.replacen(
+        "\"active_projects\": [",
+        "\"active_projects\": [\n    {\n      \"project_number\": 8,\n      \"status\": \"planned\",\n      \"language\": \"lean4\"\n    },",
+        1,
+    );
+    repo.write("specs/state.json", &state);
+    repo.write(
+        "specs/008_padded_name/plans/implementation-002.md",
+        "# Plan\n\n**Status**: [PLANNED]\n\n### Phase 1: x [NOT STARTED]\n",
+    );
+    repo.write("specs/008_padded_name/plans/implementation-001.md", "# Plan\n\n- **Status**: [PLANNED]\n");
+    repo.write("src/deep/dir/keep.txt", "x\n");
+    let out =
+        repo.xtask(&["set-status", "8", "implementing"]).current_dir(repo.file("src/deep/dir")).output().expect("run");
+    assert!(out.status.success(), "{}", support::render(&out));
+    assert!(repo.read("specs/008_padded_name/plans/implementation-002.md").contains("\n**Status**: [IMPLEMENTING]\n"));
+    assert!(
+        repo.read("specs/008_padded_name/plans/implementation-001.md").contains("[PLANNED]"),
+        "older plan untouched"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: ") && err.contains("no entry for task 8"), "TODO.md has no entry: {err}");
+
+    // A linked worktree has its own specs/ and its own lock in its own git directory.
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "task 8"]);
+    let wt = repo.path().join("wt");
+    repo.git(&["worktree", "add", "-q", wt.to_str().expect("utf8"), "-b", "side"]);
+    let out =
+        repo.xtask(&["-C", wt.to_str().expect("utf8"), "set-status", "350", "implementing"]).output().expect("run");
+    assert!(out.status.success(), "{}", support::render(&out));
+    assert!(std::fs::read_to_string(wt.join("specs/TODO.md")).expect("read").contains("- **Status**: [IMPLEMENTING]"));
+    assert!(!repo.read("specs/TODO.md").contains("[IMPLEMENTING]"), "the main work tree is untouched");
+    assert!(repo.file(".git/worktrees/wt/postflight-ledger.lock").exists());
+}
