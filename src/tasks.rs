@@ -176,7 +176,7 @@ pub fn new_task(ctx: &Context, input: &NewTask) -> Result<(u32, Vec<Change>)> {
                 lines.push(String::new());
                 lines.push(format!("**Description**: {}", d.replace('\n', " ")));
             }
-            todo.insert_task(&lines);
+            todo.insert_task_with_priority(&lines, input.priority.as_deref());
             todo.set_next_project_number(n + 1);
         }
         Ok(number)

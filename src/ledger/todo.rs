@@ -252,12 +252,20 @@ impl TodoFile {
 
     /// Inserts a new task entry directly under `## Tasks` (appending that section when missing).
     pub fn insert_task(&mut self, entry: &[String]) {
-        let tasks = self.doc.lines().position(|l| l.trim_end() == "## Tasks");
+        self.insert_task_with_priority(entry, None);
+    }
+
+    /// Inserts a new task entry directly under `## Tasks`; in an older TODO.md without that
+    /// section but with priority sections, under `## {Priority} Priority` when `priority` names one;
+    /// otherwise a `## Tasks` section is appended at the end of the file.
+    pub fn insert_task_with_priority(&mut self, entry: &[String], priority: Option<&str>) {
+        let find = |want: &str| self.doc.lines().position(|l| l.trim_end().eq_ignore_ascii_case(want));
+        let section = find("## Tasks").or_else(|| priority.and_then(|p| find(&format!("## {} Priority", p.trim()))));
         let mut lines = vec![String::new()];
         lines.extend(entry.iter().cloned());
         lines.push(String::new());
         lines.push("---".into());
-        match tasks {
+        match section {
             Some(i) => {
                 // Keep the conventional blank line between an entry's `---` and the next heading.
                 let next_is_heading = self.doc.len() > i + 1 && self.doc.line(i + 1).starts_with("### ");
@@ -374,6 +382,21 @@ mod tests {
         let new = t.to_text();
         assert!(new.contains("### 10. Critical path\n\n1. **10** [IMPLEMENTING]\n"), "ordering list untouched");
         assert!(new.contains("### 10. Ten\n- **Status**: [COMPLETED]\n"));
+    }
+
+    #[test]
+    fn insert_task_in_an_older_file_uses_the_priority_section() {
+        let old = "# TODO\n\n## High Priority\n\n### 5. Five\n- **Status**: [PLANNED]\n\n---\n\n## Low Priority\n";
+        let mut t = TodoFile::parse(Path::new("TODO.md"), old.as_bytes()).expect("parse");
+        t.insert_task_with_priority(&["### 6. Six".into()], Some("high"));
+        assert!(
+            t.to_text().starts_with("# TODO\n\n## High Priority\n\n### 6. Six\n\n---\n\n### 5. Five\n"),
+            "{}",
+            t.to_text()
+        );
+        let mut t = TodoFile::parse(Path::new("TODO.md"), old.as_bytes()).expect("parse");
+        t.insert_task_with_priority(&["### 6. Six".into()], Some("urgent"));
+        assert!(t.to_text().ends_with("## Low Priority\n\n## Tasks\n\n### 6. Six\n\n---\n"), "{}", t.to_text());
     }
 
     #[test]

@@ -565,3 +565,74 @@ fn plan_found_in_zero_padded_dir_without_slug_and_repo_found_from_subdir_and_wor
     assert!(!repo.read("specs/TODO.md").contains("[IMPLEMENTING]"), "the main work tree is untouched");
     assert!(repo.file(".git/worktrees/wt/postflight-ledger.lock").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// `task new` on real ledgers
+
+#[test]
+fn task_new_on_every_real_ledger_only_adds_the_entry_and_bumps_the_counters() {
+    let Some(fx) = support::fixtures() else { return };
+    let (mut done, mut no_tasks_section, mut priority_section) = (0, 0, 0);
+    for state_path in files(&fx.join("states"), ".json") {
+        let stem = state_path.file_stem().expect("stem").to_string_lossy().into_owned();
+        let (dir, ledger) = scratch_repo(&state_path);
+        std::fs::copy(fx.join("todos").join(format!("{stem}.md")), dir.path().join("specs/TODO.md")).expect("copy");
+        let ctx = postflight::Context { repo: ledger.repo.clone(), now: TS.parse().expect("time"), session_id: None };
+        let old_state = StateFile::load(&ledger.state_path()).expect("state");
+        let old_todo = std::fs::read_to_string(ledger.todo_path()).expect("todo");
+        let old_todo_file = TodoFile::parse(&ledger.todo_path(), old_todo.as_bytes()).expect("todo");
+        let input = postflight::tasks::NewTask {
+            title: "A new task".into(),
+            priority: Some("high".into()),
+            ..Default::default()
+        };
+        let (n, _) = postflight::tasks::new_task(&ctx, &input).unwrap_or_else(|e| panic!("{stem}: {e}"));
+
+        let in_use =
+            old_state.max_number().unwrap_or(0).max(old_todo_file.headings().iter().map(|h| h.1).max().unwrap_or(0));
+        assert!(n > in_use, "{stem}: {n} must be past every number in use ({in_use})");
+        let state = StateFile::load(&ledger.state_path()).expect("state");
+        assert_eq!(state.entries()[0]["project_number"], n, "{stem}: prepended");
+        assert_eq!(&state.entries()[1..], old_state.entries(), "{stem}: other entries untouched");
+        assert_eq!(state.next_project_number(), Some(u64::from(n) + 1));
+        // The rest of the document is as jq would print it, with only the counter changed.
+        let mut expect = old_state.doc.clone();
+        expect["next_project_number"] = (u64::from(n) + 1).into();
+        let mut got = state.doc.clone();
+        got["active_projects"].as_array_mut().expect("array").remove(0);
+        assert_eq!(got, expect, "{stem}");
+
+        // TODO.md: one block of lines is inserted and the frontmatter counter (if any) changes;
+        // nothing else.
+        let todo = std::fs::read_to_string(ledger.todo_path()).expect("todo");
+        let mut new_lines: Vec<&str> = todo.split('\n').collect();
+        let old_lines: Vec<&str> = old_todo.split('\n').collect();
+        let counter = format!("next_project_number: {}", u64::from(n) + 1);
+        if let Some((i, _)) = old_todo_file.next_project_number() {
+            assert_eq!(new_lines[i].trim_end_matches('\r'), counter, "{stem}");
+            new_lines[i] = old_lines[i];
+        }
+        let inserted = new_lines.len() - old_lines.len();
+        let p = old_lines.iter().zip(&new_lines).take_while(|(a, b)| a == b).count();
+        assert_eq!(&new_lines[p + inserted..], &old_lines[p..], "{stem}: one contiguous insertion");
+        let block = &new_lines[p..p + inserted];
+        assert!(block.contains(&format!("### {n}. A new task").as_str()), "{stem}: {block:?}");
+        let under_tasks = old_lines[..p].iter().rev().find(|l| l.starts_with("## ")).copied();
+        if old_lines.iter().any(|l| l.trim_end() == "## Tasks") {
+            assert_eq!(under_tasks, Some("## Tasks"), "{stem}: inserted under ## Tasks");
+        } else if old_lines.iter().any(|l| l.trim_end() == "## High Priority") {
+            assert_eq!(under_tasks, Some("## High Priority"), "{stem}: an older file's priority section");
+            priority_section += 1;
+        } else {
+            assert!(block.contains(&"## Tasks"), "{stem}: a ## Tasks section is added: {block:?}");
+            no_tasks_section += 1;
+        }
+        let t = TodoFile::parse(&ledger.todo_path(), todo.as_bytes()).expect("todo");
+        assert_eq!(t.status(n).expect("unique").expect("line").marker, "NOT STARTED");
+        done += 1;
+    }
+    eprintln!(
+        "task new: {done} real ledgers, one entry added to each file, nothing else changed \
+         ({priority_section} older ones got it under ## High Priority, {no_tasks_section} got a ## Tasks section)"
+    );
+}
