@@ -636,3 +636,24 @@ fn task_new_on_every_real_ledger_only_adds_the_entry_and_bumps_the_counters() {
          ({priority_section} older ones got it under ## High Priority, {no_tasks_section} got a ## Tasks section)"
     );
 }
+
+#[test]
+fn set_status_says_clearly_when_the_plan_has_no_header_status_line() {
+    let repo = support::TestRepo::new();
+    let plan = std::fs::read_to_string(synthetic("plan-noheader.md")).expect("read");
+    repo.write("specs/350_add_feature/plans/implementation-002.md", &plan);
+    let out = repo.run(&["set-status", "350", "implementing"]);
+    assert!(out.status.success(), "{}", support::render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: ")
+            && err.contains("implementation-002.md: no header **Status** line; plan left unchanged"),
+        "{}",
+        support::render(&out)
+    );
+    assert_eq!(repo.read("specs/350_add_feature/plans/implementation-002.md"), plan);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "task 350: planned -> implementing (specs/state.json, specs/TODO.md)\n"
+    );
+}
