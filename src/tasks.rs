@@ -244,7 +244,10 @@ pub fn apply_status(
         todo.block(task)?;
     }
     snap.state_mut().merge(task, status_fields(status, ts, extra))?;
-    let todo_path = snap.todo().map(|t| t.path.display().to_string());
+    // Warnings name files relative to the work tree root, as git does.
+    let root = snap.specs_dir().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let rel = move |p: &std::path::Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+    let todo_path = snap.todo().map(|t| rel(&t.path));
     match snap.todo_mut() {
         Some(todo) => {
             if !todo.set_status(task, status)? {
@@ -258,7 +261,7 @@ pub fn apply_status(
     }
     if let Some(plan) = snap.plan(task)? {
         if !plan.set_header_status(status) {
-            warnings.push(format!("{}: no header **Status** line; plan left unchanged", plan.path.display()));
+            warnings.push(format!("{}: no header **Status** line; plan left unchanged", rel(&plan.path)));
         }
     }
     Ok((from, warnings))

@@ -646,8 +646,9 @@ fn set_status_says_clearly_when_the_plan_has_no_header_status_line() {
     assert!(out.status.success(), "{}", support::render(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("warning: ")
-            && err.contains("implementation-002.md: no header **Status** line; plan left unchanged"),
+        err.contains(
+            "warning: specs/350_add_feature/plans/implementation-002.md: no header **Status** line; plan left unchanged"
+        ),
         "{}",
         support::render(&out)
     );
