@@ -124,6 +124,16 @@ pub enum Error {
         /// What is wrong; for a syntax error, followed by the filter with a caret under the position.
         message: String,
     },
+    /// A git hook rejected the commit; nothing was committed.
+    #[error("the {hook} hook failed ({status}); nothing was committed{}", if output.is_empty() { String::new() } else { format!("\n{output}") })]
+    Hook {
+        /// The hook's name (`pre-commit`, `commit-msg`).
+        hook: String,
+        /// How it ended (`exit code 1`).
+        status: String,
+        /// Its stdout and stderr, interleaved as written.
+        output: String,
+    },
     /// A timestamp or environment value could not be understood.
     #[error("{name}: {message}")]
     Env {
@@ -167,6 +177,7 @@ impl Error {
             }
             Error::TaskNotFound { .. } => Some("`xtask status` lists the tasks".into()),
             Error::NoRepository { .. } => Some("run inside a git work tree, or pass -C <dir>".into()),
+            Error::Hook { .. } => Some("fix what the hook reports, or pass --no-verify to skip the hooks".into()),
             Error::Json { .. } | Error::NotUtf8 { .. } | Error::Format { .. } => {
                 Some("fix the file (or restore it with git), then run the command again".into())
             }

@@ -15,6 +15,7 @@
 pub mod atomic;
 pub mod context;
 pub mod error;
+pub mod git;
 pub mod guard;
 pub mod ledger;
 pub mod query;

@@ -1,0 +1,89 @@
+//! Task-scoped commits through gitoxide: the new commit is HEAD's tree with exactly the given
+//! paths taken from the working tree (`git commit --only -- <paths>`), never anything the user
+//! staged elsewhere, never ignored or transient files, and for a task's commit only that task's
+//! share of the shared ledger files (see [`crate::ledger::scope`]).
+//!
+//! The steps, in order: refuse during a merge, rebase, cherry-pick or revert; resolve and check
+//! the paths; take `index.lock`, then read the index; build the tree from HEAD's; run the
+//! `pre-commit` and `commit-msg` hooks on a temporary index; write the commit; move the branch
+//! with compare-and-swap against the HEAD read at the start (re-read and retry up to three
+//! times); write the index (tree cache dropped) inside the lock taken first.
+//!
+//! The git CLI is used in three places only, each because gitoxide's minimal build cannot do it
+//! correctly: blobs are hashed with `git hash-object` when clean filters may apply (autocrlf or
+//! an attributes file), commits are created with `git commit-tree -S` when `commit.gpgSign` is
+//! set, and `git gc --auto` runs when git's own loose-object heuristic says so.
+
+mod hooks;
+mod message;
+mod paths;
+mod run;
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::repo::Repo;
+
+pub use message::{build_message, stripspace};
+pub use paths::is_transient;
+
+/// What to commit and how to describe it.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    /// When `Some(n)`: `specs/state.json` and `specs/TODO.md` are committed task-scoped (HEAD's
+    /// version plus task n's changes only).
+    pub task: Option<u32>,
+    /// Files or directories, relative to the repository root or absolute.
+    pub paths: Vec<PathBuf>,
+    /// The first line of the message.
+    pub subject: String,
+    /// An optional body paragraph (or several).
+    pub body: Option<String>,
+    /// Written as the `Session:` trailer.
+    pub session_id: String,
+    /// `Name <email>`, written as the `Co-authored-by:` trailer when known.
+    pub agent_identity: Option<String>,
+    /// Skip the `pre-commit` and `commit-msg` hooks.
+    pub no_verify: bool,
+}
+
+impl CommitRequest {
+    /// A request for task `task` (when given) with a subject and a session id; no paths yet.
+    pub fn new(task: Option<u32>, subject: impl Into<String>, session_id: impl Into<String>) -> CommitRequest {
+        CommitRequest { task, subject: subject.into(), session_id: session_id.into(), ..CommitRequest::default() }
+    }
+}
+
+/// What [`commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// A commit was made.
+    Committed {
+        /// The new commit's full hex id.
+        id: String,
+        /// The repository-relative paths the commit changed (sorted).
+        paths: Vec<String>,
+        /// Notes on paths left out (`<path>: <why>`).
+        skipped: Vec<String>,
+    },
+    /// The paths hold no change against HEAD: no commit was made and nothing was written.
+    NothingToCommit {
+        /// Notes on paths left out (`<path>: <why>`).
+        skipped: Vec<String>,
+    },
+}
+
+/// Commits exactly `req.paths` from the working tree on top of HEAD (`git commit --only`).
+///
+/// # Errors
+/// Refusals (nothing changed): an operation in progress, a path outside the repository, inside
+/// `.git` or behind a symbolic link, no identity configured, `index.lock` held too long, a failing
+/// hook, an invalid message part, an unparsable ledger file. Internal: I/O and git failures, HEAD
+/// moving under us on three attempts.
+///
+/// # Writes
+/// Objects in the object database, the branch (or detached HEAD) and its reflog, the index,
+/// and `COMMIT_EDITMSG` when the `commit-msg` hook runs.
+pub fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
+    run::commit(repo, req)
+}

@@ -1,0 +1,65 @@
+//! `commit`: commits a task's paths, and only its share of the ledger files, through
+//! `postflight::git::commit`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use postflight::git::{self, CommitOutcome, CommitRequest};
+use postflight::Context;
+
+#[derive(clap::Args, Debug)]
+pub struct CommitArgs {
+    /// The task the commit belongs to (its state.json and TODO.md changes are the only ledger changes committed)
+    #[arg(value_parser = crate::flags::task_number)]
+    task: u32,
+    /// The subject line [default: "task N: update"]
+    #[arg(short = 'm', long = "message", value_name = "SUBJECT")]
+    message: Option<String>,
+    /// A body paragraph, placed between the subject and the trailers
+    #[arg(long, value_name = "TEXT")]
+    body: Option<String>,
+    /// Add a Co-authored-by trailer for this identity
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    agent_identity: Option<String>,
+    /// Skip the pre-commit and commit-msg hooks
+    #[arg(long)]
+    no_verify: bool,
+    /// Files or directories to commit, relative to the repository root (or absolute)
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+impl CommitArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let CommitArgs { task, message, body, agent_identity, no_verify, paths } = self;
+        let req = CommitRequest {
+            task: Some(task),
+            paths,
+            subject: message.unwrap_or_else(|| format!("task {task}: update")),
+            body,
+            session_id: ctx.session_id_or_new(),
+            agent_identity,
+            no_verify,
+        };
+        let skipped = match git::commit(&ctx.repo, &req)? {
+            CommitOutcome::Committed { id, paths, skipped } => {
+                let short = id.get(..12).unwrap_or(&id);
+                let n = paths.len();
+                writeln!(out, "committed {short} {} ({n} path{})", req.subject, if n == 1 { "" } else { "s" })?;
+                for p in &paths {
+                    writeln!(out, "  {p}")?;
+                }
+                skipped
+            }
+            CommitOutcome::NothingToCommit { skipped } => {
+                writeln!(out, "nothing to commit: the paths hold no change for task {task} against HEAD")?;
+                skipped
+            }
+        };
+        for note in skipped {
+            eprintln!("note: skipped {note}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
