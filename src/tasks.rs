@@ -31,7 +31,13 @@ pub fn parse_task_number(input: &str) -> Result<u32> {
 }
 
 /// The transient files every repository using postflight must keep out of git.
-pub const TRANSIENT_FILES: [&str; 3] = [".return-meta.json", ".postflight-pending", ".postflight-loop-guard"];
+pub const TRANSIENT_FILES: [&str; 5] = [
+    ".return-meta.json",
+    ".postflight-pending",
+    ".postflight-loop-guard",
+    ".postflight-hook-blocks",
+    ".postflight-agent.log",
+];
 
 /// What `init` did.
 #[derive(Debug, Default, Serialize)]

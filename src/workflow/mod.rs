@@ -1,6 +1,9 @@
 //! The implement workflow, stage by stage (seed 004, reference §8): preflight (validate, move
-//! the three files to implementing, marker), the agent loop, postflight (record the outcome,
-//! link artifacts), the task-scoped commit and cleanup.
+//! the three files to implementing, marker), the agent loop with task-scoped partial commits,
+//! postflight (record the outcome, link artifacts), the final commit and cleanup.
+//!
+//! `implement` = [`preflight::preflight`] + the loop + [`postflight`]; the two halves are also
+//! exposed for an LLM session that orchestrates ([`preflight_only`], [`postflight_only`]).
 
 pub mod agent;
 pub mod claude;
@@ -13,3 +16,647 @@ pub mod preflight;
 pub mod progress;
 pub mod prompt;
 pub mod scope;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::ledger::plan::PlanFile;
+use crate::ledger::Change;
+use metadata::{AgentStatus, Artifact, Metadata, MetadataProblem};
+use postflight::Outcome;
+use preflight::{Prepared, TaskRef};
+use progress::Progress;
+
+/// The environment variable naming the agent command when `--agent` is not given.
+pub const ENV_AGENT: &str = "XTASK_AGENT";
+
+/// Inputs of `implement`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The task.
+    pub task: u32,
+    /// The agent command (`sh -c`), already resolved (see [`resolve_agent`]).
+    pub agent: String,
+    /// At most this many invocations (default 5).
+    pub max_iterations: u32,
+    /// Per-invocation timeout in seconds (default 7200).
+    pub timeout: u64,
+    /// Record the outcome but make no commit.
+    pub no_commit: bool,
+    /// Print what would change and change nothing.
+    pub dry_run: bool,
+    /// Allow a completed task.
+    pub force: bool,
+    /// `Name <email>` for `Co-authored-by:`.
+    pub agent_identity: Option<String>,
+}
+
+/// One commit made by a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitInfo {
+    /// The commit id.
+    pub id: String,
+    /// Its subject.
+    pub subject: String,
+    /// The paths it changed.
+    pub paths: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The task.
+    pub task: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Invocations made in this run (and by the interrupted run it resumed).
+    pub iterations: u32,
+    /// The session id.
+    pub session_id: String,
+    /// Commits made.
+    pub commits: Vec<CommitInfo>,
+    /// Artifacts linked (repository-relative).
+    pub artifacts: Vec<String>,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+    /// For a dry run: the changes that would be made.
+    pub planned_changes: Vec<Change>,
+    /// Whether this run resumed an interrupted one.
+    pub resumed: bool,
+    /// The agent's own session id of the last invocation (Claude Code adapter).
+    pub agent_session_id: Option<String>,
+    /// The Claude Code CLI's final result object of each invocation.
+    pub agent_results: Vec<Value>,
+}
+
+impl Report {
+    /// The `--json` object `{task, status, iterations, session_id, commits, artifacts, resume_phase}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "task": self.task,
+            "status": self.outcome.as_str(),
+            "iterations": self.iterations,
+            "session_id": self.session_id,
+            "commits": self.commits,
+            "artifacts": self.artifacts,
+            "resume_phase": self.outcome.resume_phase(),
+            "reason": self.outcome.reason(),
+            "warnings": self.warnings,
+            "agent_session_id": self.agent_session_id,
+            "agent_results": self.agent_results,
+        })
+    }
+}
+
+/// Chooses the agent command: `--agent`, else `XTASK_AGENT`, else the project configuration,
+/// else the Claude Code adapter when `claude` is on the PATH.
+///
+/// # Errors
+/// A refusal when none is configured.
+pub fn resolve_agent(ctx: &Context, flag: Option<&str>) -> Result<String> {
+    if let Some(a) = flag.filter(|a| !a.trim().is_empty()) {
+        return Ok(a.to_owned());
+    }
+    if let Ok(a) = std::env::var(ENV_AGENT) {
+        if !a.trim().is_empty() {
+            return Ok(a);
+        }
+    }
+    if let Some(a) = config::Config::load(&ctx.repo.root)?.agent {
+        return Ok(a);
+    }
+    if claude::on_path() {
+        return Ok(claude::AGENT_NAME.to_owned());
+    }
+    Err(Error::refused(
+        "no agent command configured, and `claude` is not on the PATH",
+        Some("pass --agent '<command>' (or `--agent claude`), set XTASK_AGENT, or set \"agent\" in .postflight.json"),
+    ))
+}
+
+/// Runs the whole implement workflow for one task.
+///
+/// # Errors
+/// Refusals from preflight (nothing written); I/O errors. Stopping short is not an error: it
+/// is the report's outcome.
+///
+/// # Writes
+/// The ledger files, the task's transient files, the agent log, commits.
+pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<Report> {
+    let cfg = config::Config::load(&ctx.repo.root)?;
+    let pre_opts = preflight::Options {
+        force: opts.force,
+        timeout: opts.timeout,
+        agent_session_id: None,
+        pid: Some(std::process::id()),
+    };
+    let prepared = preflight::preflight(ctx, opts.task, &pre_opts, opts.dry_run)?;
+    let mut report = Report {
+        task: opts.task,
+        outcome: Outcome::Failed { reason: String::new() },
+        iterations: prepared.iterations_done,
+        session_id: prepared.session_id.clone(),
+        commits: Vec::new(),
+        artifacts: Vec::new(),
+        warnings: prepared.warnings.clone(),
+        planned_changes: Vec::new(),
+        resumed: prepared.resumed,
+        agent_session_id: None,
+        agent_results: Vec::new(),
+    };
+    if opts.dry_run {
+        report.planned_changes = prepared.changes;
+        report.outcome = Outcome::Partial { resume_phase: 0, phases_completed: 0, phases_total: 0 };
+        return Ok(report);
+    }
+    if prepared.resumed {
+        progress.note(&format!(
+            "task {}: resuming the interrupted run of session {} after {} invocation(s)",
+            opts.task, prepared.session_id, prepared.iterations_done
+        ));
+    }
+    let task = prepared.task.clone();
+    let scope_dirs = cfg.scope(&task.language);
+    let scope_before = scope::snapshot(&ctx.repo.root, &scope_dirs);
+    let is_claude = opts.agent == claude::AGENT_NAME;
+    let identity = opts
+        .agent_identity
+        .clone()
+        .or(cfg.agent_identity.clone())
+        .or_else(|| is_claude.then(|| claude::DEFAULT_IDENTITY.to_owned()));
+    let mut all_artifacts: Vec<Artifact> = Vec::new();
+    let mut resume_phase = initial_resume_phase(ctx, &task);
+    let mut handoff: Option<String> = None;
+    let mut iteration = prepared.iterations_done;
+    let mut reuse_existing = prepared.resumed;
+    let (outcome, final_meta) = loop {
+        // After a crash, metadata the agent already finished is the result of that invocation.
+        let existing = if reuse_existing { metadata::read(&task.metadata_path()).ok() } else { None };
+        reuse_existing = false;
+        let (result, timed_out) = match existing.filter(|m| m.status != AgentStatus::InProgress && iteration > 0) {
+            Some(m) => {
+                progress.note(&format!("task {}: using the metadata the interrupted run's agent left", task.number));
+                (Ok(m), false)
+            }
+            None => {
+                iteration += 1;
+                preflight::write_counter(&task, iteration)?;
+                preflight::remove_if_exists(&task.metadata_path())?;
+                let delegation =
+                    preflight::delegation(&prepared, opts.timeout, iteration, resume_phase, handoff.as_deref());
+                let (finished, agent_session) = invoke(ctx, opts, &cfg, &prepared, &delegation, iteration, progress)?;
+                if agent_session.is_some() {
+                    report.agent_session_id = agent_session;
+                }
+                let cli = if is_claude { claude::parse_result(&finished.stdout) } else { None };
+                if let Some(c) = &cli {
+                    report.agent_results.push(c.raw.clone());
+                }
+                let result = metadata::read(&task.metadata_path());
+                if !is_claude && result.is_ok() && metadata::stdout_looks_like_json(&finished.stdout) {
+                    report.warnings.push(format!(
+                        "iteration {iteration}: the agent printed JSON on stdout; only {} is read",
+                        task.metadata_rel()
+                    ));
+                }
+                let result: std::result::Result<Metadata, Failure> = match result {
+                    Ok(m) => Ok(m),
+                    Err(_) if !finished.timed_out && cli.as_ref().is_some_and(|c| c.is_error) => {
+                        Err(Failure::Agent(cli.as_ref().map(claude::CliResult::error_reason).unwrap_or_default()))
+                    }
+                    Err(MetadataProblem::Missing) if !finished.timed_out => match finished.exit_code {
+                        Some(0) => Err(Failure::Metadata(MetadataProblem::Missing)),
+                        Some(code) => Err(Failure::Exit(code)),
+                        None => Err(Failure::Signal),
+                    },
+                    Err(problem) => Err(Failure::Metadata(problem)),
+                };
+                progress.finish(&match &result {
+                    Ok(m) => format!("agent reported `{}`", m.reported),
+                    Err(f) => f.describe(&task),
+                });
+                (result, finished.timed_out)
+            }
+        };
+        report.iterations = iteration;
+        let meta = match result {
+            Ok(m) => m,
+            Err(_) if timed_out => {
+                // A timed-out invocation counts as partial (D20), with the plan's own progress.
+                let (done, total) = plan_progress(ctx, &task);
+                let m = timeout_metadata(done, total, opts.timeout);
+                if iteration >= opts.max_iterations {
+                    break (partial_outcome(done, total), Some(m));
+                }
+                resume_phase = Some(done + 1);
+                continue;
+            }
+            Err(failure) => break (failure.outcome(&task), None),
+        };
+        report.warnings.extend(meta.warnings.iter().map(|w| format!("iteration {iteration}: {w}")));
+        let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
+        merge_artifacts(&mut all_artifacts, &artifacts);
+        let status = if timed_out { AgentStatus::Partial } else { meta.status.clone() };
+        match status {
+            AgentStatus::Implemented => break (Outcome::Completed, Some(meta)),
+            AgentStatus::Blocked => break (Outcome::Blocked { reason: meta.reason() }, Some(meta)),
+            AgentStatus::Failed => break (Outcome::Failed { reason: meta.reason() }, Some(meta)),
+            AgentStatus::InProgress => {
+                break (
+                    Outcome::Failed {
+                        reason: format!(
+                        "the agent stopped with `in_progress` metadata (interrupted); run `xtask implement {}` again",
+                        task.number
+                    ),
+                    },
+                    Some(meta),
+                )
+            }
+            AgentStatus::Partial => {
+                let (plan_done, plan_total) = plan_progress(ctx, &task);
+                let done = meta.phases_completed.unwrap_or(plan_done);
+                let total = meta.phases_total.filter(|t| *t > 0).unwrap_or(plan_total);
+                if meta.requires_user_review {
+                    break (
+                        Outcome::ReviewNeeded {
+                            resume_phase: done + 1,
+                            phases_completed: done,
+                            phases_total: total,
+                            reason: meta.review_reason.clone().unwrap_or_else(|| meta.reason()),
+                        },
+                        Some(meta),
+                    );
+                }
+                if iteration >= opts.max_iterations {
+                    break (partial_outcome(done, total), Some(meta));
+                }
+                if !opts.no_commit {
+                    let subject = format!("task {}: iteration {iteration} partial progress", task.number);
+                    let paths = postflight::commit_paths(
+                        &task,
+                        &artifacts,
+                        &scope::changed(&scope_before, &ctx.repo.root, &scope_dirs),
+                    );
+                    let body = Some(meta.summary.clone()).filter(|s| !s.trim().is_empty());
+                    commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), &mut report);
+                }
+                resume_phase = Some(done + 1);
+                handoff = meta.handoff_path.clone().filter(|h| postflight::safe_artifact_path(&ctx.repo.root, h));
+                progress.note(&format!(
+                    "task {}: partial ({done} of {total} phases); invoking again at phase {}",
+                    task.number,
+                    done + 1
+                ));
+            }
+        }
+    };
+    finish(
+        ctx,
+        &prepared,
+        outcome,
+        final_meta.as_ref(),
+        &all_artifacts,
+        &scope_before,
+        &scope_dirs,
+        identity.as_deref(),
+        opts.no_commit,
+        &mut report,
+    )?;
+    Ok(report)
+}
+
+/// Why an invocation produced no usable metadata.
+enum Failure {
+    Metadata(MetadataProblem),
+    Exit(i32),
+    Signal,
+    Agent(String),
+}
+
+impl Failure {
+    fn describe(&self, task: &TaskRef) -> String {
+        match self {
+            Failure::Metadata(MetadataProblem::Missing) => format!("no metadata file ({})", task.metadata_rel()),
+            Failure::Metadata(MetadataProblem::Invalid(e)) => format!("invalid metadata: {e}"),
+            Failure::Exit(code) => format!("agent exited with status {code} and wrote no metadata"),
+            Failure::Signal => "agent was killed by a signal and wrote no metadata".into(),
+            Failure::Agent(reason) => reason.clone(),
+        }
+    }
+
+    fn outcome(self, task: &TaskRef) -> Outcome {
+        match self {
+            Failure::Metadata(MetadataProblem::Missing) => Outcome::MetadataMissing { path: task.metadata_rel() },
+            Failure::Metadata(MetadataProblem::Invalid(error)) => {
+                Outcome::MetadataInvalid { path: task.metadata_rel(), error }
+            }
+            Failure::Agent(reason) => Outcome::AgentError { reason },
+            other => Outcome::Failed { reason: other.describe(task) },
+        }
+    }
+}
+
+fn partial_outcome(done: u64, total: u64) -> Outcome {
+    Outcome::Partial { resume_phase: done + 1, phases_completed: done, phases_total: total }
+}
+
+fn timeout_metadata(done: u64, total: u64, timeout: u64) -> Metadata {
+    Metadata {
+        status: AgentStatus::Partial,
+        reported: "timeout".into(),
+        summary: format!("The agent was stopped after the {timeout}s timeout."),
+        artifacts: Vec::new(),
+        phases_completed: Some(done),
+        phases_total: Some(total),
+        handoff_path: None,
+        partial_details: Some("timeout".into()),
+        requires_user_review: false,
+        review_reason: None,
+        completion_summary: None,
+        claudemd_suggestions: None,
+        roadmap_items: Vec::new(),
+        error_message: None,
+        warnings: Vec::new(),
+    }
+}
+
+/// The plan's (done, total) phase counts as it is now.
+fn plan_progress(ctx: &Context, task: &TaskRef) -> (u64, u64) {
+    PlanFile::load(&ctx.repo.root.join(&task.plan_rel))
+        .map(|p| {
+            let (d, t) = p.progress();
+            (d as u64, t as u64)
+        })
+        .unwrap_or((0, 0))
+}
+
+/// `null` for a plan with nothing done; else the position of the first unfinished phase.
+fn initial_resume_phase(ctx: &Context, task: &TaskRef) -> Option<u64> {
+    let plan = PlanFile::load(&ctx.repo.root.join(&task.plan_rel)).ok()?;
+    match plan.resume_point() {
+        crate::ledger::plan::ResumePoint::At { position, .. } if position > 1 => Some(position as u64),
+        _ => None,
+    }
+}
+
+fn safe_artifacts(ctx: &Context, meta: &Metadata, warnings: &mut Vec<String>) -> Vec<Artifact> {
+    let mut out = Vec::new();
+    for a in &meta.artifacts {
+        let path = a.path.trim_start_matches("./").to_owned();
+        if postflight::safe_artifact_path(&ctx.repo.root, &path) {
+            out.push(Artifact { path, ..a.clone() });
+        } else {
+            warnings.push(format!("artifact `{}` is outside the repository or a transient file; ignored", a.path));
+        }
+    }
+    out
+}
+
+fn merge_artifacts(all: &mut Vec<Artifact>, new: &[Artifact]) {
+    for a in new {
+        match all.iter_mut().find(|b| b.path == a.path) {
+            Some(b) => *b = a.clone(),
+            None => all.push(a.clone()),
+        }
+    }
+}
+
+fn invoke(
+    ctx: &Context,
+    opts: &Options,
+    cfg: &config::Config,
+    prepared: &Prepared,
+    delegation: &Value,
+    iteration: u32,
+    progress: &Progress,
+) -> Result<(agent::Finished, Option<String>)> {
+    let task = &prepared.task;
+    // The Claude Code adapter runs each invocation under a session id the tool chooses and
+    // records it in the marker first, so the stop hook recognises that session.
+    let (command, agent_session) = if opts.agent == claude::AGENT_NAME {
+        let uuid = claude::new_uuid();
+        let mut m = marker::Marker::load(&task.marker_path())?;
+        m.agent_session_id = Some(uuid.clone());
+        m.save(&task.marker_path())?;
+        (claude::command(&cfg.claude, &uuid), Some(uuid))
+    } else {
+        (opts.agent.clone(), None)
+    };
+    let summary_path = format!("{}/summaries/implementation-summary-{}.md", task.dir_rel, ctx.compact_date());
+    let stdin = prompt::build(delegation, &summary_path);
+    let env = vec![
+        ("XTASK_DELEGATION".to_owned(), delegation.to_string()),
+        ("XTASK_METADATA_FILE".to_owned(), task.metadata_path().to_string_lossy().into_owned()),
+        ("XTASK_TASK_NUMBER".to_owned(), task.number.to_string()),
+        ("XTASK_SESSION_ID".to_owned(), prepared.session_id.clone()),
+        ("XTASK_ITERATION".to_owned(), iteration.to_string()),
+    ];
+    std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
+    progress.start(&format!("task {}: iteration {iteration}/{}", task.number, opts.max_iterations));
+    let inv = agent::Invocation {
+        command: &command,
+        cwd: &ctx.repo.root,
+        stdin,
+        env,
+        timeout: Duration::from_secs(opts.timeout),
+        log_path: &task.log_path(),
+    };
+    Ok((agent::run(&inv, progress)?, agent_session))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    ctx: &Context,
+    prepared: &Prepared,
+    outcome: Outcome,
+    meta: Option<&Metadata>,
+    artifacts: &[Artifact],
+    scope_before: &scope::Snapshot,
+    scope_dirs: &[String],
+    identity: Option<&str>,
+    no_commit: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let task = &prepared.task;
+    let ts = ctx.timestamp();
+    let agent_session = report.agent_session_id.clone();
+    ctx.ledger().update(|snap| {
+        postflight::record(snap, task, &outcome, meta, artifacts, &ts)?;
+        if let Some(id) = agent_session {
+            let mut fields = serde_json::Map::new();
+            fields.insert("agent_session_id".into(), Value::from(id));
+            snap.state_mut().merge(task.number, fields)?;
+        }
+        Ok(())
+    })?;
+    let linked: Vec<&Artifact> = match outcome {
+        Outcome::Completed | Outcome::Partial { .. } | Outcome::ReviewNeeded { .. } | Outcome::Blocked { .. } => {
+            artifacts.iter().collect()
+        }
+        _ => Vec::new(),
+    };
+    report.artifacts = linked.iter().map(|a| a.path.clone()).collect();
+    if !no_commit {
+        let paths =
+            postflight::commit_paths(task, artifacts, &scope::changed(scope_before, &ctx.repo.root, scope_dirs));
+        let subject = outcome.subject(task.number);
+        commit(ctx, prepared, &subject, postflight::commit_body(&outcome, meta), &paths, identity, report);
+    }
+    postflight::cleanup(task, &outcome)?;
+    report.outcome = outcome;
+    Ok(())
+}
+
+/// Commits through the task-scoped commit; a failure is a warning, never lost ledger state.
+fn commit(
+    ctx: &Context,
+    prepared: &Prepared,
+    subject: &str,
+    body: Option<String>,
+    paths: &[String],
+    identity: Option<&str>,
+    report: &mut Report,
+) {
+    let req = crate::git::CommitRequest {
+        task: Some(prepared.task.number),
+        paths: paths.iter().map(|p| Path::new(p).to_path_buf()).collect(),
+        subject: subject.to_owned(),
+        body,
+        session_id: prepared.session_id.clone(),
+        agent_identity: identity.map(str::to_owned),
+        no_verify: false,
+    };
+    match crate::git::commit(&ctx.repo, &req) {
+        Ok(crate::git::CommitOutcome::Committed { id, paths, .. }) => {
+            report.commits.push(CommitInfo { id, subject: subject.to_owned(), paths })
+        }
+        Ok(crate::git::CommitOutcome::NothingToCommit { .. }) => {
+            report.warnings.push(format!("`{subject}`: nothing to commit"))
+        }
+        Err(e) => report
+            .warnings
+            .push(format!("commit `{subject}` failed: {e}; the ledger is up to date, commit the task's files by hand")),
+    }
+}
+
+/// `xtask preflight N`: stages 1-4 for an orchestrating LLM session. Returns the delegation
+/// context of the next invocation.
+///
+/// # Errors
+/// As [`preflight::preflight`].
+pub fn preflight_only(ctx: &Context, n: u32, force: bool, timeout: u64) -> Result<(Value, Vec<String>)> {
+    let opts = preflight::Options { force, timeout, agent_session_id: None, pid: None };
+    let prepared = preflight::preflight(ctx, n, &opts, false)?;
+    let iteration = prepared.iterations_done + 1;
+    preflight::write_counter(&prepared.task, iteration)?;
+    let resume = initial_resume_phase(ctx, &prepared.task);
+    let delegation = preflight::delegation(&prepared, timeout, iteration, resume, None);
+    Ok((delegation, prepared.warnings))
+}
+
+/// `xtask postflight N`: stages 6-10 from the metadata the agent wrote, for an orchestrating
+/// LLM session (no loop: a partial result is recorded as partial).
+///
+/// # Errors
+/// A refusal when no run of the task is pending (no marker); I/O errors.
+pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<String>) -> Result<Report> {
+    let snap = ctx.ledger().snapshot()?;
+    let info = snap.state().task(n)?;
+    let dir = crate::ledger::plan::task_dir(&ctx.repo.specs_dir(), n, info.slug.as_deref()).ok_or_else(|| {
+        Error::refused(
+            format!("task {n} has no task directory and no pending run"),
+            Some("run `xtask preflight` first"),
+        )
+    })?;
+    let marker_path = dir.join(marker::MARKER_FILE);
+    let m = marker::Marker::load(&marker_path).map_err(|_| {
+        Error::refused(
+            format!(
+                "no pending postflight for task {n} ({} is missing or unreadable)",
+                ctx.repo.relative(&marker_path)
+            ),
+            Some("run `xtask preflight` first"),
+        )
+    })?;
+    let plan_rel = crate::ledger::plan::latest_plan(&dir).map(|p| ctx.repo.relative(&p)).unwrap_or_default();
+    let slug = info.slug.clone().unwrap_or_default();
+    let task = TaskRef {
+        number: n,
+        slug,
+        language: info.language.clone(),
+        description: info.description.clone(),
+        dir_rel: ctx.repo.relative(&dir),
+        dir,
+        plan_rel,
+    };
+    let prepared = Prepared {
+        task: task.clone(),
+        session_id: m.session_id.clone(),
+        agent_session_id: m.agent_session_id.clone(),
+        resumed: true,
+        iterations_done: preflight::read_counter(&task),
+        changes: Vec::new(),
+        run_lock: None,
+        warnings: Vec::new(),
+    };
+    let cfg = config::Config::load(&ctx.repo.root)?;
+    let mut report = Report {
+        task: n,
+        outcome: Outcome::Failed { reason: String::new() },
+        iterations: prepared.iterations_done.max(1),
+        session_id: m.session_id.clone(),
+        commits: Vec::new(),
+        artifacts: Vec::new(),
+        warnings: Vec::new(),
+        planned_changes: Vec::new(),
+        resumed: true,
+        agent_session_id: m.agent_session_id.clone(),
+        agent_results: Vec::new(),
+    };
+    let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
+        Ok(meta) => {
+            report.warnings.extend(meta.warnings.iter().cloned());
+            let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
+            let (plan_done, plan_total) = plan_progress(ctx, &task);
+            let done = meta.phases_completed.unwrap_or(plan_done);
+            let total = meta.phases_total.filter(|t| *t > 0).unwrap_or(plan_total);
+            let outcome = match meta.status {
+                AgentStatus::Implemented => Outcome::Completed,
+                AgentStatus::Partial if meta.requires_user_review => Outcome::ReviewNeeded {
+                    resume_phase: done + 1,
+                    phases_completed: done,
+                    phases_total: total,
+                    reason: meta.review_reason.clone().unwrap_or_else(|| meta.reason()),
+                },
+                AgentStatus::Partial => partial_outcome(done, total),
+                AgentStatus::Blocked => Outcome::Blocked { reason: meta.reason() },
+                AgentStatus::Failed => Outcome::Failed { reason: meta.reason() },
+                AgentStatus::InProgress => {
+                    Outcome::Failed { reason: "the agent left `in_progress` metadata (interrupted)".into() }
+                }
+            };
+            (outcome, Some(meta), artifacts)
+        }
+        Err(problem) => (Failure::Metadata(problem).outcome(&task), None, Vec::new()),
+    };
+    let identity = identity.or(cfg.agent_identity.clone());
+    let empty = scope::Snapshot::default();
+    finish(
+        ctx,
+        &prepared,
+        outcome,
+        meta.as_ref(),
+        &artifacts,
+        &empty,
+        &[],
+        identity.as_deref(),
+        no_commit,
+        &mut report,
+    )?;
+    Ok(report)
+}

@@ -41,6 +41,21 @@ pub enum Command {
     Hook(crate::guard::HookArgs),
     /// Run jq filters over specs/state.json (jq 1.6 output, no jq needed)
     Query(crate::query::QueryArgs),
+    /// Commit a task's paths, and only that task's changes to state.json and TODO.md
+    Commit(crate::commit::CommitArgs),
+    /// Benchmark `commit` against `git add && git commit` (build with --release; not part of cargo test)
+    BenchCommit(crate::bench_commit::BenchCommitArgs),
+    /// Implement a task: preflight, the agent loop, postflight, commit, cleanup
+    Implement(crate::implement::ImplementArgs),
+    /// Stages 1-4 only (for an LLM session that orchestrates): validate, mark implementing, print the delegation
+    Preflight(crate::implement::PreflightArgs),
+    /// Stages 6-10 only: record the outcome from the metadata file, commit, clean up
+    Postflight(crate::implement::PostflightArgs),
+    /// Show the main job on a throwaway repository with a scripted agent
+    Demo(crate::implement::DemoArgs),
+    /// The scripted agent used by `demo` and the tests (reads XTASK_DELEGATION, XTASK_DEMO_SCRIPT)
+    #[command(hide = true)]
+    DemoAgent(crate::implement::DemoAgentArgs),
 }
 
 /// Parses a task number strictly (no leading zeros, no fractions).

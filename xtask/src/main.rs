@@ -1,8 +1,11 @@
 //! The `xtask` binary: parses the command line, builds the library's `Context`, runs one
 //! library call and maps its outcome to an exit code (documented in README.md).
 
+mod bench_commit;
+mod commit;
 mod flags;
 mod guard;
+mod implement;
 mod query;
 mod tasks;
 
@@ -51,6 +54,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::SetStatus(args) => args.run(&ctx()?, out),
         Command::Hook(args) => args.run(&dir, out),
         Command::Query(args) => args.run(&dir, out),
+        Command::Commit(args) => args.run(&ctx()?, out),
+        Command::BenchCommit(args) => args.run(out),
+        Command::Implement(args) => args.run(&ctx()?, out),
+        Command::Preflight(args) => args.run(&ctx()?, out),
+        Command::Postflight(args) => args.run(&ctx()?, out),
+        Command::Demo(args) => args.run(out),
+        Command::DemoAgent(args) => args.run(),
     }
 }
 

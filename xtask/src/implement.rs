@@ -1,0 +1,230 @@
+//! `implement`, `preflight`, `postflight`, `demo` and `demo-agent`: thin wrappers over
+//! `postflight::workflow`.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use postflight::workflow::{self, progress};
+use postflight::Context;
+
+#[derive(clap::Args, Debug)]
+pub struct ImplementArgs {
+    /// The task number
+    #[arg(value_parser = crate::flags::task_number)]
+    task: u32,
+    /// The agent command, run with `sh -c` in the repository root (default: XTASK_AGENT, then .postflight.json)
+    #[arg(long, value_name = "COMMAND")]
+    agent: Option<String>,
+    /// Invoke the agent at most K times while it reports partial [default: 5, or .postflight.json]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    max_iterations: Option<u32>,
+    /// Kill an invocation (and its process group) after SECS seconds [default: 7200, or .postflight.json]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+    /// Record the outcome but make no commit
+    #[arg(long)]
+    no_commit: bool,
+    /// Print the diff of every file the run would change before the agent starts; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Implement a completed task again
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON object instead of the text summary
+    #[arg(long)]
+    json: bool,
+}
+
+impl ImplementArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let ImplementArgs { task, agent, max_iterations, timeout, no_commit, dry_run, force, json } = self;
+        let agent = if dry_run {
+            workflow::resolve_agent(ctx, agent.as_deref()).unwrap_or_else(|_| "(no agent configured)".into())
+        } else {
+            workflow::resolve_agent(ctx, agent.as_deref())?
+        };
+        let cfg = workflow::config::Config::load(&ctx.repo.root)?;
+        let opts = workflow::Options {
+            task,
+            agent: agent.clone(),
+            max_iterations: max_iterations.or(cfg.max_iterations).unwrap_or(5).max(1),
+            timeout: timeout.or(cfg.timeout).unwrap_or(7200).max(1),
+            no_commit,
+            dry_run,
+            force,
+            agent_identity: None,
+        };
+        let report = workflow::implement(ctx, &opts, &stderr_progress())?;
+        if dry_run {
+            writeln!(
+                out,
+                "dry run: task {task} would be moved to implementing and `{agent}` started; nothing was changed"
+            )?;
+            for change in &report.planned_changes {
+                write!(out, "{}", change.unified_diff(&ctx.repo.root))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        render(ctx, &report, json, out)
+    }
+}
+
+/// Progress on stderr: a live line on a terminal, plain lines otherwise, colour unless NO_COLOR.
+fn stderr_progress() -> progress::Progress {
+    let stderr = std::io::stderr();
+    let mode = if stderr.is_terminal() {
+        progress::Mode::Terminal { color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
+    } else {
+        progress::Mode::Plain
+    };
+    progress::Progress::new(Box::new(stderr), mode)
+}
+
+/// Prints the run's summary (text or JSON) and returns the outcome's exit code.
+fn render(ctx: &Context, report: &workflow::Report, json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report.to_json())?)?;
+        return Ok(ExitCode::from(report.outcome.exit_code()));
+    }
+    let n = report.task;
+    let outcome = &report.outcome;
+    let headline = match outcome {
+        workflow::postflight::Outcome::Completed => format!("task {n}: completed"),
+        workflow::postflight::Outcome::Partial { phases_completed, phases_total, resume_phase } => format!(
+            "task {n}: partial ({phases_completed} of {phases_total} phases); run `xtask implement {n}` to resume at phase {resume_phase}"
+        ),
+        workflow::postflight::Outcome::ReviewNeeded { reason, .. } => format!("task {n}: needs review: {reason}"),
+        workflow::postflight::Outcome::Blocked { reason } => format!("task {n}: blocked: {reason}"),
+        workflow::postflight::Outcome::Failed { reason } => format!("task {n}: failed: {reason}"),
+        workflow::postflight::Outcome::AgentError { reason } => {
+            format!("task {n}: the agent failed: {reason}; the task stays implementing and `xtask implement {n}` resumes")
+        }
+        workflow::postflight::Outcome::MetadataMissing { path } => format!(
+            "task {n}: the agent wrote no metadata ({path}); the task stays implementing and `xtask implement {n}` resumes"
+        ),
+        workflow::postflight::Outcome::MetadataInvalid { path, error } => format!(
+            "task {n}: invalid metadata in {path}: {error}; the task stays implementing and `xtask implement {n}` resumes"
+        ),
+    };
+    writeln!(out, "{headline}")?;
+    writeln!(out, "  session     {}", report.session_id)?;
+    writeln!(out, "  iterations  {}{}", report.iterations, if report.resumed { " (resumed)" } else { "" })?;
+    for c in &report.commits {
+        writeln!(out, "  commit      {} {} ({} files)", &c.id[..c.id.len().min(10)], c.subject, c.paths.len())?;
+    }
+    if !report.artifacts.is_empty() {
+        writeln!(out, "  artifacts   {}", report.artifacts.join(", "))?;
+    }
+    let _ = ctx;
+    Ok(ExitCode::from(report.outcome.exit_code()))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PreflightArgs {
+    /// The task number
+    #[arg(value_parser = crate::flags::task_number)]
+    task: u32,
+    /// The timeout recorded in the marker and the delegation (seconds)
+    #[arg(long, value_name = "SECS", default_value_t = 7200)]
+    timeout: u64,
+    /// Implement a completed task again
+    #[arg(long)]
+    force: bool,
+}
+
+impl PreflightArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let (delegation, warnings) = workflow::preflight_only(ctx, self.task, self.force, self.timeout)?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&delegation)?)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PostflightArgs {
+    /// The task number
+    #[arg(value_parser = crate::flags::task_number)]
+    task: u32,
+    /// Record the outcome but make no commit
+    #[arg(long)]
+    no_commit: bool,
+    /// `Name <email>` for the Co-authored-by trailer
+    #[arg(long, value_name = "IDENTITY")]
+    agent_identity: Option<String>,
+    /// Print one JSON object instead of the text summary
+    #[arg(long)]
+    json: bool,
+}
+
+impl PostflightArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let report = workflow::postflight_only(ctx, self.task, self.no_commit, self.agent_identity)?;
+        render(ctx, &report, self.json, out)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Build the demo repository here instead of a new temporary directory
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
+}
+
+impl DemoArgs {
+    pub fn run(self, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let dir = match self.dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d)?;
+                d
+            }
+            None => workflow::demo::make_dir()?,
+        };
+        workflow::demo::create_repo(&dir)?;
+        writeln!(out, "demo repository: {}", dir.display())?;
+        writeln!(out, "  task 1 (planned, 2 phases); the user has a staged README.md, an unstaged CHANGELOG.md")?;
+        writeln!(out, "  and an untracked notes.txt that no task commit may take.")?;
+        writeln!(out)?;
+        let exe = std::env::current_exe()?;
+        let agent = format!("'{}' demo-agent", exe.display().to_string().replace('\'', r"'\''"));
+        let ctx = Context::from_env(&dir)?;
+        writeln!(out, "$ xtask implement 1 --agent \"xtask demo-agent\"")?;
+        out.flush()?;
+        let opts = workflow::Options {
+            task: 1,
+            agent,
+            max_iterations: 5,
+            timeout: 600,
+            no_commit: false,
+            dry_run: false,
+            force: false,
+            agent_identity: None,
+        };
+        let report = workflow::implement(&ctx, &opts, &stderr_progress())?;
+        let code = render(&ctx, &report, false, out)?;
+        writeln!(out)?;
+        writeln!(out, "$ git log --stat")?;
+        write!(out, "{}", workflow::demo::git(&dir, &["log", "--stat"])?)?;
+        writeln!(out, "$ git status --short   # the user's own work, untouched")?;
+        write!(out, "{}", workflow::demo::git(&dir, &["status", "--short"])?)?;
+        writeln!(out)?;
+        writeln!(out, "Look at: {}/specs/state.json, specs/TODO.md, specs/1_add_greeting/", dir.display())?;
+        writeln!(out, "Agent output: {}/specs/1_add_greeting/.postflight-agent.log", dir.display())?;
+        Ok(code)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DemoAgentArgs {}
+
+impl DemoAgentArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let code = workflow::demo::run_agent(&std::env::current_dir()?)?;
+        Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    }
+}

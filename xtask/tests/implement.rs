@@ -1,0 +1,599 @@
+//! `xtask implement` end to end with the scripted agent (`xtask demo-agent`): every outcome,
+//! checking the three ledger files, the commits (count, subjects, trailers, exact file lists),
+//! that the user's own staged, unstaged and untracked work is untouched, and that no transient
+//! file is ever committed.
+
+mod support;
+
+use std::process::Output;
+
+use serde_json::{json, Value};
+use support::{render, TestRepo, NOW, SESSION};
+
+const IDENTITY: &str = "Scripted Agent <agent@example.com>";
+const SUMMARY: &str = "specs/350_add_feature/summaries/implementation-summary-20260316.md";
+const PLAN: &str = "specs/350_add_feature/plans/implementation-001.md";
+
+/// The sample repository plus the user's own work in progress and a project configuration.
+fn setup() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".postflight.json", &format!("{{\"agent_identity\": \"{IDENTITY}\"}}\n"));
+    repo.write("docs/guide.md", "# Guide\n");
+    repo.write("src/existing.rs", "// existing\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "project files"]);
+    // The user's work: a staged file, an unstaged edit, an untracked file.
+    repo.write("docs/guide.md", "# Guide\n\nStaged by the user.\n");
+    repo.git(&["add", "docs/guide.md"]);
+    repo.write("README.md", "# sample project\n\nUnstaged edit of the user.\n");
+    repo.write("scratch.txt", "untracked notes\n");
+    repo
+}
+
+fn user_work(repo: &TestRepo) -> (String, String, String, String, String) {
+    (
+        repo.git(&["diff", "--cached", "--", "docs/guide.md"]),
+        repo.git(&["diff", "--", "README.md"]),
+        repo.read("docs/guide.md"),
+        repo.read("README.md"),
+        repo.read("scratch.txt"),
+    )
+}
+
+/// Writes the agent script outside the work tree and runs `xtask implement 350` with it.
+fn implement(repo: &TestRepo, steps: Value, extra: &[&str]) -> Output {
+    let script = repo.home().join("script.json");
+    std::fs::write(&script, json!({ "steps": steps }).to_string()).expect("script");
+    let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
+    let mut args = vec!["implement", "350", "--agent", &agent];
+    args.extend_from_slice(extra);
+    repo.xtask(&args).env("XTASK_DEMO_SCRIPT", &script).output().expect("run")
+}
+
+fn implemented_meta(artifacts: Value) -> Value {
+    json!({
+        "status": "implemented",
+        "summary": "All three phases done.",
+        "artifacts": artifacts,
+        "completion_data": {"completion_summary": "Added the feature with tests.", "roadmap_items": ["Feature X shipped"]},
+        "metadata": {"session_id": "{session_id}", "phases_completed": 3, "phases_total": 3}
+    })
+}
+
+fn partial_meta(done: u64, handoff: Option<&str>) -> Value {
+    json!({
+        "status": "partial",
+        "summary": format!("Phases 1-{done} done."),
+        "artifacts": [
+            {"type": "summary", "path": SUMMARY, "summary": "Phase log"},
+            {"type": "implementation", "path": "src/feature.rs", "summary": "The feature"}
+        ],
+        "partial_progress": {"phases_completed": done, "phases_total": 3, "handoff_path": handoff, "details": "more to do"},
+        "metadata": {"session_id": "{session_id}", "phases_completed": done, "phases_total": 3}
+    })
+}
+
+fn step_writing(files: &[(&str, &str)], phases: &[&str], metadata: Value) -> Value {
+    let write: serde_json::Map<String, Value> = files.iter().map(|(p, c)| ((*p).to_owned(), Value::from(*c))).collect();
+    json!({"write": write, "complete_phases": phases, "summary": "phase work", "metadata": metadata})
+}
+
+struct CommitView {
+    subject: String,
+    message: String,
+    files: Vec<String>,
+}
+
+/// The commits made after the two setup commits, oldest first.
+fn commits(repo: &TestRepo) -> Vec<CommitView> {
+    let all = repo.git(&["rev-list", "--reverse", "HEAD"]);
+    all.lines()
+        .skip(2)
+        .map(|id| {
+            let message = repo.git(&["log", "-1", "--format=%B", id]);
+            let files = repo.git(&["show", "--name-only", "--format=", id]).lines().map(str::to_owned).collect();
+            CommitView { subject: message.lines().next().unwrap_or_default().to_owned(), message, files }
+        })
+        .collect()
+}
+
+fn trailers(repo: &TestRepo, message: &str) -> String {
+    let path = repo.home().join("msg.txt");
+    std::fs::write(&path, message).expect("msg");
+    repo.git(&["interpret-trailers", "--parse", path.to_str().expect("utf8")])
+}
+
+fn state_entry(repo: &TestRepo) -> Value {
+    let state: Value = serde_json::from_str(&repo.read("specs/state.json")).expect("state.json is JSON");
+    state["active_projects"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|e| e["project_number"] == 350)
+        .expect("350")
+        .clone()
+}
+
+fn todo_block(repo: &TestRepo) -> String {
+    let todo = repo.read("specs/TODO.md");
+    let start = todo.find("### 350.").expect("block");
+    todo[start..].split("\n---").next().expect("block").to_owned()
+}
+
+fn assert_clean_end(repo: &TestRepo, before: &(String, String, String, String, String)) {
+    assert_eq!(&user_work(repo), before, "the user's own work changed");
+    let run_files: Vec<String> = commits(repo).into_iter().flat_map(|c| c.files).collect();
+    for line in &run_files {
+        let name = line.rsplit('/').next().unwrap_or(line);
+        assert!(
+            name != ".return-meta.json"
+                && !name.starts_with(".postflight-")
+                && line != "scratch.txt"
+                && line != "docs/guide.md"
+                && line != "README.md"
+                && line != ".postflight.json",
+            "committed something that is not the task's: {line}"
+        );
+    }
+}
+
+fn assert_transients_gone(repo: &TestRepo) {
+    for f in [".return-meta.json", ".postflight-pending", ".postflight-loop-guard"] {
+        assert!(!repo.exists(&format!("specs/350_add_feature/{f}")), "{f} left behind");
+    }
+}
+
+#[test]
+fn implement_implemented_first_time_completes_and_commits_only_task_paths() {
+    let repo = setup();
+    let before = user_work(&repo);
+    let steps = json!([step_writing(
+        &[("src/feature.rs", "pub fn feature() {}\n")],
+        &["1", "2", "3"],
+        implemented_meta(json!([
+            {"type": "implementation", "path": "src/feature.rs", "summary": "The feature"},
+            {"type": "summary", "path": SUMMARY, "summary": "Phase log"}
+        ]))
+    )]);
+    let out = implement(&repo, steps, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let e = state_entry(&repo);
+    assert_eq!(e["status"], "completed");
+    assert_eq!(e["completed"], NOW);
+    assert_eq!(e["session_id"], SESSION);
+    assert_eq!(e["completion_summary"], "Added the feature with tests.");
+    assert_eq!(e["roadmap_items"], json!(["Feature X shipped"]));
+    let paths: Vec<&str> =
+        e["artifacts"].as_array().expect("artifacts").iter().map(|a| a["path"].as_str().expect("path")).collect();
+    assert_eq!(paths, [PLAN, SUMMARY, "src/feature.rs"]);
+    let block = todo_block(&repo);
+    assert!(block.contains("- **Status**: [COMPLETED]"), "{block}");
+    assert!(block.contains(&format!("- **Summary**: [implementation-summary-20260316.md]({SUMMARY})")), "{block}");
+    assert!(repo.read(PLAN).contains("- **Status**: [COMPLETED]"));
+    // Task 351's entry in TODO.md is untouched.
+    assert!(repo.read("specs/TODO.md").contains(" **Status**: [PLANNED] (waits for 350)"));
+
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1, "{:?}", c.iter().map(|c| &c.subject).collect::<Vec<_>>());
+    assert_eq!(c[0].subject, "task 350: complete implementation");
+    let mut files = c[0].files.clone();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "specs/350_add_feature/plans/implementation-001.md",
+            SUMMARY,
+            "specs/TODO.md",
+            "specs/state.json",
+            "src/feature.rs"
+        ]
+    );
+    let t = trailers(&repo, &c[0].message);
+    assert!(t.contains(&format!("Session: {SESSION}")), "{t}");
+    assert!(t.contains(&format!("Co-authored-by: {IDENTITY}")), "{t}");
+    assert!(c[0].message.contains("Added the feature with tests."), "{}", c[0].message);
+    assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
+}
+
+#[test]
+fn implement_partial_then_implemented_commits_each_iteration_and_passes_resume_info() {
+    let repo = setup();
+    let before = user_work(&repo);
+    let record = repo.home().join("delegations.jsonl");
+    let record = record.to_str().expect("utf8");
+    let handoff = "specs/350_add_feature/handoffs/phase-2-handoff-20260316.md";
+    let mut first = step_writing(
+        &[("src/feature.rs", "pub fn feature() {}\n"), (handoff, "# Handoff\n")],
+        &["1"],
+        partial_meta(1, Some(handoff)),
+    );
+    first["record_delegation"] = json!(record);
+    let mut second = step_writing(
+        &[("src/feature_test.rs", "#[test] fn t() {}\n")],
+        &["2", "3"],
+        implemented_meta(
+            json!([{"type": "summary", "path": SUMMARY, "summary": "log"}, {"type": "implementation", "path": "src/feature_test.rs", "summary": "tests"}]),
+        ),
+    );
+    second["record_delegation"] = json!(record);
+    let out = implement(&repo, json!([first, second]), &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints one object");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["iterations"], 2);
+    assert_eq!(report["session_id"], SESSION);
+    assert_eq!(report["commits"].as_array().expect("commits").len(), 2);
+
+    let delegations: Vec<Value> = std::fs::read_to_string(record)
+        .expect("record")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(delegations.len(), 2);
+    assert_eq!((delegations[0]["iteration"].clone(), delegations[0]["resume_phase"].clone()), (json!(1), Value::Null));
+    assert_eq!((delegations[1]["iteration"].clone(), delegations[1]["resume_phase"].clone()), (json!(2), json!(2)));
+    assert_eq!(delegations[1]["handoff_path"], handoff);
+    assert_eq!(delegations[0]["session_id"], SESSION);
+
+    let c = commits(&repo);
+    let subjects: Vec<&str> = c.iter().map(|c| c.subject.as_str()).collect();
+    assert_eq!(subjects, ["task 350: iteration 1 partial progress", "task 350: complete implementation"]);
+    // The iteration commit carries the code and the handoff (D12, D17), and the preflight status.
+    for f in ["src/feature.rs", handoff, "specs/state.json", "specs/TODO.md", PLAN, SUMMARY] {
+        assert!(c[0].files.iter().any(|x| x == f), "{f} not in {:?}", c[0].files);
+    }
+    assert!(c[1].files.iter().any(|x| x == "src/feature_test.rs"), "{:?}", c[1].files);
+    let e = state_entry(&repo);
+    assert_eq!(e["status"], "completed");
+    assert!(e.get("resume_phase").is_none(), "resume_phase cleared on completion");
+    let summaries = e["artifacts"].as_array().expect("a").iter().filter(|a| a["type"] == "summary").count();
+    assert_eq!(summaries, 1);
+    assert_eq!(todo_block(&repo).matches("**Summary**").count(), 1);
+    assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
+}
+
+#[test]
+fn implement_partial_forever_stops_at_max_iterations_with_exit_3() {
+    let repo = setup();
+    let before = user_work(&repo);
+    let steps = json!([step_writing(&[("src/feature.rs", "pub fn feature() {}\n")], &["1"], partial_meta(1, None))]);
+    let out = implement(&repo, steps, &["--max-iterations", "3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run `xtask implement 350` to resume"), "{}", render(&out));
+    // Each iteration appends to the summary, so every iteration has something to commit.
+    let subjects: Vec<String> = commits(&repo).into_iter().map(|c| c.subject).collect();
+    assert_eq!(
+        subjects,
+        [
+            "task 350: iteration 1 partial progress",
+            "task 350: iteration 2 partial progress",
+            "task 350: partial implementation (phases 1-1 of 3)"
+        ]
+    );
+    let e = state_entry(&repo);
+    assert_eq!(e["status"], "implementing");
+    assert_eq!(e["resume_phase"], 2);
+    assert!(todo_block(&repo).contains("- **Status**: [IMPLEMENTING]"));
+    assert!(todo_block(&repo).contains("- **Summary**:"));
+    assert!(repo.read(PLAN).contains("- **Status**: [PARTIAL]"));
+    assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
+}
+
+#[test]
+fn implement_partial_needing_review_stops_at_once_with_exit_4() {
+    let repo = setup();
+    let mut meta = partial_meta(2, None);
+    meta["requires_user_review"] = json!(true);
+    meta["review_reason"] = json!("The spec contradicts itself about \"errors\".");
+    let out = implement(&repo, json!([step_writing(&[("src/feature.rs", "x\n")], &["1", "2"], meta)]), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    let e = state_entry(&repo);
+    assert_eq!(e["status"], "implementing");
+    assert_eq!(e["resume_phase"], 3);
+    assert_eq!(e["review_reason"], "The spec contradicts itself about \"errors\".");
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].subject, "task 350: partial implementation (phases 1-2 of 3)");
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn implement_failed_records_the_reason_and_keeps_implementing() {
+    let repo = setup();
+    let before = user_work(&repo);
+    let meta = json!({"status": "failed", "summary": "Could not build.", "artifacts": [],
+        "errors": [{"message": "cargo build failed: E0308", "recoverable": true}]});
+    let out = implement(&repo, json!([{"metadata": meta}]), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    let e = state_entry(&repo);
+    assert_eq!(e["status"], "implementing");
+    assert_eq!(e["failure_reason"], "cargo build failed: E0308");
+    assert!(todo_block(&repo).contains("[IMPLEMENTING]"));
+    assert!(repo.read(PLAN).contains("- **Status**: [IMPLEMENTING]"));
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].subject, "task 350: implementation failed");
+    let mut files = c[0].files.clone();
+    files.sort();
+    assert_eq!(files, [PLAN, "specs/TODO.md", "specs/state.json"]);
+    assert!(c[0].message.contains("cargo build failed: E0308"));
+    assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
+}
+
+#[test]
+fn implement_blocked_links_summary_in_state_only() {
+    let repo = setup();
+    let meta = json!({"status": "blocked", "summary": "Needs an API key.",
+        "artifacts": [{"type": "summary", "path": SUMMARY, "summary": "log"}],
+        "errors": [{"message": "missing_dependency: no API key", "recoverable": false}]});
+    let out = implement(&repo, json!([{"summary": "blocked at phase 1", "metadata": meta}]), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    let e = state_entry(&repo);
+    assert_eq!(e["status"], "implementing");
+    assert_eq!(e["blocked_reason"], "missing_dependency: no API key");
+    assert!(e["artifacts"].as_array().expect("a").iter().any(|a| a["path"] == SUMMARY));
+    assert!(!todo_block(&repo).contains("**Summary**"));
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].subject, "task 350: implementation blocked");
+    assert!(c[0].files.iter().any(|f| f == SUMMARY));
+}
+
+#[test]
+fn implement_missing_metadata_keeps_marker_and_resumes_with_same_session() {
+    let repo = setup();
+    let out = implement(&repo, json!([{"write": {"src/feature.rs": "x\n"}}]), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrote no metadata"), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+    assert!(repo.exists("specs/350_add_feature/.postflight-pending"), "marker kept for resume");
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].subject, "task 350: implementation failed");
+    // The rerun picks the marker up: same session even with another XTASK_SESSION_ID.
+    let script = repo.home().join("script.json");
+    let steps = json!({"steps": [step_writing(&[], &["1", "2", "3"], implemented_meta(json!([{"type": "summary", "path": SUMMARY}])))]});
+    std::fs::write(&script, steps.to_string()).expect("script");
+    let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
+    let out = repo
+        .xtask(&["implement", "350", "--agent", &agent, "--json"])
+        .env("XTASK_DEMO_SCRIPT", &script)
+        .env("XTASK_SESSION_ID", "sess_1773699999_ffffff")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["session_id"], SESSION);
+    assert_eq!(state_entry(&repo)["status"], "completed");
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn implement_invalid_metadata_exits_4_and_keeps_the_evidence() {
+    let repo = setup();
+    let out = implement(&repo, json!([{"metadata_raw": "{\"status\": \"implemented\", oops"}]), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("invalid metadata in specs/350_add_feature/.return-meta.json"), "{}", render(&out));
+    assert!(stdout.contains(":1:"), "names the position: {}", render(&out));
+    assert!(repo.exists("specs/350_add_feature/.return-meta.json"), "evidence kept");
+    assert!(repo.exists("specs/350_add_feature/.postflight-pending"), "marker kept");
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+}
+
+#[test]
+fn implement_json_on_stdout_warns_and_reads_the_file() {
+    let repo = setup();
+    let meta = implemented_meta(json!([{"type": "summary", "path": SUMMARY}]));
+    let step = json!({"complete_phases": ["1", "2", "3"], "summary": "done", "metadata": meta, "stdout": "{\"status\": \"implemented\"}\n"});
+    let out = implement(&repo, json!([step]), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("printed JSON on stdout"), "{}", render(&out));
+}
+
+#[test]
+fn implement_timeout_kills_the_agent_and_counts_as_partial() {
+    let repo = setup();
+    let step = json!({"write": {"src/feature.rs": "x\n"}, "complete_phases": ["1"], "sleep_ms": 60000,
+        "metadata": implemented_meta(json!([]))});
+    let out = implement(&repo, json!([step]), &["--timeout", "1", "--max-iterations", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", render(&out));
+    let e = state_entry(&repo);
+    assert_eq!(e["status"], "implementing");
+    assert_eq!(e["resume_phase"], 2);
+    assert!(repo.read(PLAN).contains("- **Status**: [PARTIAL]"));
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].subject, "task 350: partial implementation (phases 1-1 of 3)");
+    assert!(!repo.exists("specs/350_add_feature/.return-meta.json"), "the killed agent never wrote metadata");
+}
+
+#[test]
+fn implement_killed_mid_run_resumes_with_same_session_and_no_duplicates() {
+    let repo = setup();
+    let pid_file = repo.home().join("agent.pgid");
+    let record = repo.home().join("delegations.jsonl");
+    let mut slow = step_writing(&[("src/feature.rs", "pub fn feature() {}\n")], &["1"], partial_meta(1, None));
+    slow["sleep_ms"] = json!(60000);
+    slow["pid_file"] = json!(pid_file.to_str().expect("utf8"));
+    slow["record_delegation"] = json!(record.to_str().expect("utf8"));
+    let mut done = step_writing(
+        &[],
+        &["2", "3"],
+        implemented_meta(
+            json!([{"type": "summary", "path": SUMMARY}, {"type": "implementation", "path": "src/feature.rs"}]),
+        ),
+    );
+    done["record_delegation"] = json!(record.to_str().expect("utf8"));
+    let script = repo.home().join("script.json");
+    std::fs::write(&script, json!({"steps": [slow, done]}).to_string()).expect("script");
+    let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
+    let mut child =
+        repo.xtask(&["implement", "350", "--agent", &agent]).env("XTASK_DEMO_SCRIPT", &script).spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pid_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL the tool");
+    let _ = child.wait();
+    let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
+    let _ = std::process::Command::new("kill").args(["-9", &format!("-{pgid}")]).status();
+    // The files are valid and say implementing; the marker is there.
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+    assert!(repo.exists("specs/350_add_feature/.postflight-pending"));
+
+    let out = repo
+        .xtask(&["implement", "350", "--agent", &agent, "--json"])
+        .env("XTASK_DEMO_SCRIPT", &script)
+        .output()
+        .expect("rerun");
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["session_id"], SESSION);
+    assert_eq!(report["iterations"], 2, "the count continues");
+    let delegations: Vec<Value> = std::fs::read_to_string(&record)
+        .expect("record")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(delegations.iter().map(|d| d["iteration"].as_u64().expect("n")).collect::<Vec<_>>(), [1, 2]);
+    let e = state_entry(&repo);
+    let paths: Vec<&str> =
+        e["artifacts"].as_array().expect("a").iter().map(|a| a["path"].as_str().expect("p")).collect();
+    let mut dedup = paths.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(paths.len(), dedup.len(), "duplicated artifacts: {paths:?}");
+    assert_eq!(e["started"], NOW);
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn implement_refuses_bad_starts_and_changes_nothing() {
+    let repo = setup();
+    let before = repo.snapshot();
+    let agent = "true";
+    for (args, needle) in [
+        (vec!["implement", "352", "--agent", agent], "cannot be implemented"),
+        (vec!["implement", "999", "--agent", agent], "task 999 not found"),
+        (vec!["implement", "0350", "--agent", agent], "not a task number"),
+        (vec!["implement", "350.0", "--agent", agent], "not a task number"),
+    ] {
+        let out = repo.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", render(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{args:?}: {}", render(&out));
+        assert_eq!(before, repo.snapshot(), "{args:?} changed a file");
+    }
+    // No plan: refused with the advice to plan first.
+    std::fs::remove_file(repo.file("specs/351_second_feature/plans/implementation-001.md")).expect("rm");
+    let before = repo.snapshot();
+    let out = repo.run(&["implement", "351", "--agent", agent]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plan the task first"), "{}", render(&out));
+    assert_eq!(before, repo.snapshot());
+}
+
+#[test]
+fn implement_dry_run_prints_diffs_and_changes_nothing() {
+    let repo = setup();
+    let before = repo.snapshot();
+    let out = repo.run(&["implement", "350", "--agent", "true", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "+++ b/specs/state.json",
+        "-      \"status\": \"planned\",",
+        "+      \"status\": \"implementing\",",
+        "+++ b/specs/TODO.md",
+        "+- **Status**: [IMPLEMENTING]",
+        "+++ b/specs/350_add_feature/.postflight-pending",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert_eq!(before, repo.snapshot());
+}
+
+/// Runs one jq filter over `input` with string args and JSON args, like the seed's pipeline.
+fn jq(input: &str, filter: &str, args: &[(&str, &str)], json_args: &[(&str, &str)]) -> String {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new("jq");
+    for (k, v) in args {
+        cmd.args(["--arg", k, v]);
+    }
+    for (k, v) in json_args {
+        cmd.args(["--argjson", k, v]);
+    }
+    let mut child = cmd
+        .arg(filter)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("jq 1.6 is installed (CI installs it)");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("jq");
+    assert!(out.status.success(), "jq failed on {filter}");
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+#[test]
+fn implement_state_json_equals_the_seeds_own_jq_stages_byte_for_byte() {
+    let repo = setup();
+    let summary_text = "Phase log with \"quotes\", a backslash \\ and ünïcode";
+    let meta = json!({
+        "status": "implemented",
+        "summary": "done",
+        "artifacts": [
+            {"type": "implementation", "path": "src/feature.rs", "summary": "The feature"},
+            {"type": "summary", "path": SUMMARY, "summary": summary_text}
+        ],
+        "completion_data": {"completion_summary": "Added the feature.", "roadmap_items": ["Ship it"]},
+        "metadata": {"phases_completed": 3, "phases_total": 3}
+    });
+    let before = repo.read("specs/state.json");
+    let step = json!({"write": {"src/feature.rs": "x\n"}, "complete_phases": ["1", "2", "3"], "summary": "log", "metadata": meta});
+    let out = implement(&repo, json!([step]), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+
+    let sel = "(.active_projects[] | select(.project_number == 350))";
+    // Stage 2 (preflight).
+    let s = jq(
+        &before,
+        &format!("{sel} |= . + {{status: $status, last_updated: $ts, session_id: $sid, started: $ts}}"),
+        &[("ts", NOW), ("status", "implementing"), ("sid", SESSION)],
+        &[],
+    );
+    // Stage 7 (implemented, non-meta).
+    let s = jq(
+        &s,
+        &format!("{sel} |= . + {{status: $status, last_updated: $ts, completed: $ts}}"),
+        &[("ts", NOW), ("status", "completed")],
+        &[],
+    );
+    let s = jq(&s, &format!("{sel}.completion_summary = $summary"), &[("summary", "Added the feature.")], &[]);
+    let s = jq(&s, &format!("{sel}.roadmap_items = $items"), &[], &[("items", "[\"Ship it\"]")]);
+    // Stage 8 (link artifacts).
+    let s = jq(
+        &s,
+        &format!("{sel}.artifacts = [{sel}.artifacts // [] | .[] | select(.type == \"summary\" | not)]"),
+        &[],
+        &[],
+    );
+    let s = jq(
+        &s,
+        &format!("{sel}.artifacts += [{{\"path\": $path, \"type\": \"summary\", \"summary\": $summary}}]"),
+        &[("path", SUMMARY), ("summary", summary_text)],
+        &[],
+    );
+    let s = jq(
+        &s,
+        &format!("{sel}.artifacts += [{{\"path\": $path, \"type\": $type, \"summary\": $summary}}]"),
+        &[("path", "src/feature.rs"), ("type", "implementation"), ("summary", "The feature")],
+        &[],
+    );
+    assert_eq!(repo.read("specs/state.json"), s, "the tool's state.json differs from the seed's jq pipeline");
+}
