@@ -91,22 +91,37 @@ pub struct CliResult {
     pub permission_denials: Vec<String>,
     /// `session_id`.
     pub session_id: Option<String>,
+    /// `api_error_status`: the HTTP status of the API error that ended the run (401, 429, 529, ...).
+    pub api_error_status: Option<u64>,
     /// The whole object, for the run log and `--json`.
     pub raw: Value,
 }
 
 impl CliResult {
     /// One line saying why the CLI stopped with an error.
+    /// The CLI reports an API error with `subtype: "success"` and `terminal_reason: "completed"`,
+    /// so those words are left out; the API status and the CLI's own text say what happened.
     pub fn error_reason(&self) -> String {
-        let mut parts = vec![format!("Claude Code stopped with an error ({})", self.subtype)];
-        if let Some(t) = &self.terminal_reason {
-            parts.push(t.clone());
+        let mut what = Vec::new();
+        if let Some(status) = self.api_error_status {
+            what.push(format!("API status {status}"));
+        }
+        if !self.subtype.is_empty() && self.subtype != "success" {
+            what.push(self.subtype.clone());
+        }
+        if let Some(t) = self.terminal_reason.as_deref().filter(|t| !t.is_empty() && *t != "completed") {
+            what.push(t.to_owned());
+        }
+        let mut reason = "Claude Code stopped with an error".to_owned();
+        if !what.is_empty() {
+            reason.push_str(&format!(" ({})", what.join(", ")));
         }
         let text: String = self.result.trim().chars().take(300).collect();
         if !text.is_empty() {
-            parts.push(text);
+            reason.push_str(": ");
+            reason.push_str(&text);
         }
-        parts.join(": ")
+        reason
     }
 }
 
@@ -142,6 +157,7 @@ pub fn parse_result(stdout: &str) -> Option<CliResult> {
                 })
                 .unwrap_or_default(),
             session_id: s("session_id"),
+            api_error_status: v.get("api_error_status").and_then(Value::as_u64),
             raw: v,
         });
     }
@@ -191,5 +207,27 @@ mod tests {
         assert_eq!(r.permission_denials, ["Bash"]);
         assert!(r.error_reason().contains("529 overloaded"), "{}", r.error_reason());
         assert!(parse_result("{\"type\": \"assistant\"}").is_none());
+    }
+
+    #[test]
+    fn api_errors_as_the_cli_reports_them() {
+        // The shape Claude Code 2.1 prints after a 529 (retries disabled) and after a 401.
+        let overloaded = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":529,"num_turns":1,"result":"API Error: 529 Overloaded. This is a server-side issue, usually temporary.","stop_reason":"stop_sequence","session_id":"s","total_cost_usd":0,"permission_denials":[],"terminal_reason":"completed"}"#;
+        let r = parse_result(overloaded).expect("found");
+        assert_eq!(r.api_error_status, Some(529));
+        assert_eq!(
+            r.error_reason(),
+            "Claude Code stopped with an error (API status 529): API Error: 529 Overloaded. This is a server-side issue, usually temporary."
+        );
+        let auth = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":401,"result":"Invalid API key · Fix external API key","terminal_reason":"completed"}"#;
+        assert_eq!(
+            parse_result(auth).expect("found").error_reason(),
+            "Claude Code stopped with an error (API status 401): Invalid API key · Fix external API key"
+        );
+        let turns = r#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":3}"#;
+        assert_eq!(
+            parse_result(turns).expect("found").error_reason(),
+            "Claude Code stopped with an error (error_max_turns)"
+        );
     }
 }
