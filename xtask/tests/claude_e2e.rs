@@ -327,7 +327,19 @@ fn run_cli(repo: &TestRepo, claude: &Claude, session: &str, prompt: &str) -> Out
     let mut child =
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn claude");
     child.stdin.take().expect("stdin").write_all(prompt.as_bytes()).expect("prompt");
-    child.wait_with_output().expect("claude")
+    // Bounded: a CLI that hangs is killed, and the test fails saying so.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(out) => out.expect("claude"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("claude -p did not finish within 120 s:\n{}", claude.stub.describe());
+        }
+    }
 }
 
 #[test]
