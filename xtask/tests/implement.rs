@@ -597,3 +597,103 @@ fn implement_state_json_equals_the_seeds_own_jq_stages_byte_for_byte() {
     );
     assert_eq!(repo.read("specs/state.json"), s, "the tool's state.json differs from the seed's jq pipeline");
 }
+
+#[test]
+fn preflight_then_postflight_split_for_an_orchestrating_session() {
+    let repo = setup();
+    let before = user_work(&repo);
+    let out = repo.run(&["preflight", "350"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let delegation: Value = serde_json::from_slice(&out.stdout).expect("preflight prints the delegation JSON");
+    assert_eq!(delegation["session_id"], SESSION);
+    assert_eq!(delegation["iteration"], 1);
+    assert_eq!(delegation["resume_phase"], Value::Null);
+    assert_eq!(delegation["metadata_file_path"], "specs/350_add_feature/.return-meta.json");
+    assert_eq!(delegation["plan_path"], PLAN);
+    assert_eq!(delegation["task_context"]["task_name"], "add_feature");
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+    let marker: Value = serde_json::from_str(&repo.read("specs/350_add_feature/.postflight-pending")).expect("marker");
+    assert_eq!(marker["session_id"], SESSION);
+    assert_eq!(marker["task_number"], 350);
+    assert_eq!(marker["operation"], "implement");
+
+    // The orchestrating session's agent does the work and writes the metadata.
+    repo.write("src/feature.rs", "pub fn feature() {}\n");
+    repo.write(SUMMARY, "# Summary\n");
+    let meta = implemented_meta(
+        json!([{"type": "summary", "path": SUMMARY}, {"type": "implementation", "path": "src/feature.rs"}]),
+    );
+    repo.write("specs/350_add_feature/.return-meta.json", &meta.to_string());
+    let out = repo.run(&["postflight", "350", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(state_entry(&repo)["status"], "completed");
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].subject, "task 350: complete implementation");
+    assert!(c[0].files.iter().any(|f| f == "src/feature.rs"));
+    assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
+    // Without a pending run there is nothing to record.
+    let out = repo.run(&["postflight", "350"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no pending postflight"), "{}", render(&out));
+}
+
+#[test]
+fn implement_commit_failure_is_reported_and_loses_no_ledger_state() {
+    let repo = setup();
+    repo.write(".git/hooks/pre-commit", "#!/bin/sh\necho 'pre-commit: refusing for the test' >&2\nexit 1\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(repo.file(".git/hooks/pre-commit"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let steps = json!([step_writing(
+        &[("src/feature.rs", "x\n")],
+        &["1", "2", "3"],
+        implemented_meta(json!([{"type": "summary", "path": SUMMARY}]))
+    )]);
+    let out = implement(&repo, steps, &[]);
+    assert_eq!(out.status.code(), Some(0), "the outcome stands: {}", render(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("commit `task 350: complete implementation` failed"),
+        "{}",
+        render(&out)
+    );
+    assert!(commits(&repo).is_empty());
+    assert_eq!(state_entry(&repo)["status"], "completed", "the ledger is recorded even though the commit failed");
+    assert!(todo_block(&repo).contains("[COMPLETED]"));
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn demo_runs_the_main_job_and_leaves_the_users_work_alone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("demo");
+    let repo = TestRepo::empty();
+    let out = repo
+        .xtask(&["demo", "--dir", dir.to_str().expect("utf8")])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("demo");
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "task 1: completed",
+        "task 1: iteration 1 partial progress",
+        "task 1: complete implementation",
+        " M CHANGELOG.md",
+        "M  README.md",
+        "?? notes.txt",
+        "Session: ",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?}:\n{}", render(&out));
+    }
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("specs/state.json")).expect("state")).expect("json");
+    assert_eq!(state["active_projects"][1]["status"], "completed");
+    assert_eq!(state["active_projects"][0]["status"], "planned", "the other task is untouched");
+}
