@@ -12,7 +12,8 @@ pub struct ImplementArgs {
     /// The task number
     #[arg(value_parser = crate::flags::task_number)]
     task: u32,
-    /// The agent command, run with `sh -c` in the repository root (default: XTASK_AGENT, then .postflight.json)
+    /// The agent command, run with `sh -c` in the repository root; `claude` selects the Claude Code adapter
+    /// (default: XTASK_AGENT, then .postflight.json, then `claude` when it is on the PATH)
     #[arg(long, value_name = "COMMAND")]
     agent: Option<String>,
     /// Invoke the agent at most K times while it reports partial [default: 5, or .postflight.json]

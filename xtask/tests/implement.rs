@@ -697,3 +697,35 @@ fn demo_runs_the_main_job_and_leaves_the_users_work_alone() {
     assert_eq!(state["active_projects"][1]["status"], "completed");
     assert_eq!(state["active_projects"][0]["status"], "planned", "the other task is untouched");
 }
+
+#[test]
+fn implement_refuses_a_task_that_a_live_run_holds() {
+    let repo = setup();
+    let pid_file = repo.home().join("agent.pgid");
+    let mut slow = step_writing(&[], &[], partial_meta(1, None));
+    slow["sleep_ms"] = json!(60000);
+    slow["pid_file"] = json!(pid_file.to_str().expect("utf8"));
+    let script = repo.home().join("script.json");
+    std::fs::write(&script, json!({"steps": [slow]}).to_string()).expect("script");
+    let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
+    let mut first =
+        repo.xtask(&["implement", "350", "--agent", &agent]).env("XTASK_DEMO_SCRIPT", &script).spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pid_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = repo.snapshot();
+    let second = repo.run(&["implement", "350", "--agent", "true"]);
+    assert_eq!(second.status.code(), Some(2), "{}", render(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("being implemented by another postflight run"),
+        "{}",
+        render(&second)
+    );
+    assert_eq!(before, repo.snapshot(), "the refused run changed a file");
+    first.kill().expect("kill");
+    let _ = first.wait();
+    let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
+    let _ = std::process::Command::new("kill").args(["-9", &format!("-{pgid}")]).status();
+}
