@@ -58,6 +58,13 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
     } else {
         gix::index::File::from_state(gix::index::State::new(grepo.object_hash()), index_path.clone())
     };
+    if index.is_sparse() {
+        // Directories collapsed into one entry would read as deleted files here.
+        return Err(Error::refused(
+            "the index is a sparse index, which task commits do not support",
+            Some("run `git sparse-checkout init --no-sparse-index` (or commit with git)"),
+        ));
+    }
 
     let ctx = Ctx { repo: &grepo, root, req, settings: &settings, index: &index };
     for attempt in 1..=ATTEMPTS {

@@ -694,3 +694,34 @@ fn commit_signs_through_git_when_commit_gpgsign_is_set() {
     assert!(stderr(&out).contains("gpg"), "{}", render(&out));
     assert_eq!(everything(&repo), before);
 }
+
+#[test]
+fn commit_respects_core_filemode_false_like_git() {
+    let ours = TestRepo::new();
+    ours.git(&["config", "core.fileMode", "false"]);
+    set_exec(&ours, "README.md", true);
+    ours.write("README.md", "# mode ignored, content not\n");
+    ours.write("tool.sh", "#!/bin/sh\n");
+    set_exec(&ours, "tool.sh", true);
+    let theirs = copy_of(&ours);
+    assert_ok(&commit(&ours, &["350", "README.md", "tool.sh"]));
+    theirs.git(&["add", "-A", "--", "README.md", "tool.sh"]);
+    theirs.git(&["commit", "-q", "--only", "-m", "oracle", "--", "README.md", "tool.sh"]);
+    assert_eq!(tree(&ours, "HEAD"), tree(&theirs, "HEAD"));
+    assert_eq!(ours.git(&["ls-files", "-s"]), theirs.git(&["ls-files", "-s"]));
+}
+
+#[test]
+fn commit_refuses_a_sparse_index() {
+    let repo = TestRepo::new();
+    repo.write("other/x.txt", "outside the cone\n");
+    repo.git(&["add", "other"]);
+    repo.git(&["commit", "-q", "-m", "other"]);
+    repo.git(&["sparse-checkout", "set", "--cone", "--sparse-index", "specs"]);
+    repo.write("README.md", "# sparse\n");
+    let before = everything(&repo);
+    let out = commit(&repo, &["350", "README.md"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert!(stderr(&out).contains("sparse index"), "{}", render(&out));
+    assert_eq!(everything(&repo), before);
+}
