@@ -725,3 +725,15 @@ fn commit_refuses_a_sparse_index() {
     assert!(stderr(&out).contains("sparse index"), "{}", render(&out));
     assert_eq!(everything(&repo), before);
 }
+
+#[test]
+fn commit_refuses_a_ledger_file_that_does_not_parse() {
+    let repo = TestRepo::new();
+    repo.write("specs/state.json", "{\n  \"active_projects\": [\n");
+    repo.write("README.md", "# x\n");
+    let before = everything(&repo);
+    let out = commit(&repo, &["350", "README.md", "specs/state.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert!(stderr(&out).contains("specs/state.json:3:0: invalid JSON"), "{}", render(&out));
+    assert_eq!(everything(&repo), before);
+}
