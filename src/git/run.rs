@@ -28,7 +28,7 @@ const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
 const ATTEMPTS: usize = 3;
 
 pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
-    let mut msg =
+    let message =
         message::build_message(&req.subject, req.body.as_deref(), &req.session_id, req.agent_identity.as_deref())?;
     if req.paths.is_empty() {
         return Err(Error::refused("no paths to commit were given", Some("list the files or directories to commit")));
@@ -70,12 +70,14 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
     for attempt in 1..=ATTEMPTS {
         let head = read_head(&grepo)?;
         let mut plan = ctx.plan(&head, &targets)?;
-        let mut next_index = index.clone();
-        apply_to_index(&mut next_index, &plan.updates);
         // Like an empty `git commit --only`, except that hooks do not run for nothing.
         if plan.tree == head.tree {
             return Ok(CommitOutcome::NothingToCommit { skipped: plan.skipped });
         }
+        let mut next_index = index.clone();
+        apply_to_index(&mut next_index, &plan.updates);
+        // Each attempt starts from the caller's message: a commit-msg hook edits its own copy.
+        let mut msg = message.clone();
         if !req.no_verify {
             ctx.run_hooks(&mut plan, &next_index, &author, &mut msg)?;
         }

@@ -448,10 +448,16 @@ fn commit_retries_when_head_moves_and_gives_up_after_three_times() {
             m = marker.display()
         ),
     );
+    // The commit-msg hook runs on each attempt, each time on the original message.
+    write_hook(&repo, ".git/hooks", "commit-msg", "printf 'Checked-by: hook\\n' >> \"$1\"");
     repo.write("README.md", "# ours\n");
     let out = commit(&repo, &["350", "-m", "task 350: raced", "README.md"]);
     assert_ok(&out);
     assert_eq!(repo.git(&["log", "--format=%s"]), "task 350: raced\nintruder\ninitial\n");
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%(trailers:only)"]),
+        format!("Session: {}\nChecked-by: hook\n\n", support::SESSION)
+    );
     assert_eq!(repo.git(&["show", "HEAD:README.md"]), "# ours\n");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 
