@@ -26,8 +26,16 @@ pub fn build_message(subject: &str, body: Option<&str>, session_id: &str, identi
     }
     let mut text = format!("{subject}\n\n");
     if let Some(body) = body.map(str::trim).filter(|b| !b.is_empty()) {
-        text.push_str(body);
-        text.push_str("\n\n");
+        for line in body.lines() {
+            // git reads a line starting with `---` as the start of a patch and stops looking
+            // for trailers there (`git interpret-trailers`, `git am`): indent it by one space.
+            if line.starts_with("---") {
+                text.push(' ');
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push('\n');
     }
     text.push_str(&format!("Session: {session_id}\n"));
     if let Some(identity) = identity.map(str::trim).filter(|i| !i.is_empty()) {
@@ -85,6 +93,12 @@ mod tests {
         assert_eq!(m, "task 5: update\n\nDid things.\n\nMore.\n\nSession: sess_1\nCo-authored-by: Bot <b@x.org>\n");
         let m = build_message("  s  ", None, "sess_1", None).expect("ok");
         assert_eq!(m, "s\n\nSession: sess_1\n");
+    }
+
+    #[test]
+    fn a_divider_in_the_body_cannot_hide_the_trailers() {
+        let m = build_message("s", Some("a\n---\nb\n--- x"), "sess_1", None).expect("ok");
+        assert_eq!(m, "s\n\na\n ---\nb\n --- x\n\nSession: sess_1\n");
     }
 
     #[test]

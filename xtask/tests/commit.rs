@@ -205,7 +205,7 @@ fn commit_message_has_session_and_coauthor_trailers() {
             "-m",
             "task 350: docs",
             "--body",
-            "Why it changed.",
+            "Why it changed.\n---\nA divider above.",
             "--agent-identity",
             "Claude <noreply@anthropic.com>",
             "README.md",
@@ -216,7 +216,7 @@ fn commit_message_has_session_and_coauthor_trailers() {
     assert_eq!(
         msg,
         format!(
-            "task 350: docs\n\nWhy it changed.\n\nSession: {}\nCo-authored-by: Claude <noreply@anthropic.com>\n\n",
+            "task 350: docs\n\nWhy it changed.\n ---\nA divider above.\n\nSession: {}\nCo-authored-by: Claude <noreply@anthropic.com>\n\n",
             support::SESSION
         )
     );
