@@ -442,7 +442,7 @@ fn implement_killed_mid_run_resumes_with_same_session_and_no_duplicates() {
     child.kill().expect("SIGKILL the tool");
     let _ = child.wait();
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
-    let _ = std::process::Command::new("kill").args(["-9", &format!("-{pgid}")]).status();
+    support::kill_process_group(&pgid);
     // The files are valid and say implementing; the marker is there.
     assert_eq!(state_entry(&repo)["status"], "implementing");
     assert!(repo.exists("specs/350_add_feature/.postflight-pending"));
@@ -727,5 +727,5 @@ fn implement_refuses_a_task_that_a_live_run_holds() {
     first.kill().expect("kill");
     let _ = first.wait();
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
-    let _ = std::process::Command::new("kill").args(["-9", &format!("-{pgid}")]).status();
+    support::kill_process_group(&pgid);
 }

@@ -298,3 +298,13 @@ pub fn fixtures() -> Option<PathBuf> {
         None
     }
 }
+
+/// Kills a process group with SIGKILL. Never shell out to `kill -9 -<pgid>`: procps `kill`
+/// misparses the negative number and signals every process on the machine (`kill -1`).
+/// The pgid is checked to be a plain number above 1 before anything is sent.
+pub fn kill_process_group(pgid: &str) {
+    let pgid = pgid.trim();
+    let valid = pgid.parse::<u32>().is_ok_and(|n| n > 1);
+    assert!(valid, "refusing to kill process group {pgid:?}");
+    let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
+}
