@@ -119,6 +119,16 @@ fn set_new_file_permissions(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Opens (creating) a lock file without truncating it.
+fn open_lock_file(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open lock file", path, e))
+}
+
 /// An exclusive advisory lock on a lock file, released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct Lock {
@@ -132,12 +142,7 @@ impl Lock {
     /// # Errors
     /// I/O errors, or a refusal when another process holds the lock for longer than `timeout`.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("open lock file", path, e))?;
+        let file = open_lock_file(path)?;
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
         loop {
@@ -167,12 +172,7 @@ impl Lock {
     /// # Errors
     /// I/O errors opening the lock file.
     pub fn try_acquire(path: &Path) -> Result<Option<Lock>> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("open lock file", path, e))?;
+        let file = open_lock_file(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Lock { _file: file, path: path.to_path_buf() })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),

@@ -261,59 +261,29 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         report.warnings.extend(meta.warnings.iter().map(|w| format!("iteration {iteration}: {w}")));
         let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
         merge_artifacts(&mut all_artifacts, &artifacts);
-        let status = if timed_out { AgentStatus::Partial } else { meta.status.clone() };
-        match status {
-            AgentStatus::Implemented => break (Outcome::Completed, Some(meta)),
-            AgentStatus::Blocked => break (Outcome::Blocked { reason: meta.reason() }, Some(meta)),
-            AgentStatus::Failed => break (Outcome::Failed { reason: meta.reason() }, Some(meta)),
-            AgentStatus::InProgress => {
-                break (
-                    Outcome::Failed {
-                        reason: format!(
-                        "the agent stopped with `in_progress` metadata (interrupted); run `xtask implement {}` again",
-                        task.number
-                    ),
-                    },
-                    Some(meta),
-                )
-            }
-            AgentStatus::Partial => {
-                let (plan_done, plan_total) = plan_progress(ctx, &task);
-                let done = meta.phases_completed.unwrap_or(plan_done);
-                let total = meta.phases_total.filter(|t| *t > 0).unwrap_or(plan_total);
-                if meta.requires_user_review {
-                    break (
-                        Outcome::ReviewNeeded {
-                            resume_phase: done + 1,
-                            phases_completed: done,
-                            phases_total: total,
-                            reason: meta.review_reason.clone().unwrap_or_else(|| meta.reason()),
-                        },
-                        Some(meta),
-                    );
-                }
-                if iteration >= opts.max_iterations {
-                    break (partial_outcome(done, total), Some(meta));
-                }
-                if !opts.no_commit {
-                    let subject = format!("task {}: iteration {iteration} partial progress", task.number);
-                    let paths = postflight::commit_paths(
-                        &task,
-                        &artifacts,
-                        &scope::changed(&scope_before, &ctx.repo.root, &scope_dirs),
-                    );
-                    let body = Some(meta.summary.clone()).filter(|s| !s.trim().is_empty());
-                    commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), &mut report);
-                }
-                resume_phase = Some(done + 1);
-                handoff = meta.handoff_path.clone().filter(|h| postflight::safe_artifact_path(&ctx.repo.root, h));
-                progress.note(&format!(
-                    "task {}: partial ({done} of {total} phases); invoking again at phase {}",
-                    task.number,
-                    done + 1
-                ));
-            }
+        // A timed-out invocation counts as partial whatever its metadata said (D20).
+        let meta = if timed_out { Metadata { status: AgentStatus::Partial, ..meta } } else { meta };
+        let outcome = outcome_of(ctx, &task, &meta);
+        let Outcome::Partial { resume_phase: next, phases_completed: done, phases_total: total } = outcome else {
+            break (outcome, Some(meta));
+        };
+        if iteration >= opts.max_iterations {
+            break (outcome, Some(meta));
         }
+        if !opts.no_commit {
+            let subject = format!("task {}: iteration {iteration} partial progress", task.number);
+            let paths = postflight::commit_paths(
+                &task,
+                &artifacts,
+                &scope::changed(&scope_before, &ctx.repo.root, &scope_dirs),
+            );
+            let body = Some(meta.summary.clone()).filter(|s| !s.trim().is_empty());
+            commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), &mut report);
+        }
+        resume_phase = Some(next);
+        handoff = meta.handoff_path.clone().filter(|h| postflight::safe_artifact_path(&ctx.repo.root, h));
+        progress
+            .note(&format!("task {}: partial ({done} of {total} phases); invoking again at phase {next}", task.number));
     };
     finish(
         ctx,
@@ -357,6 +327,37 @@ impl Failure {
             }
             Failure::Agent(reason) => Outcome::AgentError { reason },
             other => Outcome::Failed { reason: other.describe(task) },
+        }
+    }
+}
+
+/// The outcome final metadata stands for. Phase counts come from the metadata, else from the
+/// plan's markers as they are now.
+fn outcome_of(ctx: &Context, task: &TaskRef, meta: &Metadata) -> Outcome {
+    match meta.status {
+        AgentStatus::Implemented => Outcome::Completed,
+        AgentStatus::Blocked => Outcome::Blocked { reason: meta.reason() },
+        AgentStatus::Failed => Outcome::Failed { reason: meta.reason() },
+        AgentStatus::InProgress => Outcome::Failed {
+            reason: format!(
+                "the agent stopped with `in_progress` metadata (interrupted); run `xtask implement {}` again",
+                task.number
+            ),
+        },
+        AgentStatus::Partial => {
+            let (plan_done, plan_total) = plan_progress(ctx, task);
+            let done = meta.phases_completed.unwrap_or(plan_done);
+            let total = meta.phases_total.filter(|t| *t > 0).unwrap_or(plan_total);
+            if meta.requires_user_review {
+                Outcome::ReviewNeeded {
+                    resume_phase: done + 1,
+                    phases_completed: done,
+                    phases_total: total,
+                    reason: meta.review_reason.clone().unwrap_or_else(|| meta.reason()),
+                }
+            } else {
+                partial_outcome(done, total)
+            }
         }
     }
 }
@@ -583,17 +584,9 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
             Some("run `xtask preflight` first"),
         )
     })?;
-    let plan_rel = crate::ledger::plan::latest_plan(&dir).map(|p| ctx.repo.relative(&p)).unwrap_or_default();
+    let plan = crate::ledger::plan::latest_plan(&dir);
     let slug = info.slug.clone().unwrap_or_default();
-    let task = TaskRef {
-        number: n,
-        slug,
-        language: info.language.clone(),
-        description: info.description.clone(),
-        dir_rel: ctx.repo.relative(&dir),
-        dir,
-        plan_rel,
-    };
+    let task = TaskRef::new(ctx, &info, slug, dir, plan.as_deref());
     let prepared = Prepared {
         task: task.clone(),
         session_id: m.session_id.clone(),
@@ -622,24 +615,7 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
         Ok(meta) => {
             report.warnings.extend(meta.warnings.iter().cloned());
             let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
-            let (plan_done, plan_total) = plan_progress(ctx, &task);
-            let done = meta.phases_completed.unwrap_or(plan_done);
-            let total = meta.phases_total.filter(|t| *t > 0).unwrap_or(plan_total);
-            let outcome = match meta.status {
-                AgentStatus::Implemented => Outcome::Completed,
-                AgentStatus::Partial if meta.requires_user_review => Outcome::ReviewNeeded {
-                    resume_phase: done + 1,
-                    phases_completed: done,
-                    phases_total: total,
-                    reason: meta.review_reason.clone().unwrap_or_else(|| meta.reason()),
-                },
-                AgentStatus::Partial => partial_outcome(done, total),
-                AgentStatus::Blocked => Outcome::Blocked { reason: meta.reason() },
-                AgentStatus::Failed => Outcome::Failed { reason: meta.reason() },
-                AgentStatus::InProgress => {
-                    Outcome::Failed { reason: "the agent left `in_progress` metadata (interrupted)".into() }
-                }
-            };
+            let outcome = outcome_of(ctx, &task, &meta);
             (outcome, Some(meta), artifacts)
         }
         Err(problem) => (Failure::Metadata(problem).outcome(&task), None, Vec::new()),

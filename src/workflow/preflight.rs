@@ -10,6 +10,7 @@ use crate::atomic::Lock;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ledger::plan::{self, PlanFile};
+use crate::ledger::state::TaskInfo;
 use crate::ledger::status::Status;
 use crate::ledger::{Change, Snapshot};
 use crate::workflow::marker::{Marker, ITERATION_FILE, MARKER_FILE, METADATA_FILE};
@@ -34,6 +35,19 @@ pub struct TaskRef {
 }
 
 impl TaskRef {
+    /// The task of a state.json entry, living in `dir`, with its newest plan.
+    pub fn new(ctx: &Context, info: &TaskInfo, slug: String, dir: PathBuf, plan: Option<&std::path::Path>) -> TaskRef {
+        TaskRef {
+            number: info.number,
+            slug,
+            language: info.language.clone(),
+            description: info.description.clone(),
+            dir_rel: ctx.repo.relative(&dir),
+            dir,
+            plan_rel: plan.map(|p| ctx.repo.relative(p)).unwrap_or_default(),
+        }
+    }
+
     /// The marker file, absolute.
     pub fn marker_path(&self) -> PathBuf {
         self.dir.join(MARKER_FILE)
@@ -255,16 +269,7 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
     })?;
     // A plan that cannot be read is bad input, reported before anything is written.
     PlanFile::load(&plan_path)?;
-    let task = TaskRef {
-        number: n,
-        slug,
-        language: info.language.clone(),
-        description: info.description.clone(),
-        dir_rel: ctx.repo.relative(&dir),
-        dir,
-        plan_rel: ctx.repo.relative(&plan_path),
-    };
-    Ok((task, previous))
+    Ok((TaskRef::new(ctx, &info, slug, dir, Some(&plan_path)), previous))
 }
 
 /// The invocations already made, from the loop's counter file (0 when absent or unreadable).
