@@ -133,6 +133,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     let ledger = ctx.ledger();
     let ts = ctx.timestamp();
     let mut warnings = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     let mut found: Option<(TaskRef, Option<Marker>)> = None;
     let mut chosen_session = String::new();
     let edit = |snap: &mut Snapshot| -> Result<()> {
@@ -151,16 +152,24 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         }
         snap.state_mut().merge(n, fields)?;
         if let Some(todo) = snap.todo_mut() {
-            todo.set_status(n, &Status::Implementing)?;
+            if !todo.set_status(n, &Status::Implementing)? {
+                notes.push(format!("specs/TODO.md has no entry for task {n}; only state.json records the run"));
+            }
         }
         if let Some(plan) = snap.plan(n)? {
-            plan.set_header_status(&Status::Implementing);
+            if !plan.set_header_status(&Status::Implementing) {
+                notes.push(format!(
+                    "{}: no header **Status** line; the plan's status is not tracked",
+                    ctx.repo.relative(&plan.path)
+                ));
+            }
         }
         found = Some((task, previous));
         Ok(())
     };
     let (_, mut changes) = if dry_run { ledger.preview(edit)? } else { ledger.update(edit)? };
     let (task, previous) = found.expect("the edit ran");
+    warnings.append(&mut notes);
     let session_id = chosen_session;
     let resumed = previous.is_some();
     if let Some(prev) = &previous {
