@@ -285,6 +285,7 @@ fn implement_partial_forever_stops_at_max_iterations_with_exit_3() {
 #[test]
 fn implement_partial_needing_review_stops_at_once_with_exit_4() {
     let repo = setup();
+    let before = user_work(&repo);
     let mut meta = partial_meta(2, None);
     meta["requires_user_review"] = json!(true);
     meta["review_reason"] = json!("The spec contradicts itself about \"errors\".");
@@ -297,7 +298,11 @@ fn implement_partial_needing_review_stops_at_once_with_exit_4() {
     let c = commits(&repo);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].subject, "task 350: partial implementation (phases 1-2 of 3)");
+    let mut files = c[0].files.clone();
+    files.sort();
+    assert_eq!(files, [PLAN, SUMMARY, "specs/TODO.md", "specs/state.json", "src/feature.rs"]);
     assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
 }
 
 #[test]
@@ -327,6 +332,7 @@ fn implement_failed_records_the_reason_and_keeps_implementing() {
 #[test]
 fn implement_blocked_links_summary_in_state_only() {
     let repo = setup();
+    let before = user_work(&repo);
     let meta = json!({"status": "blocked", "summary": "Needs an API key.",
         "artifacts": [{"type": "summary", "path": SUMMARY, "summary": "log"}],
         "errors": [{"message": "missing_dependency: no API key", "recoverable": false}]});
@@ -340,12 +346,16 @@ fn implement_blocked_links_summary_in_state_only() {
     let c = commits(&repo);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].subject, "task 350: implementation blocked");
-    assert!(c[0].files.iter().any(|f| f == SUMMARY));
+    let mut files = c[0].files.clone();
+    files.sort();
+    assert_eq!(files, [PLAN, SUMMARY, "specs/TODO.md", "specs/state.json"]);
+    assert_clean_end(&repo, &before);
 }
 
 #[test]
 fn implement_missing_metadata_keeps_marker_and_resumes_with_same_session() {
     let repo = setup();
+    let before = user_work(&repo);
     let out = implement(&repo, json!([{"write": {"src/feature.rs": "x\n"}}]), &[]);
     assert_eq!(out.status.code(), Some(4), "{}", render(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrote no metadata"), "{}", render(&out));
@@ -370,11 +380,13 @@ fn implement_missing_metadata_keeps_marker_and_resumes_with_same_session() {
     assert_eq!(report["session_id"], SESSION);
     assert_eq!(state_entry(&repo)["status"], "completed");
     assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
 }
 
 #[test]
 fn implement_invalid_metadata_exits_4_and_keeps_the_evidence() {
     let repo = setup();
+    let before = user_work(&repo);
     let out = implement(&repo, json!([{"metadata_raw": "{\"status\": \"implemented\", oops"}]), &[]);
     assert_eq!(out.status.code(), Some(4), "{}", render(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -383,21 +395,25 @@ fn implement_invalid_metadata_exits_4_and_keeps_the_evidence() {
     assert!(repo.exists("specs/350_add_feature/.return-meta.json"), "evidence kept");
     assert!(repo.exists("specs/350_add_feature/.postflight-pending"), "marker kept");
     assert_eq!(state_entry(&repo)["status"], "implementing");
+    assert_clean_end(&repo, &before);
 }
 
 #[test]
 fn implement_json_on_stdout_warns_and_reads_the_file() {
     let repo = setup();
+    let before = user_work(&repo);
     let meta = implemented_meta(json!([{"type": "summary", "path": SUMMARY}]));
     let step = json!({"complete_phases": ["1", "2", "3"], "summary": "done", "metadata": meta, "stdout": "{\"status\": \"implemented\"}\n"});
     let out = implement(&repo, json!([step]), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", render(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("printed JSON on stdout"), "{}", render(&out));
+    assert_clean_end(&repo, &before);
 }
 
 #[test]
 fn implement_timeout_kills_the_agent_and_counts_as_partial() {
     let repo = setup();
+    let before = user_work(&repo);
     let step = json!({"write": {"src/feature.rs": "x\n"}, "complete_phases": ["1"], "sleep_ms": 60000,
         "metadata": implemented_meta(json!([]))});
     let out = implement(&repo, json!([step]), &["--timeout", "1", "--max-iterations", "1"]);
@@ -410,11 +426,13 @@ fn implement_timeout_kills_the_agent_and_counts_as_partial() {
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].subject, "task 350: partial implementation (phases 1-1 of 3)");
     assert!(!repo.exists("specs/350_add_feature/.return-meta.json"), "the killed agent never wrote metadata");
+    assert_clean_end(&repo, &before);
 }
 
 #[test]
 fn implement_killed_mid_run_resumes_with_same_session_and_no_duplicates() {
     let repo = setup();
+    let before = user_work(&repo);
     let pid_file = repo.home().join("agent.pgid");
     let record = repo.home().join("delegations.jsonl");
     let mut slow = step_writing(&[("src/feature.rs", "pub fn feature() {}\n")], &["1"], partial_meta(1, None));
@@ -471,6 +489,7 @@ fn implement_killed_mid_run_resumes_with_same_session_and_no_duplicates() {
     assert_eq!(paths.len(), dedup.len(), "duplicated artifacts: {paths:?}");
     assert_eq!(e["started"], NOW);
     assert_transients_gone(&repo);
+    assert_clean_end(&repo, &before);
 }
 
 #[test]
