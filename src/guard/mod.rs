@@ -1,5 +1,8 @@
 //! Guards that hold the workflow's line when an LLM session drives it: the Claude Code stop
 //! hook ([`stop_hook`]), the ledger consistency check behind the pre-commit hook ([`check`]) and
-//! the installation of both hooks ([`install`]).
+//! the installation of both hooks ([`install`]); [`scan`] is the stop hook's fast read of state.json.
 
+pub mod check;
+pub mod install;
+pub mod scan;
 pub mod stop_hook;

@@ -112,7 +112,7 @@ pub fn decide(event: &Event, fallback_dir: &Path, now: jiff::Timestamp) -> Resul
         Ok(r) => r,
         Err(_) => return allow(notes),
     };
-    for marker_path in marker::find_markers(&repo.specs_dir()) {
+    for marker_path in candidate_markers(&repo.specs_dir()) {
         // Parsing only markers that could be ours keeps the common path to one read per marker.
         let marker = match Marker::load(&marker_path) {
             Ok(m) => m,
@@ -160,10 +160,43 @@ pub fn run(input: &[u8], fallback_dir: &Path, now: jiff::Timestamp) -> Outcome {
 
 /// The moment the hook judges staleness by: `XTASK_NOW` when set and valid, else the clock.
 pub fn clock() -> jiff::Timestamp {
-    std::env::var(crate::context::ENV_NOW)
-        .ok()
-        .and_then(|v| v.trim().parse::<jiff::Timestamp>().ok())
-        .unwrap_or_else(jiff::Timestamp::now)
+    std::env::var(crate::context::ENV_NOW).ok().and_then(|v| parse_time(&v)).unwrap_or_else(jiff::Timestamp::now)
+}
+
+/// Parses an RFC 3339 time such as `2026-03-16T21:11:23Z`.
+pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    text.trim().parse().ok()
+}
+
+/// The markers that can matter: the legacy global one, and those of the tasks state.json marks
+/// `implementing` (a run owes metadata only then). state.json is not parsed but scanned as
+/// bytes ([`super::scan`]), so a ledger of 10,000 tasks costs one streaming read instead of a
+/// stat per task directory. When state.json is unreadable or a task directory cannot be found from its slug,
+/// every `specs/*/.postflight-pending` is considered (`marker::find_markers`).
+pub fn candidate_markers(specs: &Path) -> Vec<PathBuf> {
+    let scanned = std::fs::File::open(specs.join("state.json")).and_then(super::scan::implementing_tasks);
+    let Ok(tasks) = scanned else { return marker::find_markers(specs) };
+    let mut out = Vec::new();
+    let global = specs.join(marker::MARKER_FILE);
+    if global.is_file() {
+        out.push(global);
+    }
+    for (n, slug) in tasks {
+        let dir = slug.filter(|s| !s.is_empty() && s != "null" && !s.contains(['/', '\\'])).and_then(|slug| {
+            [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().map(|d| specs.join(d)).find(|d| d.is_dir())
+        });
+        match dir {
+            Some(dir) => {
+                let m = dir.join(marker::MARKER_FILE);
+                if m.is_file() && !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+            None => return marker::find_markers(specs),
+        }
+    }
+    out.sort();
+    out
 }
 
 fn metadata_path(repo: &Repo, marker_path: &Path, marker: &Marker) -> PathBuf {
@@ -327,6 +360,36 @@ mod tests {
         let later: jiff::Timestamp = "2026-03-17T21:20:00Z".parse().expect("ts");
         assert_eq!(run(&event("agent-1", tmp.path(), false), Path::new("/"), later).decision, Decision::Allow);
         assert!(dir.join(marker::MARKER_FILE).exists(), "stale marker kept");
+    }
+
+    #[test]
+    fn candidates_are_the_implementing_tasks_markers_else_all() {
+        let doc = br#"{"active_projects": [
+    {"project_number": 12, "project_name": "alpha", "status": "implementing", "description": "says \"status\": \"implementing\""},
+    {"project_number": 7, "status":"implementing", "project_name": "beta_b"},
+    {"project_number": 5, "project_name": "gamma", "status": "planned", "notes": "implementing"},
+    {"project_number": 3, "status": "implementing"}
+  ], "repository_health": {"status": "good"}}"#;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let specs = tmp.path();
+        std::fs::write(specs.join("state.json"), &doc[..]).expect("write");
+        for d in ["12_alpha", "007_beta_b", "5_gamma", "3_delta"] {
+            std::fs::create_dir_all(specs.join(d)).expect("mkdir");
+            std::fs::write(specs.join(d).join(marker::MARKER_FILE), "{}").expect("marker");
+        }
+        // Task 3 has no slug, so every marker directory is considered.
+        assert_eq!(candidate_markers(specs).len(), 4);
+        let without_3 = String::from_utf8_lossy(doc).replace(
+            r#",
+    {"project_number": 3, "status": "implementing"}"#,
+            "",
+        );
+        std::fs::write(specs.join("state.json"), without_3).expect("write");
+        let names: Vec<_> = candidate_markers(specs)
+            .iter()
+            .map(|p| p.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(names, [Some("007_beta_b".into()), Some("12_alpha".into())]);
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum Command {
     Hook(crate::guard::HookArgs),
     /// Run jq filters over specs/state.json (jq 1.6 output, no jq needed)
     Query(crate::query::QueryArgs),
+    /// Check that state.json, TODO.md and plan headers agree; --fix repairs the derived lines
+    Check(crate::guard::CheckArgs),
+    /// Install or remove the git pre-commit hook and the Claude Code stop hooks
+    Hooks(crate::guard::HooksArgs),
     /// Commit a task's paths, and only that task's changes to state.json and TODO.md
     Commit(crate::commit::CommitArgs),
     /// Benchmark `commit` against `git add && git commit` (build with --release; not part of cargo test)

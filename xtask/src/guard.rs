@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use postflight::guard::check::{self, Finding, Report};
+use postflight::guard::install;
 use postflight::guard::stop_hook;
+use postflight::Context;
 
 /// How long `hook stop` waits for its event on stdin before letting the stop through.
 const STDIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,4 +61,132 @@ fn read_stdin(timeout: Duration) -> Vec<u8> {
         let _ = tx.send(buf);
     });
     rx.recv_timeout(timeout).unwrap_or_default()
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Make TODO.md and plan headers agree with state.json, and print the diff
+    #[arg(long)]
+    fix: bool,
+    /// Print the diff --fix would apply, without writing
+    #[arg(long)]
+    dry_run: bool,
+    /// Check the versions staged in the git index (the pre-commit mode)
+    #[arg(long, conflicts_with_all = ["fix", "dry_run"])]
+    staged: bool,
+    /// Print the findings as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl CheckArgs {
+    /// Exit 0 clean (warnings allowed), 1 errors found, 2 an input is unreadable.
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let CheckArgs { fix, dry_run, staged, json } = self;
+        let (report, diffs) = if fix || dry_run {
+            let fixed = check::fix(&ctx.repo, dry_run)?;
+            let diffs: Vec<(String, String)> =
+                fixed.changes.iter().map(|c| (ctx.repo.relative(&c.path), c.unified_diff(&ctx.repo.root))).collect();
+            (fixed.after.unwrap_or(fixed.before), Some(diffs))
+        } else {
+            (check::check(&ctx.repo, check::Options { staged })?, None)
+        };
+        if json {
+            let mut value = serde_json::json!({
+                "ok": report.errors() == 0 && !report.unreadable,
+                "errors": report.errors(),
+                "warnings": report.warnings(),
+                "fixable": report.fixable(),
+                "unreadable": report.unreadable,
+                "findings": report.findings,
+            });
+            if let Some(diffs) = &diffs {
+                value["written"] = serde_json::Value::Bool(!dry_run);
+                value["changes"] =
+                    diffs.iter().map(|(file, diff)| serde_json::json!({"file": file, "diff": diff})).collect();
+            }
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        } else {
+            if let Some(diffs) = &diffs {
+                for (_, diff) in diffs {
+                    write!(out, "{diff}")?;
+                }
+                let verb = if dry_run { "would change" } else { "changed" };
+                let files: Vec<&str> = diffs.iter().map(|(f, _)| f.as_str()).collect();
+                writeln!(
+                    out,
+                    "check --fix: {verb} {} file(s){}",
+                    files.len(),
+                    if files.is_empty() { String::new() } else { format!(": {}", files.join(", ")) }
+                )?;
+            }
+            render(&report, dry_run, out)?;
+        }
+        let code = if report.unreadable {
+            crate::EXIT_INVALID
+        } else if report.errors() > 0 {
+            crate::EXIT_INTERNAL
+        } else {
+            crate::EXIT_OK
+        };
+        Ok(ExitCode::from(code))
+    }
+}
+
+fn render(report: &Report, dry_run: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    for f in &report.findings {
+        let Finding { rule, severity, message, fixable, .. } = f;
+        let sev = match severity {
+            check::Severity::Error => "error",
+            check::Severity::Warning => "warning",
+        };
+        writeln!(out, "{}: {sev}[{rule}]: {message}{}", f.location(), if *fixable { " (fixable)" } else { "" })?;
+    }
+    if report.findings.is_empty() {
+        return writeln!(out, "check: clean");
+    }
+    let fixable = report.fixable();
+    let hint = match (fixable, dry_run) {
+        (0, _) => String::new(),
+        (n, true) => format!("; {n} fixable (shown above as a diff)"),
+        (n, false) => format!("; {n} fixable: run `xtask check --fix`"),
+    };
+    writeln!(out, "check: {} error(s), {} warning(s){hint}", report.errors(), report.warnings())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HooksArgs {
+    #[command(subcommand)]
+    command: HooksCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum HooksCommand {
+    /// Install the git pre-commit hook and the Claude Code stop hooks (both when neither flag is given)
+    Install {
+        /// Only the git pre-commit hook (runs `xtask check --staged`; honours core.hooksPath)
+        #[arg(long)]
+        git: bool,
+        /// Only the Stop and SubagentStop entries of .claude/settings.json
+        #[arg(long)]
+        claude: bool,
+        /// Remove what `hooks install` added, and nothing else
+        #[arg(long)]
+        uninstall: bool,
+        /// The xtask binary the hooks call (default: this binary for git, `xtask` on PATH for Claude)
+        #[arg(long, value_name = "PATH")]
+        bin: Option<std::path::PathBuf>,
+    },
+}
+
+impl HooksArgs {
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        let HooksCommand::Install { git, claude, uninstall, bin } = self.command;
+        let bin = bin.map(|b| if b.is_absolute() { b } else { ctx.repo.root.join(b) });
+        let report = install::install(&ctx.repo, &install::Options { git, claude, uninstall, bin })?;
+        for action in &report.actions {
+            writeln!(out, "{action}")?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }

@@ -54,6 +54,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::SetStatus(args) => args.run(&ctx()?, out),
         Command::Hook(args) => args.run(&dir, out),
         Command::Query(args) => args.run(&dir, out),
+        Command::Check(args) => args.run(&ctx()?, out),
+        Command::Hooks(args) => args.run(&ctx()?, out),
         Command::Commit(args) => args.run(&ctx()?, out),
         Command::BenchCommit(args) => args.run(out),
         Command::Implement(args) => args.run(&ctx()?, out),

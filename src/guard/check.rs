@@ -1,0 +1,947 @@
+//! `xtask check`: do the ledger files agree? Every rule has a stable id; every finding names a
+//! file and line and says whether `--fix` can repair it. `--fix` only makes the derived parts
+//! (TODO.md markers, summary links and frontmatter, plan headers) agree with state.json, the
+//! source of truth, one line at a time, through the ledger's lock and atomic writes. `--staged`
+//! reads the versions in the git index instead of the work tree (the pre-commit mode).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::context::is_well_formed_session_id;
+use crate::error::{Error, Result};
+use crate::ledger::plan::{self, PlanFile};
+use crate::ledger::state::{entry_number, StateFile};
+use crate::ledger::status::Status;
+use crate::ledger::todo::TodoFile;
+use crate::ledger::{Change, Ledger, Snapshot};
+use crate::repo::Repo;
+use crate::workflow::marker::{self, Marker};
+
+/// The rules, by stable id, with their severity and what they check (for `--help` and docs).
+pub const RULES: [(&str, Severity, &str); 13] = [
+    ("state-json", Severity::Error, "specs/state.json exists, parses and has an active_projects array"),
+    ("todo-md", Severity::Error, "specs/TODO.md exists and is UTF-8"),
+    ("duplicate-task", Severity::Error, "no task number appears twice in state.json or in TODO.md"),
+    ("task-missing", Severity::Error, "every task is in both state.json and TODO.md"),
+    ("todo-status", Severity::Error, "the TODO.md marker matches the state.json status (fixable)"),
+    ("plan-status", Severity::Error, "the newest plan's header status matches state.json (fixable)"),
+    ("next-number", Severity::Error, "both next_project_number values agree (fixable) and exceed every number in use"),
+    ("task-counts", Severity::Warning, "TODO.md frontmatter task_counts active/in_progress/not_started (fixable)"),
+    ("artifact-missing", Severity::Error, "every artifact path in state.json exists"),
+    ("summary-link", Severity::Warning, "TODO.md links the newest summary artifact (fixable when unambiguous)"),
+    ("stale-marker", Severity::Error, "no .postflight-pending marker for a task that is not implementing"),
+    ("transient-tracked", Severity::Error, "no transient workflow file is tracked by git"),
+    ("session-id", Severity::Warning, "session ids in state.json look like sess_<10 digits>_<6 hex>"),
+];
+
+/// The files the workflow writes for itself, which must never be committed (`xtask init` ignores them).
+pub const TRANSIENT: &[&str] = &crate::tasks::TRANSIENT_FILES;
+
+/// How serious a finding is: errors fail the check (exit 1), warnings are only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The files disagree or are broken.
+    Error,
+    /// Worth knowing, not worth failing a commit for.
+    Warning,
+}
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule's stable id (see [`RULES`]).
+    pub rule: &'static str,
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file at fault, repository-relative.
+    pub file: String,
+    /// The 1-based line, when one line is at fault.
+    pub line: Option<usize>,
+    /// The task concerned, if any.
+    pub task: Option<u32>,
+    /// What is wrong, in words.
+    pub message: String,
+    /// Whether `xtask check --fix` repairs it.
+    pub fixable: bool,
+}
+
+impl Finding {
+    /// `file:line` (or just `file`).
+    pub fn location(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}", self.file),
+            None => self.file.clone(),
+        }
+    }
+}
+
+/// Where the ledger is read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Read the versions staged in the git index (pre-commit mode) instead of the work tree.
+    pub staged: bool,
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Every finding, ordered by file and line.
+    pub findings: Vec<Finding>,
+    /// True when an input could not be read at all (exit 2); the other rules did not run.
+    pub unreadable: bool,
+}
+
+impl Report {
+    /// How many errors.
+    pub fn errors(&self) -> usize {
+        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
+    }
+
+    /// How many warnings.
+    pub fn warnings(&self) -> usize {
+        self.findings.iter().filter(|f| f.severity == Severity::Warning).count()
+    }
+
+    /// How many findings `--fix` would repair.
+    pub fn fixable(&self) -> usize {
+        self.findings.iter().filter(|f| f.fixable).count()
+    }
+
+    fn push(&mut self, f: Finding) {
+        self.findings.push(f);
+    }
+}
+
+/// What `--fix` did (or, in a dry run, would do).
+#[derive(Debug, Clone)]
+pub struct FixReport {
+    /// The files changed, with their old and new bytes.
+    pub changes: Vec<Change>,
+    /// The check before fixing.
+    pub before: Report,
+    /// The check after fixing (`None` in a dry run or when the input was unreadable).
+    pub after: Option<Report>,
+}
+
+/// Checks the ledger of `repo`.
+///
+/// # Errors
+/// Git failures (listing or reading the index). Unreadable ledger files are findings with
+/// [`Report::unreadable`] set, not errors.
+pub fn check(repo: &Repo, opts: Options) -> Result<Report> {
+    let source: Box<dyn Source> =
+        if opts.staged { Box::new(IndexSource::open(repo)?) } else { Box::new(WorkSource::open(repo)?) };
+    check_source(repo, source.as_ref(), opts)
+}
+
+/// Makes the derived parts agree with state.json and returns the changes (written unless
+/// `dry_run`), with the check before and after.
+///
+/// # Errors
+/// Lock, I/O and git errors.
+///
+/// # Writes
+/// `specs/TODO.md` and plan files (never state.json), unless `dry_run`.
+pub fn fix(repo: &Repo, dry_run: bool) -> Result<FixReport> {
+    let before = check(repo, Options::default())?;
+    if before.unreadable {
+        return Ok(FixReport { changes: Vec::new(), before, after: None });
+    }
+    let ledger = Ledger::new(repo.clone());
+    let edit = |snap: &mut Snapshot| apply_fixes(repo, snap);
+    let ((), changes) = if dry_run { ledger.preview(edit)? } else { ledger.update(edit)? };
+    let after = if dry_run { None } else { Some(check(repo, Options::default())?) };
+    Ok(FixReport { changes, before, after })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources: the work tree or the git index.
+
+/// Read access to one version of the repository's files (paths are repository-relative).
+trait Source {
+    /// The file's bytes, `None` when it does not exist in this version.
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>>;
+    /// Whether a file or directory exists in this version.
+    fn exists(&self, rel: &str) -> bool;
+    /// The newest plan of task `n`, repository-relative.
+    fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String>;
+    /// Every path tracked by git (the index).
+    fn tracked(&self) -> &BTreeSet<String>;
+}
+
+struct WorkSource {
+    repo: Repo,
+    tracked: BTreeSet<String>,
+}
+
+impl WorkSource {
+    fn open(repo: &Repo) -> Result<WorkSource> {
+        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)? })
+    }
+}
+
+impl Source for WorkSource {
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.repo.root.join(rel);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        self.repo.root.join(rel).exists()
+    }
+
+    fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String> {
+        plan::find_plan(&self.repo.specs_dir(), n, slug).map(|p| self.repo.relative(&p))
+    }
+
+    fn tracked(&self) -> &BTreeSet<String> {
+        &self.tracked
+    }
+}
+
+struct IndexSource {
+    root: PathBuf,
+    tracked: BTreeSet<String>,
+}
+
+impl IndexSource {
+    fn open(repo: &Repo) -> Result<IndexSource> {
+        Ok(IndexSource { root: repo.root.clone(), tracked: ls_files(&repo.root)? })
+    }
+}
+
+impl Source for IndexSource {
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        if !self.tracked.contains(rel) {
+            return Ok(None);
+        }
+        let out = git(&self.root, &["cat-file", "blob", &format!(":{rel}")], None)?;
+        Ok(Some(out))
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        let rel = rel.trim_end_matches('/');
+        self.tracked.contains(rel)
+            || self.tracked.range(format!("{rel}/")..).next().is_some_and(|p| p.starts_with(&format!("{rel}/")))
+    }
+
+    fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String> {
+        // The same choice as `plan::find_plan`, over index paths: the slug directory (plain, then
+        // zero-padded), else the first `specs/{n}_*` directory; then the newest plan in it.
+        let dirs: BTreeSet<&str> = self
+            .tracked
+            .iter()
+            .filter_map(|p| p.strip_prefix("specs/"))
+            .filter_map(|p| p.split_once('/').map(|(d, _)| d))
+            .collect();
+        let mut dir = None;
+        if let Some(slug) = slug.filter(|s| !s.is_empty() && *s != "null") {
+            dir = [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().find(|d| dirs.contains(d.as_str()));
+        }
+        let dir = dir.or_else(|| {
+            dirs.iter()
+                .find(|d| d.split_once('_').and_then(|(num, _)| num.parse::<u32>().ok()) == Some(n))
+                .map(|d| (*d).to_owned())
+        })?;
+        let prefix = format!("specs/{dir}/plans/");
+        self.tracked
+            .range(prefix.clone()..)
+            .take_while(|p| p.starts_with(&prefix))
+            .filter_map(|p| {
+                let name = &p[prefix.len()..];
+                let rest = name.strip_prefix("implementation-")?.strip_suffix(".md")?;
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let version = digits.parse::<u64>().ok()?;
+                Some(((version, rest.len() == digits.len(), name.to_owned()), p.clone()))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, p)| p)
+    }
+
+    fn tracked(&self) -> &BTreeSet<String> {
+        &self.tracked
+    }
+}
+
+/// Runs git in `root` (never anywhere else) and returns its stdout.
+fn git(root: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>> {
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Git { message: format!("cannot run git: {e}"), refused: false, hint: None })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input).map_err(|e| Error::io("write to", "git", e))?;
+    }
+    let mut out = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_end(&mut out).map_err(|e| Error::io("read from", "git", e))?;
+    }
+    let output = child.wait_with_output().map_err(|e| Error::io("wait for", "git", e))?;
+    if !output.status.success() {
+        return Err(Error::Git {
+            message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()),
+            refused: false,
+            hint: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Every path in the index (`git ls-files -z`), which is what a commit would contain.
+fn ls_files(root: &Path) -> Result<BTreeSet<String>> {
+    let out = git(root, &["ls-files", "-z"], None)?;
+    Ok(out.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rules.
+
+const STATE: &str = "specs/state.json";
+const TODO: &str = "specs/TODO.md";
+
+/// A derived-file edit that makes TODO.md or a plan agree with state.json.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Edit {
+    TodoStatus { task: u32, status: Status },
+    PlanHeader { task: u32, status: Status },
+    NextNumber(u64),
+    CountLine { line: usize, text: String },
+    SummaryLink { task: u32, value: String },
+}
+
+/// The loaded ledger a check looks at.
+struct View<'a> {
+    state: &'a StateFile,
+    todo: &'a TodoFile,
+    /// Newest plan per task (unique tasks only), with its repository-relative path.
+    plans: BTreeMap<u32, (String, PlanFile)>,
+}
+
+fn finding(rule: &'static str, file: &str, line: Option<usize>, task: Option<u32>, message: String) -> Finding {
+    let severity = RULES.iter().find(|(id, _, _)| *id == rule).map(|(_, s, _)| *s).unwrap_or(Severity::Error);
+    Finding { rule, severity, file: file.to_owned(), line, task, message, fixable: false }
+}
+
+fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Report> {
+    let mut report = Report::default();
+    let state_bytes = match source.read(STATE)? {
+        Some(b) => b,
+        None if opts.staged => return Ok(report),
+        None => {
+            report.push(finding("state-json", STATE, None, None, "specs/state.json does not exist".into()));
+            report.unreadable = true;
+            return Ok(report);
+        }
+    };
+    let state = match StateFile::parse(Path::new(STATE), state_bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let line = match &e {
+                Error::Json { line, .. } => Some(*line),
+                Error::Format { line, .. } => *line,
+                _ => None,
+            };
+            report.push(finding("state-json", STATE, line, None, e.to_string()));
+            report.unreadable = true;
+            return Ok(report);
+        }
+    };
+    let todo = match source.read(TODO)? {
+        None => {
+            report.push(finding("todo-md", TODO, None, None, "specs/TODO.md does not exist".into()));
+            report.unreadable = true;
+            return Ok(report);
+        }
+        Some(bytes) => match TodoFile::parse(Path::new(TODO), &bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let line = if let Error::NotUtf8 { line, .. } = &e { Some(*line) } else { None };
+                report.push(finding("todo-md", TODO, line, None, e.to_string()));
+                report.unreadable = true;
+                return Ok(report);
+            }
+        },
+    };
+    let unique = unique_tasks(&state);
+    let mut plans = BTreeMap::new();
+    for (n, entry) in &unique {
+        let slug = entry.get("project_name").and_then(Value::as_str);
+        if let Some(rel) = source.find_plan(*n, slug) {
+            // An unreadable plan is skipped: TODO.md and state.json are what this check is about.
+            if let Some(bytes) = source.read(&rel)? {
+                if let Ok(p) = PlanFile::parse(Path::new(&rel), &bytes) {
+                    plans.insert(*n, (rel, p));
+                }
+            }
+        }
+    }
+    let view = View { state: &state, todo: &todo, plans };
+    for (f, _) in derived_edits(&view) {
+        report.push(f);
+    }
+    structural_findings(&view, &mut report);
+    artifact_findings(&view, source, &mut report);
+    session_findings(&state, &mut report);
+    if !opts.staged {
+        marker_findings(repo, &state, &mut report);
+    }
+    for path in source.tracked() {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if TRANSIENT.contains(&name) {
+            report.push(finding(
+                "transient-tracked",
+                path,
+                None,
+                None,
+                format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)"),
+            ));
+        }
+    }
+    report.findings.sort_by(|a, b| (&a.file, a.line, a.rule).cmp(&(&b.file, b.line, b.rule)));
+    Ok(report)
+}
+
+/// Tasks whose number appears exactly once in state.json, with their entries.
+fn unique_tasks(state: &StateFile) -> BTreeMap<u32, &serde_json::Map<String, Value>> {
+    let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+    for e in state.entries() {
+        if let Some(n) = entry_number(e) {
+            *counts.entry(n).or_default() += 1;
+        }
+    }
+    state
+        .entries()
+        .iter()
+        .filter_map(|e| Some((entry_number(e)?, e.as_object()?)))
+        .filter(|(n, _)| counts.get(n) == Some(&1))
+        .collect()
+}
+
+/// 1-based lines of `"project_number": N` in the raw state.json, per number, in file order.
+fn state_number_lines(state: &StateFile) -> BTreeMap<u32, Vec<usize>> {
+    let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, l) in String::from_utf8_lossy(state.raw()).lines().enumerate() {
+        let Some(rest) = l.trim_start().strip_prefix("\"project_number\"") else { continue };
+        let rest = rest.trim_start().trim_start_matches(':').trim_start();
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse::<u32>() {
+            out.entry(n).or_default().push(i + 1);
+        }
+    }
+    out
+}
+
+/// The first 1-based line at or after `from` containing `needle` in the raw state.json.
+fn state_line_of(state: &StateFile, from: usize, needle: &str) -> Option<usize> {
+    String::from_utf8_lossy(state.raw())
+        .lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+}
+
+/// TODO.md task headings: number -> 0-based heading lines.
+fn todo_headings(todo: &TodoFile) -> BTreeMap<u32, Vec<usize>> {
+    let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, n) in todo.headings() {
+        out.entry(n).or_default().push(i);
+    }
+    out
+}
+
+fn status_of(entry: &serde_json::Map<String, Value>) -> Status {
+    Status::from_state(entry.get("status").and_then(Value::as_str).unwrap_or(""))
+}
+
+/// Whether a plan header marker agrees with the state status: equal, or `[PARTIAL]` while the
+/// task stays `implementing` after a partial run (reference §8, step 14).
+fn plan_header_agrees(state: &Status, marker: &str) -> bool {
+    let m = Status::from_marker(marker);
+    m == *state || (*state == Status::Implementing && m == Status::Partial)
+}
+
+/// The findings `--fix` can repair, each with its edit; the same function drives `fix`, so a
+/// fixed ledger has no fixable finding left.
+fn derived_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
+    let mut out = Vec::new();
+    let unique = unique_tasks(view.state);
+    let headings = todo_headings(view.todo);
+    for (n, entry) in &unique {
+        let status = status_of(entry);
+        if headings.get(n).map(Vec::len) == Some(1) {
+            match view.todo.status(*n).ok().flatten() {
+                Some(sl) if Status::from_marker(&sl.marker) == status => {}
+                Some(sl) => {
+                    let mut f = finding(
+                        "todo-status",
+                        TODO,
+                        Some(sl.line + 1),
+                        Some(*n),
+                        format!(
+                            "task {n}: TODO.md says [{}] but state.json says {status} (expected [{}])",
+                            sl.marker,
+                            status.marker()
+                        ),
+                    );
+                    f.fixable = true;
+                    out.push((f, Some(Edit::TodoStatus { task: *n, status: status.clone() })));
+                }
+                None => {
+                    let line = headings[n][0] + 1;
+                    let mut f = finding(
+                        "todo-status",
+                        TODO,
+                        Some(line),
+                        Some(*n),
+                        format!("task {n}: TODO.md entry has no **Status** line; state.json says {status}"),
+                    );
+                    f.fixable = true;
+                    out.push((f, Some(Edit::TodoStatus { task: *n, status: status.clone() })));
+                }
+            }
+            out.extend(summary_link(view, *n, entry));
+        }
+        if let Some((rel, plan)) = view.plans.get(n) {
+            if let Some((line, marker)) = plan.header_status() {
+                if !plan_header_agrees(&status, &marker) {
+                    let mut f = finding(
+                        "plan-status",
+                        rel,
+                        Some(line + 1),
+                        Some(*n),
+                        format!("task {n}: plan header says [{marker}] but state.json says {status}"),
+                    );
+                    f.fixable = true;
+                    out.push((f, Some(Edit::PlanHeader { task: *n, status: status.clone() })));
+                }
+            }
+        }
+    }
+    if let (Some(s), Some((line, t))) = (view.state.next_project_number(), view.todo.next_project_number()) {
+        if s != t {
+            let mut f = finding(
+                "next-number",
+                TODO,
+                Some(line + 1),
+                None,
+                format!("TODO.md frontmatter next_project_number is {t} but state.json says {s}"),
+            );
+            f.fixable = true;
+            out.push((f, Some(Edit::NextNumber(s))));
+        }
+    }
+    out.extend(count_edits(view));
+    out
+}
+
+/// `task_counts` lines of the TODO.md frontmatter that differ from what state.json implies:
+/// `active` = tasks not completed, abandoned or expanded; `in_progress` = implementing or
+/// partial; `not_started`. The other counts include archived tasks and are not checked.
+fn count_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
+    let mut out = Vec::new();
+    let Some(range) = view.todo.frontmatter() else { return out };
+    let statuses: Vec<Status> = view.state.entries().iter().filter_map(|e| e.as_object()).map(status_of).collect();
+    let expected = |key: &str| -> Option<usize> {
+        let count = |pred: &dyn Fn(&Status) -> bool| statuses.iter().filter(|s| pred(s)).count();
+        match key {
+            "active" => Some(count(&|s| {
+                !matches!(s, Status::Completed | Status::Implemented | Status::Abandoned | Status::Expanded)
+            })),
+            "in_progress" => Some(count(&|s| matches!(s, Status::Implementing | Status::Partial))),
+            "not_started" => Some(count(&|s| *s == Status::NotStarted)),
+            _ => None,
+        }
+    };
+    let doc = &view.todo.doc;
+    let Some(start) = range.clone().find(|&i| doc.line(i).trim_end() == "task_counts:") else { return out };
+    for i in start + 1..range.end {
+        let line = doc.line(i);
+        if !line.starts_with(' ') {
+            break;
+        }
+        let Some((key, value)) = line.trim().split_once(':') else { continue };
+        let value = value.trim();
+        let Ok(have) = value.parse::<usize>() else { continue };
+        let Some(want) = expected(key.trim()) else { continue };
+        if have != want {
+            let indent: String = line.chars().take_while(|c| *c == ' ').collect();
+            let mut f = finding(
+                "task-counts",
+                TODO,
+                Some(i + 1),
+                None,
+                format!("frontmatter task_counts.{} is {have} but state.json has {want}", key.trim()),
+            );
+            f.fixable = true;
+            out.push((f, Some(Edit::CountLine { line: i, text: format!("{indent}{}: {want}", key.trim()) })));
+        }
+    }
+    out
+}
+
+/// The `summary-link` rule for one task: TODO.md must link the newest summary artifact.
+/// The edit is `None` when the bullet holds more than one link or text (rewriting it would lose it).
+fn summary_link(view: &View<'_>, n: u32, entry: &serde_json::Map<String, Value>) -> Option<(Finding, Option<Edit>)> {
+    let paths = summary_paths(entry);
+    let newest = paths.last()?;
+    let block = view.todo.block(n).ok()??;
+    let doc = &view.todo.doc;
+    let bullets: Vec<usize> = block.clone().filter(|&i| is_bullet(doc.line(i), "Summary")).collect();
+    let link = format!("[{}]({newest})", newest.rsplit('/').next().unwrap_or(newest));
+    let norm = |p: &str| p.trim_start_matches("./").trim_start_matches("specs/").to_owned();
+    let mut targets = Vec::new();
+    for &i in &bullets {
+        targets.extend(link_targets(doc.line(i)));
+        // A multi-line bullet lists its links on indented lines below it.
+        for j in i + 1..block.end {
+            let l = doc.line(j);
+            if !l.starts_with([' ', '\t']) || l.trim().is_empty() {
+                break;
+            }
+            targets.extend(link_targets(l));
+        }
+    }
+    if targets.iter().any(|t| norm(t) == norm(newest)) {
+        return None;
+    }
+    let single_link_bullet = bullets.len() == 1 && {
+        let value = doc.line(bullets[0]).split_once("**:").map(|(_, v)| v.trim()).unwrap_or("");
+        link_targets(value).len() == 1 && value.starts_with('[') && value.ends_with(')')
+    };
+    let (line, message) = match bullets.first() {
+        None => (
+            block.start + 1,
+            format!("task {n}: TODO.md has no **Summary** link; state.json's newest summary is {newest}"),
+        ),
+        Some(&i) if targets.is_empty() => {
+            (i + 1, format!("task {n}: TODO.md **Summary** is text, not a link to {newest}"))
+        }
+        Some(&i) => (
+            i + 1,
+            format!(
+                "task {n}: TODO.md **Summary** links {} but state.json's newest summary is {newest}",
+                targets.join(", ")
+            ),
+        ),
+    };
+    let mut f = finding("summary-link", TODO, Some(line), Some(n), message);
+    if bullets.is_empty() || single_link_bullet {
+        f.fixable = true;
+        return Some((f, Some(Edit::SummaryLink { task: n, value: link })));
+    }
+    Some((f, None))
+}
+
+/// The `path` of every `summary` artifact of an entry, in order.
+fn summary_paths(entry: &serde_json::Map<String, Value>) -> Vec<String> {
+    entry
+        .get("artifacts")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|v| v.get("type").and_then(Value::as_str) == Some("summary"))
+                .filter_map(|v| v.get("path").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_bullet(line: &str, label: &str) -> bool {
+    line.trim_start().strip_prefix("- **").and_then(|r| r.strip_prefix(label)).is_some_and(|r| r.starts_with("**:"))
+}
+
+/// The targets of Markdown links `[text](target)` on a line.
+fn link_targets(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("](") {
+        let after = &rest[i + 2..];
+        match after.find(')') {
+            Some(j) => {
+                out.push(after[..j].to_owned());
+                rest = &after[j + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Duplicates, tasks missing from one file, and next_project_number problems that --fix cannot repair.
+fn structural_findings(view: &View<'_>, report: &mut Report) {
+    let state_lines = state_number_lines(view.state);
+    let headings = todo_headings(view.todo);
+    let mut state_counts: BTreeMap<u32, usize> = BTreeMap::new();
+    for e in view.state.entries() {
+        if let Some(n) = entry_number(e) {
+            *state_counts.entry(n).or_default() += 1;
+        }
+    }
+    for (n, count) in &state_counts {
+        let lines = state_lines.get(n).cloned().unwrap_or_default();
+        if *count > 1 {
+            report.push(finding(
+                "duplicate-task",
+                STATE,
+                lines.first().copied(),
+                Some(*n),
+                format!(
+                    "task {n} appears {count} times in active_projects (lines {})",
+                    lines.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if !headings.contains_key(n) {
+            report.push(finding(
+                "task-missing",
+                STATE,
+                lines.first().copied(),
+                Some(*n),
+                format!("task {n} is in state.json but TODO.md lacks it"),
+            ));
+        }
+    }
+    for (n, lines) in &headings {
+        if lines.len() > 1 {
+            report.push(finding(
+                "duplicate-task",
+                TODO,
+                Some(lines[0] + 1),
+                Some(*n),
+                format!(
+                    "task {n} has {} entries in TODO.md (lines {})",
+                    lines.len(),
+                    lines.iter().map(|l| (l + 1).to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if !state_counts.contains_key(n) {
+            report.push(finding(
+                "task-missing",
+                TODO,
+                Some(lines[0] + 1),
+                Some(*n),
+                format!("task {n} is in TODO.md but state.json lacks it"),
+            ));
+        }
+    }
+    let max_state = state_counts.keys().max().copied();
+    let max_todo = headings.keys().max().copied();
+    let max_used = max_state.max(max_todo);
+    match view.state.next_project_number() {
+        None => report.push(finding(
+            "next-number",
+            STATE,
+            state_line_of(view.state, 1, "\"next_project_number\""),
+            None,
+            "state.json has no integer next_project_number".into(),
+        )),
+        Some(next) => {
+            if let Some(max) = max_used.filter(|m| u64::from(*m) >= next) {
+                report.push(finding(
+                    "next-number",
+                    STATE,
+                    state_line_of(view.state, 1, "\"next_project_number\""),
+                    Some(max),
+                    format!("next_project_number {next} does not exceed task {max}, which is in use"),
+                ));
+            }
+        }
+    }
+    if view.todo.next_project_number().is_none() {
+        report.push(finding(
+            "next-number",
+            TODO,
+            view.todo.frontmatter().map(|r| r.start),
+            None,
+            "TODO.md has no next_project_number line in its frontmatter".into(),
+        ));
+    }
+}
+
+/// Artifact paths of state.json that exist in neither the repository root nor `specs/`.
+fn artifact_findings(view: &View<'_>, source: &dyn Source, report: &mut Report) {
+    let lines = state_number_lines(view.state);
+    let mut seen_per_number: BTreeMap<u32, usize> = BTreeMap::new();
+    for e in view.state.entries() {
+        let Some(n) = entry_number(e) else { continue };
+        let k = seen_per_number.entry(n).or_default();
+        let start = lines.get(&n).and_then(|l| l.get(*k)).copied().unwrap_or(1);
+        *k += 1;
+        let Some(artifacts) = e.get("artifacts").and_then(Value::as_array) else { continue };
+        for a in artifacts {
+            let Some(path) = a.as_str().or_else(|| a.get("path").and_then(Value::as_str)) else { continue };
+            let rel = path.trim_start_matches("./");
+            if rel.is_empty() || source.exists(rel) || source.exists(&format!("specs/{rel}")) {
+                continue;
+            }
+            let needle = serde_json::to_string(path).expect("a string serialises");
+            report.push(finding(
+                "artifact-missing",
+                STATE,
+                state_line_of(view.state, start, &needle),
+                Some(n),
+                format!("task {n}: artifact {path} does not exist"),
+            ));
+        }
+    }
+}
+
+fn session_findings(state: &StateFile, report: &mut Report) {
+    let lines = state_number_lines(state);
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    for e in state.entries() {
+        let Some(n) = entry_number(e) else { continue };
+        let k = seen.entry(n).or_default();
+        let start = lines.get(&n).and_then(|l| l.get(*k)).copied().unwrap_or(1);
+        *k += 1;
+        match e.get("session_id") {
+            None => {}
+            Some(Value::String(s)) if is_well_formed_session_id(s) => {}
+            Some(v) => report.push(finding(
+                "session-id",
+                STATE,
+                state_line_of(state, start, "\"session_id\""),
+                Some(n),
+                format!("task {n}: session_id {v} is not of the form sess_<10 digits>_<6 hex>"),
+            )),
+        }
+    }
+}
+
+/// Markers left behind for tasks that are not implementing (work tree only: markers are never committed).
+fn marker_findings(repo: &Repo, state: &StateFile, report: &mut Report) {
+    for path in marker::find_markers(&repo.specs_dir()) {
+        let rel = repo.relative(&path);
+        let dir_number = path
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|d| d.to_string_lossy().split_once('_').and_then(|(n, _)| n.parse::<u32>().ok()));
+        let marker = Marker::load(&path).ok();
+        let task = marker.as_ref().map(|m| m.task_number).filter(|n| *n > 0).or(dir_number);
+        let Some(n) = task else {
+            report.push(finding("stale-marker", &rel, None, None, format!("{rel} names no task; remove it")));
+            continue;
+        };
+        let message = match state.task(n) {
+            Ok(t) if t.status == Status::Implementing => continue,
+            Ok(t) => format!("{rel} is left for task {n}, whose status is {} (not implementing); remove it", t.status),
+            Err(Error::TaskNotFound { .. }) => {
+                format!("{rel} is left for task {n}, which is not in state.json; remove it")
+            }
+            Err(_) => continue,
+        };
+        report.push(finding("stale-marker", &rel, None, Some(n), message));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixing.
+
+/// Applies every fixable edit to the snapshot (TODO.md and plan headers only).
+fn apply_fixes(repo: &Repo, snap: &mut Snapshot) -> Result<()> {
+    let edits: Vec<Edit> = {
+        let state = snap.state();
+        let Some(todo) = snap.todo() else { return Ok(()) };
+        let mut plans = BTreeMap::new();
+        for (n, entry) in unique_tasks(state) {
+            let slug = entry.get("project_name").and_then(Value::as_str);
+            if let Some(path) = plan::find_plan(&repo.specs_dir(), n, slug) {
+                if let Ok(p) = PlanFile::load(&path) {
+                    plans.insert(n, (repo.relative(&path), p));
+                }
+            }
+        }
+        let view = View { state, todo, plans };
+        derived_edits(&view).into_iter().filter_map(|(_, e)| e).collect()
+    };
+    for edit in edits {
+        match edit {
+            Edit::TodoStatus { task, status } => {
+                if let Some(todo) = snap.todo_mut() {
+                    todo.set_status(task, &status)?;
+                }
+            }
+            Edit::PlanHeader { task, status } => {
+                if let Some(plan) = snap.plan(task)? {
+                    plan.set_header_status(&status);
+                }
+            }
+            Edit::NextNumber(n) => {
+                if let Some(todo) = snap.todo_mut() {
+                    todo.set_next_project_number(n);
+                }
+            }
+            Edit::CountLine { line, text } => {
+                if let Some(todo) = snap.todo_mut() {
+                    todo.doc.set_line(line, &text);
+                }
+            }
+            Edit::SummaryLink { task, value } => {
+                if let Some(todo) = snap.todo_mut() {
+                    todo.set_bullet(task, "Summary", &value)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_targets_and_bullets() {
+        assert_eq!(link_targets("- **Summary**: [a.md](specs/1_x/a.md), [b](b.md) (v2)"), ["specs/1_x/a.md", "b.md"]);
+        assert!(link_targets("- **Summary**: plain text (see notes)").is_empty());
+        assert!(is_bullet(" - **Summary**: x", "Summary"));
+        assert!(!is_bullet("**Summary**: paragraph", "Summary"));
+        assert!(!is_bullet("- **Summary note**: x", "Summary"));
+    }
+
+    #[test]
+    fn plan_header_partial_is_legitimate_while_implementing() {
+        assert!(plan_header_agrees(&Status::Implementing, "PARTIAL"));
+        assert!(plan_header_agrees(&Status::Implementing, "IMPLEMENTING"));
+        assert!(!plan_header_agrees(&Status::Completed, "PARTIAL"));
+        assert!(plan_header_agrees(&Status::Completed, "COMPLETE"));
+        assert!(!plan_header_agrees(&Status::Planned, "NOT STARTED"));
+    }
+
+    #[test]
+    fn index_plan_lookup_matches_the_work_tree_rules() {
+        let tracked: BTreeSet<String> = [
+            "specs/7_x/plans/implementation-002.md",
+            "specs/7_x/plans/implementation-010.md",
+            "specs/7_x/plans/implementation-010-old.md",
+            "specs/7_x/plans/notes.md",
+            "specs/008_y/plans/implementation-001.md",
+            "specs/9_z/plans/implementation-003.md",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        let src = IndexSource { root: PathBuf::from("/nonexistent"), tracked };
+        assert_eq!(src.find_plan(7, Some("x")).as_deref(), Some("specs/7_x/plans/implementation-010.md"));
+        assert_eq!(src.find_plan(8, Some("y")).as_deref(), Some("specs/008_y/plans/implementation-001.md"));
+        assert_eq!(src.find_plan(9, None).as_deref(), Some("specs/9_z/plans/implementation-003.md"));
+        assert_eq!(src.find_plan(10, Some("x")), None);
+        assert!(src.exists("specs/7_x/plans") && src.exists("specs/7_x/plans/notes.md") && !src.exists("specs/7"));
+    }
+}
