@@ -16,6 +16,12 @@ use crate::ledger::json;
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
 
+/// Definitions jq 1.6 has and jaq lacks, written in jq over the variables of [`BUILTIN_VARS`].
+const PRELUDE: &str = "def input_filename: $__postflight_input_filename;";
+
+/// Variables every filter sees after the user's: jq's `$ENV`, and the input's name.
+const BUILTIN_VARS: [&str; 2] = ["$ENV", "$__postflight_input_filename"];
+
 /// The longest value text quoted in an error message; longer values are cut with `...`.
 pub const MAX_VALUE_IN_ERROR: usize = 80;
 
@@ -73,7 +79,8 @@ impl Query {
     /// # Errors
     /// `Filter` naming the first problem's line, column and offset, with a caret excerpt.
     pub fn compile(code: &str, vars: &[&str]) -> Result<Query> {
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+        let own = jaq_core::load::parse(PRELUDE, |p| p.defs()).expect("the prelude parses");
+        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs()).chain(own);
         let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
         let arena = Arena::default();
         let modules = Loader::new(defs).load(&arena, File { code, path: () }).map_err(|errs| {
@@ -93,7 +100,8 @@ impl Query {
             }
             filter_error(code, "syntax error", problems)
         })?;
-        let names: Vec<String> = vars.iter().map(|v| format!("${v}")).collect();
+        let mut names: Vec<String> = vars.iter().map(|v| format!("${v}")).collect();
+        names.extend(BUILTIN_VARS.iter().map(|v| (*v).to_owned()));
         let filter = jaq_core::Compiler::default()
             .with_funs(funs)
             .with_global_vars(names.iter().map(String::as_str))
@@ -126,7 +134,10 @@ impl Query {
             .into_iter::<Value>()
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::json(input_name, &e))?;
-        let var_vals: Vec<Val> = vars.iter().map(to_val).collect();
+        let mut var_vals: Vec<Val> = vars.iter().map(to_val).collect();
+        // `$ENV` and the file name behind `input_filename`, in BUILTIN_VARS order.
+        var_vals.push(Val::obj(std::env::vars().map(|(k, v)| (Val::from(k), Val::from(v))).collect()));
+        var_vals.push(Val::from(input_name.display().to_string()));
         for (i, value) in values.iter().enumerate() {
             let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new(var_vals.iter().cloned()));
             for result in self.filter.id.run((ctx, to_val(value))) {
@@ -134,7 +145,11 @@ impl Query {
                     Ok(v) => write_value(out, &v, opts).map_err(|e| Error::io("write", "standard output", e))?,
                     Err(exn) => {
                         let message = match exn.get_err() {
-                            Ok(err) => truncate_values(&err.to_string(), MAX_VALUE_IN_ERROR),
+                            // `error("text")` shows the text as jq does; other values as JSON.
+                            Ok(err) => match err.into_val() {
+                                Val::TStr(b) => truncate_values(&String::from_utf8_lossy(&b), MAX_VALUE_IN_ERROR),
+                                other => truncate_values(&other.to_string(), MAX_VALUE_IN_ERROR),
+                            },
                             Err(exn) => match exn.get_halt() {
                                 Ok(code) => format!("halt with exit code {code}"),
                                 Err(_) => "unexpected filter exception".to_owned(),
@@ -413,6 +428,18 @@ mod tests {
         assert!(msg.len() < 400, "{msg}");
         assert!(msg.contains("..."), "{msg}");
         assert!(msg.starts_with("filter failed on input.json: "), "{msg}");
+    }
+
+    #[test]
+    fn env_input_filename_and_error_text() {
+        assert_eq!(
+            q("$ENV | type, input_filename", "{}", &[], Options::default()).expect("run"),
+            "\"object\"\n\"input.json\"\n"
+        );
+        let err = q("error(\"boom\")", "{}", &[], Options::default()).expect_err("error");
+        assert_eq!(err.to_string(), "filter failed on input.json: boom");
+        let err = q("error({a: 1})", "{}", &[], Options::default()).expect_err("error");
+        assert_eq!(err.to_string(), "filter failed on input.json: {\"a\":1}");
     }
 
     #[test]
