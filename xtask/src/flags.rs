@@ -47,8 +47,8 @@ pub enum Command {
     Hooks(crate::guard::HooksArgs),
     /// Commit a task's paths, and only that task's changes to state.json and TODO.md
     Commit(crate::commit::CommitArgs),
-    /// Benchmark `commit` against `git add && git commit` (build with --release; not part of cargo test)
-    BenchCommit(crate::bench_commit::BenchCommitArgs),
+    /// Benchmark against the original bash+jq workflow (run with `cargo run --release -p xtask -- bench`)
+    Bench(crate::bench::BenchArgs),
     /// Implement a task: preflight, the agent loop, postflight, commit, cleanup
     Implement(crate::implement::ImplementArgs),
     /// Stages 1-4 only (for an LLM session that orchestrates): validate, mark implementing, print the delegation

@@ -1,7 +1,7 @@
 //! The `xtask` binary: parses the command line, builds the library's `Context`, runs one
 //! library call and maps its outcome to an exit code (documented in README.md).
 
-mod bench_commit;
+mod bench;
 mod commit;
 mod flags;
 mod guard;
@@ -57,7 +57,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Check(args) => args.run(&ctx()?, out),
         Command::Hooks(args) => args.run(&ctx()?, out),
         Command::Commit(args) => args.run(&ctx()?, out),
-        Command::BenchCommit(args) => args.run(out),
+        Command::Bench(args) => args.run(out),
         Command::Implement(args) => args.run(&ctx()?, out),
         Command::Preflight(args) => args.run(&ctx()?, out),
         Command::Postflight(args) => args.run(&ctx()?, out),

@@ -1,18 +1,21 @@
-//! `bench-commit`: the commit benchmark of docs/performance.md. Builds a repository with many
+//! `bench commit`: the commit benchmark of docs/performance.md. Builds a repository with many
 //! files and commits (`git fast-import`), then alternates three-file commits made by
 //! `xtask commit`, by the library in-process, and by `git add && git commit`, and prints the
-//! medians and ratios. Not a test: run it with `cargo run --release -p xtask -- bench-commit`.
+//! medians and ratios. Not a test: run it with `cargo run --release -p xtask -- bench commit`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use postflight::git::{self, CommitOutcome, CommitRequest};
 
+use super::gen::{build_repo, file_name, RepoSpec};
+use super::{median, ms, run_ok, time};
+
 #[derive(clap::Args, Debug)]
-pub struct BenchCommitArgs {
+pub struct CommitArgs {
     /// Files in the generated repository
     #[arg(long, default_value_t = 10_000)]
     files: usize,
@@ -27,9 +30,9 @@ pub struct BenchCommitArgs {
     dir: Option<PathBuf>,
 }
 
-impl BenchCommitArgs {
+impl CommitArgs {
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let BenchCommitArgs { files, commits, runs, dir } = self;
+        let CommitArgs { files, commits, runs, dir } = self;
         let keep = dir.is_some();
         let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("postflight-bench-{}", std::process::id())));
         if !keep && dir.exists() {
@@ -48,7 +51,7 @@ impl BenchCommitArgs {
 fn measure(root: &Path, files: usize, commits: usize, runs: usize, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let root = root.to_path_buf();
     let started = Instant::now();
-    build_repo(&root, files, commits)?;
+    build_repo(&root, RepoSpec { files, commits, tasks: None }, &[])?;
     writeln!(
         out,
         "repository: {} files, {} commits, built in {:.1?} at {}",
@@ -114,82 +117,4 @@ fn measure(root: &Path, files: usize, commits: usize, runs: usize, out: &mut dyn
     writeln!(out, "ratio git / xtask commit: {:.2}x", ms(git_cli) / ms(cli))?;
     writeln!(out, "ratio git / library:      {:.2}x", ms(git_cli) / ms(lib))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn file_name(i: usize, files: usize) -> String {
-    let per_dir = (files as f64).sqrt().ceil() as usize;
-    format!("d{:03}/f{:04}.txt", i / per_dir.max(1), i % per_dir.max(1))
-}
-
-/// A repository with `files` files (in about sqrt(files) directories) and `commits` commits,
-/// each after the first changing three files, checked out on `main` with a clean status.
-fn build_repo(root: &Path, files: usize, commits: usize) -> anyhow::Result<()> {
-    run_ok(Command::new("git").current_dir(root).args(["init", "-q", "-b", "main"]))?;
-    for (k, v) in [("user.name", "Bench"), ("user.email", "bench@example.com")] {
-        run_ok(Command::new("git").current_dir(root).args(["config", k, v]))?;
-    }
-    let mut child = Command::new("git")
-        .current_dir(root)
-        .args(["fast-import", "--quiet"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("run git fast-import")?;
-    {
-        let stdin = child.stdin.take().expect("piped");
-        let mut w = std::io::BufWriter::new(stdin);
-        let data = |w: &mut std::io::BufWriter<std::process::ChildStdin>, text: &str| -> std::io::Result<()> {
-            write!(w, "data {}\n{}\n", text.len(), text)
-        };
-        for c in 0..commits {
-            writeln!(w, "commit refs/heads/main")?;
-            writeln!(w, "committer Bench <bench@example.com> {} +0000", 1_700_000_000 + c)?;
-            data(&mut w, &format!("history commit {c}"))?;
-            if c == 0 {
-                for i in 0..files {
-                    writeln!(w, "M 100644 inline {}", file_name(i, files))?;
-                    data(&mut w, &format!("file {i}\n"))?;
-                }
-            } else {
-                for j in 0..3 {
-                    let i = (c * 31 + j * 1_000_003) % files;
-                    writeln!(w, "M 100644 inline {}", file_name(i, files))?;
-                    data(&mut w, &format!("file {i} at commit {c}\n"))?;
-                }
-            }
-        }
-        w.flush()?;
-    }
-    if !child.wait()?.success() {
-        bail!("git fast-import failed");
-    }
-    run_ok(Command::new("git").current_dir(root).args(["checkout", "-q", "-f", "main"]))?;
-    // Bring the index's stat data up to date as a user's repository would have it.
-    run_ok(Command::new("git").current_dir(root).args(["status", "--porcelain"]))
-}
-
-fn run_ok(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-fn time(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    f()?;
-    Ok(start.elapsed())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    match v.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2,
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
