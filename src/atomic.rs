@@ -65,6 +65,18 @@ pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
 }
 
 impl Staged {
+    /// Keeps the synced temp file on disk under its temp name (it is no longer removed on drop)
+    /// and returns (temp path, target), for a journaled rename done later.
+    ///
+    /// # Errors
+    /// I/O errors, naming the file.
+    pub fn keep(self) -> Result<(PathBuf, PathBuf)> {
+        let Staged { tmp, target } = self;
+        let tmp =
+            tmp.into_temp_path().keep().map_err(|e| Error::io("keep the temporary file for", &target, e.error))?;
+        Ok((tmp, target))
+    }
+
     /// Renames the temp file over the target (one atomic step).
     ///
     /// # Errors

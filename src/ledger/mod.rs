@@ -117,11 +117,41 @@ impl Ledger {
     /// The ledger files `edit` changed.
     pub fn update<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
         let _lock = self.lock()?;
+        self.recover()?;
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
         let changes = snap.changes();
-        write_changes(&changes)?;
+        write_changes_journaled(&changes, &self.journal_path())?;
         Ok((value, changes))
+    }
+
+    /// The journal of a multi-file write between its first and its last rename.
+    pub fn journal_path(&self) -> PathBuf {
+        self.repo.git_dir.join("postflight-ledger.journal")
+    }
+
+    /// Finishes a multi-file write that a killed process left half done: every staged file the
+    /// journal names is renamed over its target, then the journal is removed. Call under the lock.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn recover(&self) -> Result<bool> {
+        let path = self.journal_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        // The journal is itself written atomically, so it is either complete or absent; an
+        // unreadable one names nothing to finish.
+        let renames: Vec<(PathBuf, PathBuf)> = serde_json::from_slice(&bytes).unwrap_or_default();
+        for (tmp, target) in &renames {
+            if tmp.exists() {
+                std::fs::rename(tmp, target).map_err(|e| Error::io("finish the interrupted write of", target, e))?;
+            }
+        }
+        std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        Ok(true)
     }
 
     /// Like [`Ledger::update`] but writes nothing: returns the changes it would make.
@@ -148,6 +178,28 @@ pub fn write_changes(changes: &[Change]) -> Result<()> {
         s.commit()?;
     }
     Ok(())
+}
+
+/// Like [`write_changes`], but all-or-nothing across files: when more than one file changes, the
+/// planned renames are written to `journal` (atomically) after every file is staged and before
+/// the first rename, and the journal is removed after the last. A process killed in between leaves
+/// the journal, and [`Ledger::recover`] finishes the renames on the next update.
+///
+/// # Errors
+/// I/O errors; when staging fails, no file was changed.
+pub fn write_changes_journaled(changes: &[Change], journal: &Path) -> Result<()> {
+    if changes.len() < 2 {
+        return write_changes(changes);
+    }
+    let staged = changes.iter().map(|c| atomic::stage(&c.path, &c.new)).collect::<Result<Vec<_>>>()?;
+    let renames = staged.into_iter().map(atomic::Staged::keep).collect::<Result<Vec<_>>>()?;
+    let plan = serde_json::to_vec(&renames)
+        .map_err(|e| Error::refused(format!("cannot journal the write of the ledger files: {e}"), None))?;
+    atomic::write(journal, &plan)?;
+    for (tmp, target) in &renames {
+        std::fs::rename(tmp, target).map_err(|e| Error::io("replace", target, e))?;
+    }
+    std::fs::remove_file(journal).map_err(|e| Error::io("remove", journal, e))
 }
 
 /// The ledger files as read inside one transaction, with their pending edits.
@@ -225,5 +277,58 @@ impl Snapshot {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger_in(dir: &Path) -> Ledger {
+        std::fs::create_dir_all(dir.join(".git")).expect("git dir");
+        std::fs::create_dir_all(dir.join("specs")).expect("specs");
+        Ledger::new(Repo::discover(dir).expect("repo"))
+    }
+
+    #[test]
+    fn a_write_killed_between_renames_is_finished_by_the_next_update() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ledger = ledger_in(tmp.path());
+        let (state, todo) = (ledger.state_path(), ledger.todo_path());
+        std::fs::write(&state, "{\"active_projects\": []}\n").expect("w");
+        std::fs::write(&todo, "old todo\n").expect("w");
+        // What write_changes_journaled does, stopped after the first rename.
+        let new_state = b"{\n  \"active_projects\": [],\n  \"x\": 1\n}\n".to_vec();
+        let staged = vec![
+            atomic::stage(&state, &new_state).expect("stage"),
+            atomic::stage(&todo, b"new todo\n").expect("stage"),
+        ];
+        let renames: Vec<(PathBuf, PathBuf)> = staged.into_iter().map(|s| s.keep().expect("keep")).collect();
+        atomic::write(&ledger.journal_path(), &serde_json::to_vec(&renames).expect("json")).expect("journal");
+        std::fs::rename(&renames[0].0, &renames[0].1).expect("first rename");
+        assert_eq!(std::fs::read(&todo).expect("r"), b"old todo\n", "half done: TODO.md is behind");
+
+        ledger.update(|_| Ok(())).expect("update recovers");
+        assert_eq!(std::fs::read(&state).expect("r"), new_state);
+        assert_eq!(std::fs::read(&todo).expect("r"), b"new todo\n");
+        assert!(!ledger.journal_path().exists());
+        assert!(!ledger.recover().expect("nothing left"), "no journal the second time");
+    }
+
+    #[test]
+    fn a_journaled_write_leaves_no_journal_and_no_temp_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ledger = ledger_in(tmp.path());
+        let changes = vec![
+            Change { path: ledger.state_path(), old: Vec::new(), new: b"{}\n".to_vec() },
+            Change { path: ledger.todo_path(), old: Vec::new(), new: b"x\n".to_vec() },
+        ];
+        write_changes_journaled(&changes, &ledger.journal_path()).expect("write");
+        let names: Vec<String> = std::fs::read_dir(tmp.path().join("specs"))
+            .expect("ls")
+            .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(!ledger.journal_path().exists());
     }
 }
