@@ -32,12 +32,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let dir = cli.directory.clone().or_else(|| std::env::current_dir().ok());
     let mut out = std::io::stdout().lock();
     let result = run(cli, &mut out);
     let _ = out.flush();
     match result {
         Ok(code) => code,
-        Err(err) => report(&err),
+        Err(err) => {
+            // Messages name files relative to the work tree, as git does.
+            let root = dir.and_then(|d| postflight::repo::Repo::discover(&d).ok()).map(|r| r.root);
+            report(&err, root.as_deref())
+        }
     }
 }
 
@@ -67,23 +72,27 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints `error: …`, its causes and a hint to stderr; returns the exit code for its kind.
-fn report(err: &anyhow::Error) -> ExitCode {
+fn report(err: &anyhow::Error, root: Option<&std::path::Path>) -> ExitCode {
     if let Some(io) = err.downcast_ref::<std::io::Error>() {
         if io.kind() == std::io::ErrorKind::BrokenPipe {
             return ExitCode::from(EXIT_OK);
         }
     }
+    let relative = |text: String| match root {
+        Some(r) => text.replace(&format!("{}/", r.display()), ""),
+        None => text,
+    };
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
+    let _ = writeln!(stderr, "error: {}", relative(err.to_string()));
     let mut source = err.source();
     while let Some(s) = source {
-        let _ = writeln!(stderr, "  caused by: {s}");
+        let _ = writeln!(stderr, "  caused by: {}", relative(s.to_string()));
         source = s.source();
     }
     match err.downcast_ref::<postflight::Error>() {
         Some(e) => {
             if let Some(hint) = e.hint() {
-                let _ = writeln!(stderr, "hint: {hint}");
+                let _ = writeln!(stderr, "hint: {}", relative(hint));
             }
             match e.kind() {
                 postflight::Kind::Refused => ExitCode::from(EXIT_INVALID),
