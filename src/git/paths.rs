@@ -7,9 +7,21 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// Whether a file name is one of postflight's transient files, which are never committed
-/// (`.return-meta.json` and `.postflight-*`).
+/// (`.return-meta.json`, `.postflight-*`, and `.<name>.<6 random>.tmp`, the temp file of an
+/// atomic write that a killed writer can leave beside a plan or summary).
 pub fn is_transient(name: &str) -> bool {
-    name == ".return-meta.json" || name.starts_with(".postflight-")
+    name == ".return-meta.json" || name.starts_with(".postflight-") || is_atomic_temp(name)
+}
+
+/// `.<name>.<6 letters or digits>.tmp`, as [`crate::atomic::stage`] names its temp files.
+fn is_atomic_temp(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };
+    match inner.rsplit_once('.') {
+        Some((base, random)) => {
+            !base.is_empty() && random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
 }
 
 /// The repository-relative form of `given` (relative paths are taken from `root`): empty for
@@ -143,5 +155,27 @@ mod tests {
         assert!(is_transient(".return-meta.json"));
         assert!(is_transient(".postflight-pending"));
         assert!(!is_transient("return-meta.json"));
+        // Temp files of atomic writes killed before their rename.
+        assert!(is_transient(".implementation-001.md.PMlLU8.tmp"));
+        assert!(is_transient(".state.json.abc123.tmp"));
+        for name in
+            ["implementation-001.md.PMlLU8.tmp", ".x.tmp", "..abc123.tmp", ".notes.abc12.tmp", ".a.b.c-d_ef.tmp"]
+        {
+            assert!(!is_transient(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_temp_file_of_a_real_atomic_write_is_transient() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let target = tmp.path().join("implementation-001.md");
+        let staged = crate::atomic::stage(&target, b"x").expect("stage");
+        let names: Vec<String> = std::fs::read_dir(tmp.path())
+            .expect("ls")
+            .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(is_transient(&names[0]), "{names:?}");
+        drop(staged);
     }
 }
