@@ -15,6 +15,7 @@
 //! set, and `git gc --auto` runs when git's own loose-object heuristic says so.
 
 mod hooks;
+mod index_lock;
 mod message;
 mod paths;
 mod run;
@@ -66,7 +67,9 @@ pub enum CommitOutcome {
         /// Notes on paths left out (`<path>: <why>`).
         skipped: Vec<String>,
     },
-    /// The paths hold no change against HEAD: no commit was made and nothing was written.
+    /// The paths hold no change against HEAD: no commit was made. Only the index may have been
+    /// written, when its entries for the paths lagged behind HEAD (a commit killed between
+    /// moving the branch and writing the index).
     NothingToCommit {
         /// Notes on paths left out (`<path>: <why>`).
         skipped: Vec<String>,

@@ -14,7 +14,7 @@ use gix::index::entry::{Flags, Mode, Stat};
 use gix::objs::tree::EntryKind;
 use gix::ObjectId;
 
-use super::{hooks, message, paths, CommitOutcome, CommitRequest};
+use super::{hooks, index_lock, message, paths, CommitOutcome, CommitRequest};
 use crate::error::{Error, Result};
 use crate::ledger::scope;
 use crate::repo::Repo;
@@ -24,6 +24,9 @@ const STATE: &str = "specs/state.json";
 const TODO: &str = "specs/TODO.md";
 /// How long to wait for another git process's `index.lock`.
 const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// git's defaults for `core.filesRefLockTimeout` and `core.packedRefsTimeout`.
+const REF_LOCK_WAIT: Duration = Duration::from_millis(100);
+const PACKED_REFS_LOCK_WAIT: Duration = Duration::from_millis(1000);
 /// How often the branch update is tried when HEAD moves under us.
 const ATTEMPTS: usize = 3;
 
@@ -41,7 +44,9 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
     let settings = Settings::read(&grepo);
 
     let index_path = grepo.index_path();
-    let mut lock = gix::lock::File::acquire_to_update_resource(
+    // Postflight commits queue here; an index.lock that a killed one left is removed.
+    let commit_lock = index_lock::CommitLock::acquire(&index_path)?;
+    let lock = gix::lock::File::acquire_to_update_resource(
         &index_path,
         gix::lock::acquire::Fail::AfterDurationWithBackoff(INDEX_LOCK_WAIT),
         None,
@@ -52,6 +57,8 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
         refused: true,
         hint: Some("wait for the other git command to finish; if none is running, delete the .lock file".into()),
     })?;
+    // Declared after `lock`, so dropped (and the record removed) before the lock is released.
+    let record = commit_lock.record(lock.lock_path());
     // Read the index only now that nobody else can write it.
     let index = if index_path.exists() {
         grepo.open_index().map_err(|e| git("cannot read the index", &e))?
@@ -70,12 +77,17 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
     for attempt in 1..=ATTEMPTS {
         let head = read_head(&grepo)?;
         let mut plan = ctx.plan(&head, &targets)?;
-        // Like an empty `git commit --only`, except that hooks do not run for nothing.
-        if plan.tree == head.tree {
-            return Ok(CommitOutcome::NothingToCommit { skipped: plan.skipped });
-        }
         let mut next_index = index.clone();
         apply_to_index(&mut next_index, &plan.updates);
+        // Like an empty `git commit --only`, except that hooks do not run for nothing. A commit
+        // killed after moving the branch but before writing the index leaves the index behind
+        // HEAD for its paths; the index is brought in line then, as that commit would have.
+        if plan.tree == head.tree {
+            if !index_changes(&index, &next_index).is_empty() {
+                write_index(lock, &next_index, &index_path, record)?;
+            }
+            return Ok(CommitOutcome::NothingToCommit { skipped: plan.skipped });
+        }
         // Each attempt starts from the caller's message: a commit-msg hook edits its own copy.
         let mut msg = message.clone();
         if !req.no_verify {
@@ -85,7 +97,7 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
             return Ok(CommitOutcome::NothingToCommit { skipped: plan.skipped });
         }
         let id = write_commit(&grepo, root, &settings, &head, plan.tree, &author, &committer, &msg)?;
-        match move_head(&grepo, &head, id, &msg) {
+        match move_head(&grepo, &head, id, &msg, &record, &lock) {
             Ok(()) => {}
             Err(e) => {
                 let now = read_head(&grepo)?;
@@ -102,13 +114,7 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
                 return Err(e);
             }
         }
-        let mut w = std::io::BufWriter::new(&mut lock);
-        next_index
-            .write_to(&mut w, gix::index::write::Options::default())
-            .map_err(|e| git("cannot write the index", &e))?;
-        w.flush().map_err(|e| Error::io("write", &index_path, e))?;
-        drop(w);
-        lock.commit().map_err(|e| Error::io("replace", &index_path, e.error))?;
+        write_index(lock, &next_index, &index_path, record)?;
         gc_auto(&grepo, root);
         let mut changed: Vec<String> = plan.changed.into_iter().chain(plan.hook_paths).collect();
         changed.sort();
@@ -870,7 +876,15 @@ fn commit_tree_with_git(
 
 /// Moves the branch HEAD points to (or a detached HEAD) to `id`, only if it still points
 /// where it pointed when we read it; writes the reflogs like `git commit`.
-fn move_head(repo: &gix::Repository, head: &Head, id: ObjectId, msg: &str) -> Result<()> {
+fn move_head(
+    repo: &gix::Repository,
+    head: &Head,
+    id: ObjectId,
+    msg: &str,
+    record: &index_lock::Record,
+    index_lock: &gix::lock::File,
+) -> Result<()> {
+    use gix::lock::acquire::Fail;
     use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
     use gix::refs::Target;
     let expected = match head.commit {
@@ -894,7 +908,41 @@ fn move_head(repo: &gix::Repository, head: &Head, id: ObjectId, msg: &str) -> Re
         name: "HEAD".try_into().expect("HEAD is a valid reference name"),
         deref: true,
     };
-    repo.edit_reference(edit).map_err(|e| git("cannot move HEAD", &e))?;
+    let committer = repo.committer().transpose().map_err(|e| git("cannot read the committer for the reflog", &e))?;
+    // Prepared and committed in two steps (what `edit_reference` does in one, with git's default
+    // lock timeouts), so the reference lock files enter the record while they are held.
+    let transaction = repo
+        .refs
+        .transaction()
+        .prepare(
+            Some(edit),
+            Fail::AfterDurationWithBackoff(REF_LOCK_WAIT),
+            Fail::AfterDurationWithBackoff(PACKED_REFS_LOCK_WAIT),
+        )
+        .map_err(|e| git("cannot move HEAD", &e))?;
+    let mut locks = vec![index_lock.lock_path().to_path_buf(), repo.git_dir().join("HEAD.lock")];
+    if let Some(branch) = &head.reference {
+        locks.push(repo.common_dir().join(format!("{}.lock", branch.to_str_lossy())));
+    }
+    record.set(&locks);
+    let result = transaction.commit(committer).map_err(|e| git("cannot move HEAD", &e));
+    record.set(&locks[..1]);
+    result.map(|_| ())
+}
+
+/// Writes `index` through the held `index.lock` and releases it, taking it out of the record first.
+fn write_index(
+    mut lock: gix::lock::File,
+    index: &gix::index::File,
+    index_path: &Path,
+    record: index_lock::Record,
+) -> Result<()> {
+    let mut w = std::io::BufWriter::new(&mut lock);
+    index.write_to(&mut w, gix::index::write::Options::default()).map_err(|e| git("cannot write the index", &e))?;
+    w.flush().map_err(|e| Error::io("write", index_path, e))?;
+    drop(w);
+    drop(record);
+    lock.commit().map_err(|e| Error::io("replace", index_path, e.error))?;
     Ok(())
 }
 
