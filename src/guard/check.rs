@@ -178,12 +178,33 @@ trait Source {
 struct WorkSource {
     repo: Repo,
     tracked: BTreeSet<String>,
+    /// The `specs/{N}_*` directories by number, listed once on first use.
+    numbered_dirs: std::cell::OnceCell<BTreeMap<u32, Vec<String>>>,
 }
 
 impl WorkSource {
     fn open(repo: &Repo) -> Result<WorkSource> {
-        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)? })
+        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)?, numbered_dirs: Default::default() })
     }
+}
+
+/// The directories of `specs` named `{N}_*`, by number, names sorted (the fallback order of
+/// `plan::task_dir`).
+fn numbered_dirs(specs: &Path) -> BTreeMap<u32, Vec<String>> {
+    let mut out: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for e in std::fs::read_dir(specs).into_iter().flatten().filter_map(|e| e.ok()) {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.split_once('_').and_then(|(num, _)| num.parse::<u32>().ok()) {
+            out.entry(n).or_default().push(name);
+        }
+    }
+    for names in out.values_mut() {
+        names.sort();
+    }
+    out
 }
 
 impl Source for WorkSource {
@@ -201,7 +222,17 @@ impl Source for WorkSource {
     }
 
     fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String> {
-        plan::find_plan(&self.repo.specs_dir(), n, slug).map(|p| self.repo.relative(&p))
+        // The same choice as `plan::find_plan`, but the number-only fallback (for the many tasks
+        // that have no directory yet) uses one listing of specs/ instead of one per task.
+        let specs = self.repo.specs_dir();
+        let by_slug = slug.filter(|s| !s.is_empty() && *s != "null").and_then(|slug| {
+            [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().map(|d| specs.join(d)).find(|p| p.is_dir())
+        });
+        let dir = match by_slug {
+            Some(dir) => dir,
+            None => specs.join(self.numbered_dirs.get_or_init(|| numbered_dirs(&specs)).get(&n)?.first()?),
+        };
+        plan::latest_plan(&dir).map(|p| self.repo.relative(&p))
     }
 
     fn tracked(&self) -> &BTreeSet<String> {
@@ -432,14 +463,28 @@ fn unique_tasks(state: &StateFile) -> BTreeMap<u32, &serde_json::Map<String, Val
 }
 
 /// 1-based lines of `"project_number": N` in the raw state.json, per number, in file order.
+///
+/// Only lines holding the key are looked at (found with `memchr::memmem`), so a ledger of
+/// 10,000 tasks costs one fast pass instead of decoding and splitting every line.
 fn state_number_lines(state: &StateFile) -> BTreeMap<u32, Vec<usize>> {
+    const KEY: &[u8] = b"\"project_number\"";
+    let raw = state.raw();
     let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, l) in String::from_utf8_lossy(state.raw()).lines().enumerate() {
-        let Some(rest) = l.trim_start().strip_prefix("\"project_number\"") else { continue };
-        let rest = rest.trim_start().trim_start_matches(':').trim_start();
+    // The 1-based line number of `counted_to`, advanced incrementally.
+    let (mut counted_to, mut line_no) = (0usize, 1usize);
+    for at in memchr::memmem::find_iter(raw, KEY) {
+        let start = memchr::memrchr(b'\n', &raw[..at]).map_or(0, |i| i + 1);
+        if !String::from_utf8_lossy(&raw[start..at]).trim_start().is_empty() {
+            continue;
+        }
+        let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i);
+        line_no += memchr::memchr_iter(b'\n', &raw[counted_to..start]).count();
+        counted_to = start;
+        let line = String::from_utf8_lossy(&raw[at + KEY.len()..end]);
+        let rest = line.trim_start().trim_start_matches(':').trim_start();
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         if let Ok(n) = digits.parse::<u32>() {
-            out.entry(n).or_default().push(i + 1);
+            out.entry(n).or_default().push(line_no);
         }
     }
     out
@@ -484,7 +529,9 @@ fn derived_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
     for (n, entry) in &unique {
         let status = status_of(entry);
         if headings.get(n).map(Vec::len) == Some(1) {
-            match view.todo.status(*n).ok().flatten() {
+            // One headings() scan for all tasks: `todo.status(n)` would rescan the file per task.
+            let heading = headings[n][0];
+            match view.todo.status_in(view.todo.block_at(heading)) {
                 Some(sl) if Status::from_marker(&sl.marker) == status => {}
                 Some(sl) => {
                     let mut f = finding(
@@ -514,7 +561,7 @@ fn derived_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
                     out.push((f, Some(Edit::TodoStatus { task: *n, status: status.clone() })));
                 }
             }
-            out.extend(summary_link(view, *n, entry));
+            out.extend(summary_link(view, *n, heading, entry));
         }
         if let Some((rel, plan)) = view.plans.get(n) {
             if let Some((line, marker)) = plan.header_status() {
@@ -596,10 +643,16 @@ fn count_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
 
 /// The `summary-link` rule for one task: TODO.md must link the newest summary artifact.
 /// The edit is `None` when the bullet holds more than one link or text (rewriting it would lose it).
-fn summary_link(view: &View<'_>, n: u32, entry: &serde_json::Map<String, Value>) -> Option<(Finding, Option<Edit>)> {
+/// `heading` is the 0-based line of the task's only TODO.md heading.
+fn summary_link(
+    view: &View<'_>,
+    n: u32,
+    heading: usize,
+    entry: &serde_json::Map<String, Value>,
+) -> Option<(Finding, Option<Edit>)> {
     let paths = summary_paths(entry);
     let newest = paths.last()?;
-    let block = view.todo.block(n).ok()??;
+    let block = view.todo.block_at(heading);
     let doc = &view.todo.doc;
     let bullets: Vec<usize> = block.clone().filter(|&i| is_bullet(doc.line(i), "Summary")).collect();
     let link = format!("[{}]({newest})", newest.rsplit('/').next().unwrap_or(newest));
@@ -943,5 +996,59 @@ mod tests {
         assert_eq!(src.find_plan(9, None).as_deref(), Some("specs/9_z/plans/implementation-003.md"));
         assert_eq!(src.find_plan(10, Some("x")), None);
         assert!(src.exists("specs/7_x/plans") && src.exists("specs/7_x/plans/notes.md") && !src.exists("specs/7"));
+    }
+
+    #[test]
+    fn state_number_lines_only_counts_keys_that_start_a_line() {
+        let raw = "{\r\n  \"active_projects\": [\r\n    {\"project_number\": 7, \"x\": 1},\n    {\n      \"project_number\":12,\n      \"note\": \"\\\"project_number\\\": 99 \u{e9}\"\n    },\n    {\n  \t\"project_number\" : 7\n    }\n  ],\n  \"project_number\": \"x\"\n}\n";
+        let state = StateFile::parse(Path::new("state.json"), raw.as_bytes().to_vec()).expect("parses");
+        let lines = state_number_lines(&state);
+        assert_eq!(lines, BTreeMap::from([(7, vec![9]), (12, vec![5])]));
+        // The same as decoding and splitting every line, which this replaced.
+        let mut slow: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, l) in String::from_utf8_lossy(state.raw()).lines().enumerate() {
+            let Some(rest) = l.trim_start().strip_prefix("\"project_number\"") else { continue };
+            let rest = rest.trim_start().trim_start_matches(':').trim_start();
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<u32>() {
+                slow.entry(n).or_default().push(i + 1);
+            }
+        }
+        assert_eq!(lines, slow);
+    }
+
+    #[test]
+    fn work_tree_plan_lookup_matches_plan_find_plan() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join(".git")).expect("git dir");
+        for d in ["specs/7_x/plans", "specs/008_y/plans", "specs/9_b/plans", "specs/9_a/plans", "specs/10_z"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        for f in [
+            "specs/7_x/plans/implementation-002.md",
+            "specs/008_y/plans/implementation-001.md",
+            "specs/9_a/plans/implementation-001.md",
+            "specs/9_b/plans/implementation-004.md",
+        ] {
+            std::fs::write(root.join(f), "").expect("write");
+        }
+        let repo = Repo::discover(root).expect("repo");
+        let src = WorkSource { repo: repo.clone(), tracked: BTreeSet::new(), numbered_dirs: Default::default() };
+        let specs = repo.specs_dir();
+        for (n, slug) in [
+            (7, Some("x")),
+            (7, None),
+            (7, Some("other")),
+            (8, Some("y")),
+            (8, None),
+            (9, None),
+            (9, Some("b")),
+            (10, None),
+            (11, None),
+        ] {
+            let want = plan::find_plan(&specs, n, slug).map(|p| repo.relative(&p));
+            assert_eq!(src.find_plan(n, slug), want, "task {n} slug {slug:?}");
+        }
     }
 }

@@ -100,7 +100,13 @@ impl PlanFile {
     /// The header status line: (0-based line, bracket content).
     pub fn header_status(&self) -> Option<(usize, String)> {
         (0..self.header_end()).find_map(|i| {
-            let caps = HEADER_STATUS.captures(self.doc.line(i))?;
+            // The regex needs the literal label; checking for it first skips the regex engine
+            // on every other line.
+            let line = self.doc.line(i);
+            if !line.contains("**Status**:") {
+                return None;
+            }
+            let caps = HEADER_STATUS.captures(line)?;
             Some((i, caps[2].to_owned()))
         })
     }

@@ -143,6 +143,14 @@ impl TodoFile {
         }
     }
 
+    /// The block of the entry whose heading is on 0-based line `heading` (a line from
+    /// [`TodoFile::headings`]): the heading up to the next `---`, heading or end. A caller that
+    /// visits every task uses this with one `headings()` scan, where [`TodoFile::block`] would
+    /// rescan the whole file per task.
+    pub fn block_at(&self, heading: usize) -> Range<usize> {
+        heading..self.block_end(heading)
+    }
+
     fn block_end(&self, heading: usize) -> usize {
         (heading + 1..self.doc.len())
             .find(|&i| {
@@ -161,9 +169,16 @@ impl TodoFile {
         Ok(self.status_in(block))
     }
 
-    fn status_in(&self, block: Range<usize>) -> Option<StatusLine> {
+    /// The first status line inside `block` (from [`TodoFile::block`] or [`TodoFile::block_at`]).
+    pub fn status_in(&self, block: Range<usize>) -> Option<StatusLine> {
         block.into_iter().find_map(|i| {
-            let caps = STATUS_LINE.captures(self.doc.line(i))?;
+            // The regex needs the literal label; checking for it first skips the regex engine
+            // on every other line.
+            let line = self.doc.line(i);
+            if !line.contains("**Status**:") {
+                return None;
+            }
+            let caps = STATUS_LINE.captures(line)?;
             Some(StatusLine { line: i, marker: caps[2].to_owned() })
         })
     }

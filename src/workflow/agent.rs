@@ -97,6 +97,7 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
 
     let mut pause = Duration::from_millis(5);
     let mut timed_out = false;
+    let mut open = readers.len();
     let status = loop {
         match child.try_wait().map_err(|e| Error::io("wait for", Path::new("the agent"), e))? {
             Some(status) => break status,
@@ -107,7 +108,25 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
                     break child.wait().map_err(|e| Error::io("wait for", Path::new("the agent"), e))?;
                 }
                 progress.tick();
-                std::thread::sleep(pause);
+                // Wait for an output pipe to close (the agent usually closes them by exiting), at
+                // most `pause`: a quick agent is seen at once instead of after the next sleep.
+                if open > 0 {
+                    match done_rx.recv_timeout(pause) {
+                        Ok(()) => {
+                            open -= 1;
+                            if open == 0 {
+                                // Exited or about to be reaped: look again soon.
+                                pause = Duration::from_millis(1);
+                            }
+                            continue;
+                        }
+                        // No reader is left to report: fall back to sleeping.
+                        Err(mpsc::RecvTimeoutError::Disconnected) => open = 0,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                } else {
+                    std::thread::sleep(pause);
+                }
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
         }
@@ -115,7 +134,6 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     // Output pipes close when every process holding them is gone. Leftover background processes
     // of the agent's group get a short grace period, then the group is killed.
     let deadline = Instant::now() + Duration::from_secs(3);
-    let mut open = readers.len();
     while open > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         match done_rx.recv_timeout(left) {
