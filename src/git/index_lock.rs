@@ -1,98 +1,205 @@
-//! Recovery of the lock files (`index.lock`, `HEAD.lock`, `refs/heads/<branch>.lock`) left by a
-//! postflight commit that was killed (SIGKILL) while it held them. Without this, every later
-//! commit of the resumed run would wait for the dead process's locks and fail, as `git commit`
-//! does after a kill.
+//! The index lock of a postflight commit, and recovery of the lock files (`index.lock`,
+//! `HEAD.lock`, `refs/heads/<branch>.lock`) left by a postflight commit that was killed
+//! (SIGKILL) while it held them. Without the recovery, every later commit of the resumed run
+//! would wait for the dead process's locks and fail, as `git commit` does after a kill.
 //!
 //! Postflight commits take a `flock` beside the index first (the kernel drops it when its holder
-//! dies), and while they hold lock files they keep a record of them: their pid and each lock
-//! file's device, inode and path. A lock file is added to the record right after it is created
-//! and taken out right before it is released, so a record names only locks that were never
-//! released. A later commit holding the `flock` removes a lock file only when a record names
-//! exactly that file and a process that no longer exists; any other lock file (a running git
-//! command's) is waited for as before.
+//! dies) and keep a record of the lock files they hold: their pid, then one line per lock file.
+//! `index.lock` is made as git makes it (exclusively; it fails while another process holds
+//! it), but as a hard link to a private file whose inode is recorded before the link exists, so
+//! there is no moment at which a kill leaves an unrecorded `index.lock`. Reference locks are
+//! recorded, before the update creates them, by the content gix writes into them: the new
+//! commit's id, which no other process can be writing (or nothing yet, when the kill came
+//! between creating the lock and writing it). A line stays in the record until its lock is
+//! released.
+//!
+//! A later commit holding the `flock` removes a lock file only when a record of a process that
+//! no longer exists names exactly that file (same inode, or the recorded content); any other
+//! lock file (a running git command's) is waited for and respected as before.
 
+use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::atomic::Lock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long a commit waits for another postflight commit of the same index.
-const COMMIT_LOCK_WAIT: std::time::Duration = crate::ledger::LOCK_TIMEOUT;
+const COMMIT_LOCK_WAIT: Duration = crate::ledger::LOCK_TIMEOUT;
 
-/// The `flock` serialising postflight commits of one index; held until dropped.
-pub(super) struct CommitLock {
-    _lock: Lock,
-    record: PathBuf,
+/// A held `index.lock`, with the commit `flock` and the record of every lock file held.
+pub(super) struct IndexLock {
+    _commit_lock: Lock,
+    index_path: PathBuf,
+    lock_path: PathBuf,
+    record_path: PathBuf,
+    /// The record's lines after the pid: `ino <dev> <ino> <path>` or `content <text> <path>`
+    /// (`text` with `\n` written as `\\n`; it never holds a space).
+    lines: Vec<String>,
+    file: File,
+    identity: (u64, u64),
+    released: bool,
 }
 
-/// The record of the lock files held; removed when dropped (before the index lock is released).
-pub(super) struct Record {
-    path: PathBuf,
-}
-
-impl Record {
-    /// Records that this process holds exactly `locks` (lock files it created; missing ones
-    /// are left out). Best effort: without the record a kill leaves the locks for the user to
-    /// remove. A plain write (no fsync) keeps the window between creating a lock and recording
-    /// it short; a torn record does not parse and so never removes anything.
-    pub(super) fn set(&self, locks: &[PathBuf]) {
-        let mut text = format!("{}\n", std::process::id());
-        for lock in locks {
-            if let Some((dev, ino)) = identity(lock) {
-                text.push_str(&format!("{dev} {ino} {}\n", lock.display()));
-            }
-        }
-        let _ = std::fs::write(&self.path, text);
-    }
-}
-
-impl Drop for Record {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn record_path(index_path: &Path) -> PathBuf {
-    index_path.with_file_name("postflight-index-lock.owner")
-}
-
-impl CommitLock {
-    /// Takes the commit lock of `index_path` and removes its `index.lock` when a killed
-    /// postflight commit left it.
+impl IndexLock {
+    /// Takes the commit lock, removes lock files a killed postflight commit left, and creates
+    /// `index.lock`, waiting up to `wait` for another process's.
     ///
     /// # Errors
-    /// I/O errors; a refusal when another postflight commit holds the lock too long.
-    pub(super) fn acquire(index_path: &Path) -> Result<CommitLock> {
-        let lock = Lock::acquire(&index_path.with_file_name("postflight-commit.lock"), COMMIT_LOCK_WAIT)?;
-        let record = record_path(index_path);
-        if let Ok(text) = std::fs::read_to_string(&record) {
+    /// A refusal when the lock stays held; I/O errors.
+    pub(super) fn acquire(index_path: &Path, wait: Duration) -> Result<IndexLock> {
+        let dir = index_path.parent().unwrap_or(Path::new("."));
+        let commit_lock = Lock::acquire(&dir.join("postflight-commit.lock"), COMMIT_LOCK_WAIT)?;
+        let record_path = dir.join("postflight-locks.owner");
+        if let Ok(text) = std::fs::read_to_string(&record_path) {
             // We hold the commit lock, so the process that wrote the record is not committing.
-            for lock_file in stale_locks(&text) {
-                let _ = std::fs::remove_file(&lock_file);
+            for stale in stale_locks(&text) {
+                let _ = std::fs::remove_file(stale);
             }
-            let _ = std::fs::remove_file(&record);
+            let _ = std::fs::remove_file(&record_path);
         }
-        Ok(CommitLock { _lock: lock, record })
+        let lock_path = lock_path(index_path);
+        let private = dir.join(format!("postflight-index-{}.lock", std::process::id()));
+        let _ = std::fs::remove_file(&private);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&private)
+            .map_err(|e| Error::io("create", &private, e))?;
+        let identity = identity(&private)
+            .ok_or_else(|| Error::io("inspect", &private, std::io::Error::other("the new file has no identity")))?;
+        let lines = vec![line_ino(identity, &private), line_ino(identity, &lock_path)];
+        let mut lock = IndexLock {
+            _commit_lock: commit_lock,
+            index_path: index_path.to_path_buf(),
+            lock_path,
+            record_path,
+            lines,
+            file,
+            identity,
+            // Nothing to release until the link exists.
+            released: true,
+        };
+        lock.write_record();
+        let linked = lock.link(&private, wait);
+        let _ = std::fs::remove_file(&private);
+        lock.lines.remove(0);
+        linked?;
+        lock.released = false;
+        lock.write_record();
+        Ok(lock)
     }
 
-    /// Records that this process holds `lock_file` (the `index.lock` it just created).
-    pub(super) fn record(&self, lock_file: &Path) -> Record {
-        let record = Record { path: self.record.clone() };
-        record.set(&[lock_file.to_path_buf()]);
-        record
+    /// Links the private file to `index.lock`, exclusively, as git creates the lock.
+    fn link(&self, private: &Path, wait: Duration) -> Result<()> {
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match std::fs::hard_link(private, &self.lock_path) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::Git {
+                            message: format!(
+                                "{} is locked by another git process ({} still exists after {}s)",
+                                self.index_path.display(),
+                                self.lock_path.display(),
+                                wait.as_secs()
+                            ),
+                            refused: true,
+                            hint: Some(
+                                "wait for the other git command to finish; if none is running, delete the .lock file"
+                                    .into(),
+                            ),
+                        });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(Error::io("create", &self.lock_path, e)),
+            }
+        }
+    }
+
+    /// Records the reference lock files an update is about to create, by the content gix writes
+    /// into them (`<new commit id>\n`). Content with a space cannot be recorded and is left out.
+    pub(super) fn record_ref_locks(&mut self, locks: &[(PathBuf, String)]) {
+        self.lines.truncate(1);
+        for (path, content) in locks {
+            if !content.contains(' ') {
+                self.lines.push(format!("content {} {}", content.replace('\n', "\\n"), path.display()));
+            }
+        }
+        self.write_record();
+    }
+
+    /// Takes the reference locks out of the record (they were released).
+    pub(super) fn forget_ref_locks(&mut self) {
+        self.lines.truncate(1);
+        self.write_record();
+    }
+
+    /// Writes `index` into `index.lock` and renames it over the index (git's commit of a lock).
+    ///
+    /// # Errors
+    /// I/O errors; the lock is then released and the index unchanged.
+    pub(super) fn commit(mut self, index: &gix::index::File) -> Result<()> {
+        let mut w = std::io::BufWriter::new(&mut self.file);
+        index.write_to(&mut w, gix::index::write::Options::default()).map_err(|e| Error::Git {
+            message: format!("cannot write the index: {e}"),
+            refused: false,
+            hint: None,
+        })?;
+        w.flush().map_err(|e| Error::io("write", &self.lock_path, e))?;
+        drop(w);
+        std::fs::rename(&self.lock_path, &self.index_path).map_err(|e| Error::io("replace", &self.index_path, e))?;
+        self.released = true;
+        Ok(())
+    }
+
+    /// The record: pid, then the lines. Written beside and renamed over the old one, so a kill
+    /// leaves the old record or the new one, never an empty one (no fsync: it only has to
+    /// survive the process, not the machine).
+    fn write_record(&self) {
+        let mut text = format!("{}\n", std::process::id());
+        for l in &self.lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let mut tmp = self.record_path.clone().into_os_string();
+        tmp.push(".tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.record_path);
+        }
     }
 }
 
-/// `index.lock` beside `index_path`.
-#[cfg(test)]
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        // The lock goes first, then its record: a kill in between leaves a record naming no
+        // existing file, never a lock without a record.
+        if !self.released && identity(&self.lock_path) == Some(self.identity) {
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
+        let _ = std::fs::remove_file(&self.record_path);
+    }
+}
+
+fn line_ino((dev, ino): (u64, u64), path: &Path) -> String {
+    format!("ino {dev}:{ino} {}", path.display())
+}
+
+/// `<index>.lock`.
 fn lock_path(index_path: &Path) -> PathBuf {
     let mut name = index_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".lock");
     index_path.with_file_name(name)
 }
 
-/// The lock files a record (`pid`, then `dev ino path` per line) names that exist as recorded,
-/// when the recording process is gone; nothing for a live process or a garbled record.
+/// The files a record names that are still as recorded, when the recording process is gone;
+/// nothing for a live process or a garbled record. Only `*.lock` files are ever named.
 fn stale_locks(record: &str) -> Vec<PathBuf> {
     let mut lines = record.lines();
     let Some(Ok(pid)) = lines.next().map(|l| l.trim().parse::<u32>()) else { return Vec::new() };
@@ -102,13 +209,23 @@ fn stale_locks(record: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for line in lines {
         let mut fields = line.splitn(3, ' ');
-        let (Some(Ok(dev)), Some(Ok(ino)), Some(path)) =
-            (fields.next().map(str::parse::<u64>), fields.next().map(str::parse::<u64>), fields.next())
-        else {
+        let (Some(kind), Some(key), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
             return Vec::new();
         };
         let path = PathBuf::from(path);
-        if path.extension().is_some_and(|e| e == "lock") && identity(&path) == Some((dev, ino)) {
+        if path.extension().is_none_or(|e| e != "lock") {
+            continue;
+        }
+        let matches = match kind {
+            "ino" => {
+                let id = key.split_once(':').and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)));
+                id.is_some() && identity(&path) == id
+            }
+            // Empty: killed between creating the lock and writing into it.
+            "content" => std::fs::read(&path).is_ok_and(|c| c.is_empty() || c == key.replace("\\n", "\n").as_bytes()),
+            _ => return Vec::new(),
+        };
+        if matches {
             out.push(path);
         }
     }
@@ -130,8 +247,9 @@ fn identity(_path: &Path) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
 
-    /// A pid that no process has: beyond the kernel's pid_max.
+    /// A pid that no process has: beyond the kernel's largest pid_max.
     const DEAD_PID: u32 = 4_194_305;
+    const WAIT: Duration = Duration::from_millis(50);
 
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let tmp = tempfile::tempdir().expect("tmp");
@@ -141,87 +259,115 @@ mod tests {
         (tmp, index, lock)
     }
 
-    fn write_record(index: &Path, pid: u32, of: &Path) {
-        let (dev, ino) = identity(of).expect("identity");
-        std::fs::write(record_path(index), format!("{pid}\n{dev} {ino} {}\n", lock_path(index).display()))
-            .expect("record");
+    fn record(index: &Path) -> PathBuf {
+        index.with_file_name("postflight-locks.owner")
+    }
+
+    fn write_record(index: &Path, pid: u32, lines: &[String]) {
+        let mut text = format!("{pid}\n");
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        std::fs::write(record(index), text).expect("record");
     }
 
     #[test]
-    fn a_lock_recorded_by_a_dead_postflight_commit_is_removed() {
+    fn the_lock_is_recorded_while_held_and_committed_over_the_index() {
         let (_tmp, index, lock) = setup();
-        std::fs::write(&lock, "half-written index").expect("lock");
-        write_record(&index, DEAD_PID, &lock);
-        let held = CommitLock::acquire(&index).expect("acquire");
-        assert!(!lock.exists(), "the dead commit's index.lock is gone");
-        assert!(!record_path(&index).exists());
+        let held = IndexLock::acquire(&index, WAIT).expect("acquire");
+        assert!(lock.exists());
+        let text = std::fs::read_to_string(record(&index)).expect("record");
+        assert_eq!(text.lines().count(), 2, "pid and the lock: {text}");
+        assert!(text.starts_with(&format!("{}\n", std::process::id())) && text.contains("index.lock"), "{text}");
+        assert!(stale_locks(&text).is_empty(), "this process is alive");
+        assert_eq!(
+            stale_locks(&text.replacen(&std::process::id().to_string(), &DEAD_PID.to_string(), 1)),
+            std::slice::from_ref(&lock),
+            "the record names the lock exactly"
+        );
+        let empty = gix::index::File::from_state(gix::index::State::new(gix::hash::Kind::Sha1), index.clone());
+        held.commit(&empty).expect("commit");
+        assert!(!lock.exists() && !record(&index).exists());
+        assert!(std::fs::read(&index).expect("index").starts_with(b"DIRC"), "the new index is in place");
+        let names: Vec<String> = std::fs::read_dir(index.parent().expect("dir"))
+            .expect("ls")
+            .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with("postflight-index-")), "no private file left: {names:?}");
+    }
+
+    #[test]
+    fn dropping_the_lock_releases_it_and_a_held_lock_is_waited_for_then_refused() {
+        let (_tmp, index, lock) = setup();
+        let held = IndexLock::acquire(&index, WAIT).expect("acquire");
         drop(held);
+        assert!(!lock.exists() && !record(&index).exists());
+        assert_eq!(std::fs::read(&index).expect("index"), b"index", "the index is unchanged");
+
+        std::fs::write(&lock, "").expect("another process's lock");
+        let err = IndexLock::acquire(&index, WAIT).err().expect("refused");
+        assert!(err.to_string().contains("is locked by another git process"), "{err}");
+        assert!(lock.exists(), "the other process's lock stays");
     }
 
     #[test]
-    fn a_lock_of_a_live_process_or_another_file_is_left_alone() {
-        // Recorded by a live process (this one).
-        let (_tmp, index, lock) = setup();
-        std::fs::write(&lock, "x").expect("lock");
-        write_record(&index, std::process::id(), &lock);
-        drop(CommitLock::acquire(&index).expect("acquire"));
-        assert!(lock.exists(), "a live owner's lock stays");
-        assert!(!record_path(&index).exists(), "the record is consumed either way");
-
-        // A dead owner, but the record names another file (the lock was released and a git
-        // command has made a new one).
-        let other = index.with_file_name("other");
-        std::fs::write(&other, "y").expect("other");
-        write_record(&index, DEAD_PID, &other);
-        drop(CommitLock::acquire(&index).expect("acquire"));
-        assert!(lock.exists(), "another process's index.lock stays");
-
-        // No record at all, and a garbled one.
-        drop(CommitLock::acquire(&index).expect("acquire"));
-        assert!(lock.exists());
-        std::fs::write(record_path(&index), "garbage 1 2\n").expect("record");
-        drop(CommitLock::acquire(&index).expect("acquire"));
-        assert!(lock.exists());
-        // A recorded file that is not a lock file is never removed.
-        let (dev, ino) = identity(&index).expect("identity");
-        std::fs::write(record_path(&index), format!("{DEAD_PID}\n{dev} {ino} {}\n", index.display())).expect("record");
-        drop(CommitLock::acquire(&index).expect("acquire"));
-        assert!(index.exists());
-    }
-
-    #[test]
-    fn every_recorded_lock_of_a_dead_commit_is_removed() {
+    fn locks_recorded_by_a_dead_commit_are_removed() {
         let (tmp, index, lock) = setup();
         let head_lock = tmp.path().join("HEAD.lock");
         let branch_lock = tmp.path().join("refs/heads/main.lock");
         std::fs::create_dir_all(branch_lock.parent().expect("dir")).expect("mkdir");
-        for f in [&lock, &head_lock, &branch_lock] {
-            std::fs::write(f, "x").expect("lock");
-        }
-        let held = CommitLock::acquire(&index).expect("acquire");
-        let record = held.record(&lock);
-        record.set(&[lock.clone(), head_lock.clone(), branch_lock.clone(), tmp.path().join("missing.lock")]);
-        let text = std::fs::read_to_string(record_path(&index)).expect("record");
-        assert_eq!(text.lines().count(), 4, "the pid and the three existing locks: {text}");
-        assert!(stale_locks(&text).is_empty(), "this process is alive");
-        let dead = text.replacen(&std::process::id().to_string(), &DEAD_PID.to_string(), 1);
-        std::mem::forget(record);
+        std::fs::write(&lock, "").expect("lock");
+        std::fs::write(&head_lock, "").expect("lock");
+        std::fs::write(&branch_lock, "0123abcd\n").expect("lock");
+        let other_lock = tmp.path().join("refs/heads/other.lock");
+        std::fs::write(&other_lock, "4567\n").expect("lock");
+        write_record(
+            &index,
+            DEAD_PID,
+            &[
+                line_ino(identity(&lock).expect("id"), &lock),
+                format!("content 0123abcd\\n {}", head_lock.display()),
+                format!("content 0123abcd\\n {}", branch_lock.display()),
+                format!("content 0123abcd\\n {}", other_lock.display()),
+            ],
+        );
+        let held = IndexLock::acquire(&index, WAIT).expect("the dead commit's index.lock was removed");
+        assert!(!head_lock.exists() && !branch_lock.exists(), "locks with the recorded content are gone");
+        assert!(other_lock.exists(), "content that differs from the record is never removed");
         drop(held);
-        std::fs::write(record_path(&index), dead).expect("record");
-        drop(CommitLock::acquire(&index).expect("acquire"));
-        assert!(!lock.exists() && !head_lock.exists() && !branch_lock.exists());
+
+        // The same through the recording calls.
+        let mut held = IndexLock::acquire(&index, WAIT).expect("acquire");
+        std::fs::write(&branch_lock, "89ab\n").expect("lock");
+        held.record_ref_locks(&[(branch_lock.clone(), "89ab\n".into()), (head_lock.clone(), "has space\n".into())]);
+        let text = std::fs::read_to_string(record(&index)).expect("record");
+        assert_eq!(text.lines().count(), 3, "pid, index.lock, the branch lock: {text}");
+        let dead = text.replacen(&std::process::id().to_string(), &DEAD_PID.to_string(), 1);
+        assert_eq!(stale_locks(&dead), [lock.clone(), branch_lock.clone()]);
+        held.forget_ref_locks();
+        assert_eq!(std::fs::read_to_string(record(&index)).expect("record").lines().count(), 2);
     }
 
     #[test]
-    fn the_record_lives_exactly_as_long_as_its_guard() {
-        let (_tmp, index, lock) = setup();
-        let held = CommitLock::acquire(&index).expect("acquire");
-        std::fs::write(&lock, "x").expect("lock");
-        let record = held.record(&lock);
-        let text = std::fs::read_to_string(record_path(&index)).expect("recorded");
-        assert!(text.starts_with(&format!("{}\n", std::process::id())), "{text}");
-        assert!(stale_locks(&text).is_empty(), "this process is alive");
-        drop(record);
-        assert!(!record_path(&index).exists());
+    fn locks_of_live_processes_or_other_files_are_left_alone() {
+        let (tmp, index, lock) = setup();
+        std::fs::write(&lock, "").expect("lock");
+        // Recorded by a live process (this one).
+        write_record(&index, std::process::id(), &[line_ino(identity(&lock).expect("id"), &lock)]);
+        assert!(IndexLock::acquire(&index, WAIT).is_err());
+        assert!(lock.exists() && !record(&index).exists(), "the lock stays; the record is consumed");
+        // A dead process, but another inode (the lock was released and remade by git).
+        let other = tmp.path().join("other");
+        std::fs::write(&other, "").expect("other");
+        write_record(&index, DEAD_PID, &[line_ino(identity(&other).expect("id"), &lock)]);
+        assert!(IndexLock::acquire(&index, WAIT).is_err());
+        assert!(lock.exists());
+        // A garbled record; a recorded file that is not a lock file.
+        std::fs::write(record(&index), "garbage\nino 1:2 x.lock\n").expect("record");
+        assert!(IndexLock::acquire(&index, WAIT).is_err());
+        write_record(&index, DEAD_PID, &[line_ino(identity(&index).expect("id"), &index)]);
+        assert!(IndexLock::acquire(&index, WAIT).is_err());
+        assert!(index.exists() && lock.exists());
     }
 }

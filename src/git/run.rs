@@ -44,21 +44,8 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
     let settings = Settings::read(&grepo);
 
     let index_path = grepo.index_path();
-    // Postflight commits queue here; an index.lock that a killed one left is removed.
-    let commit_lock = index_lock::CommitLock::acquire(&index_path)?;
-    let lock = gix::lock::File::acquire_to_update_resource(
-        &index_path,
-        gix::lock::acquire::Fail::AfterDurationWithBackoff(INDEX_LOCK_WAIT),
-        None,
-        0,
-    )
-    .map_err(|e| Error::Git {
-        message: format!("{} is locked by another git process ({})", index_path.display(), chain(&e)),
-        refused: true,
-        hint: Some("wait for the other git command to finish; if none is running, delete the .lock file".into()),
-    })?;
-    // Declared after `lock`, so dropped (and the record removed) before the lock is released.
-    let record = commit_lock.record(lock.lock_path());
+    // Postflight commits queue here; lock files that a killed one left are removed.
+    let mut lock = index_lock::IndexLock::acquire(&index_path, INDEX_LOCK_WAIT)?;
     // Read the index only now that nobody else can write it.
     let index = if index_path.exists() {
         // The trailing checksum is not verified, as git verifies it only in `git fsck`: hashing
@@ -88,7 +75,7 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
         // HEAD for its paths; the index is brought in line then, as that commit would have.
         if plan.tree == head.tree {
             if !index_changes(&index, &next_index).is_empty() {
-                write_index(lock, &next_index, &index_path, record)?;
+                lock.commit(&next_index)?;
             }
             return Ok(CommitOutcome::NothingToCommit { skipped: plan.skipped });
         }
@@ -101,7 +88,7 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
             return Ok(CommitOutcome::NothingToCommit { skipped: plan.skipped });
         }
         let id = write_commit(&grepo, root, &settings, &head, plan.tree, &author, &committer, &msg)?;
-        match move_head(&grepo, &head, id, &msg, &record, &lock) {
+        match move_head(&grepo, &head, id, &msg, &mut lock) {
             Ok(()) => {}
             Err(e) => {
                 let now = read_head(&grepo)?;
@@ -118,7 +105,7 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
                 return Err(e);
             }
         }
-        write_index(lock, &next_index, &index_path, record)?;
+        lock.commit(&next_index)?;
         gc_auto(&grepo, root);
         let mut changed: Vec<String> = plan.changed.into_iter().chain(plan.hook_paths).collect();
         changed.sort();
@@ -885,8 +872,7 @@ fn move_head(
     head: &Head,
     id: ObjectId,
     msg: &str,
-    record: &index_lock::Record,
-    index_lock: &gix::lock::File,
+    lock: &mut index_lock::IndexLock,
 ) -> Result<()> {
     use gix::lock::acquire::Fail;
     use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
@@ -913,9 +899,15 @@ fn move_head(
         deref: true,
     };
     let committer = repo.committer().transpose().map_err(|e| git("cannot read the committer for the reflog", &e))?;
-    // Prepared and committed in two steps (what `edit_reference` does in one, with git's default
-    // lock timeouts), so the reference lock files enter the record while they are held.
-    let transaction = repo
+    // gix writes the new id into each reference lock it creates (HEAD's and the branch's); they
+    // are recorded by that content before they exist, so a kill cannot leave them unrecorded.
+    let mut locks = vec![(repo.git_dir().join("HEAD.lock"), format!("{id}\n"))];
+    if let Some(branch) = &head.reference {
+        locks.push((repo.common_dir().join(format!("{}.lock", branch.to_str_lossy())), format!("{id}\n")));
+    }
+    lock.record_ref_locks(&locks);
+    // What `edit_reference` does, with git's default lock timeouts.
+    let result = repo
         .refs
         .transaction()
         .prepare(
@@ -923,31 +915,10 @@ fn move_head(
             Fail::AfterDurationWithBackoff(REF_LOCK_WAIT),
             Fail::AfterDurationWithBackoff(PACKED_REFS_LOCK_WAIT),
         )
-        .map_err(|e| git("cannot move HEAD", &e))?;
-    let mut locks = vec![index_lock.lock_path().to_path_buf(), repo.git_dir().join("HEAD.lock")];
-    if let Some(branch) = &head.reference {
-        locks.push(repo.common_dir().join(format!("{}.lock", branch.to_str_lossy())));
-    }
-    record.set(&locks);
-    let result = transaction.commit(committer).map_err(|e| git("cannot move HEAD", &e));
-    record.set(&locks[..1]);
+        .map_err(|e| git("cannot move HEAD", &e))
+        .and_then(|t| t.commit(committer).map_err(|e| git("cannot move HEAD", &e)));
+    lock.forget_ref_locks();
     result.map(|_| ())
-}
-
-/// Writes `index` through the held `index.lock` and releases it, taking it out of the record first.
-fn write_index(
-    mut lock: gix::lock::File,
-    index: &gix::index::File,
-    index_path: &Path,
-    record: index_lock::Record,
-) -> Result<()> {
-    let mut w = std::io::BufWriter::new(&mut lock);
-    index.write_to(&mut w, gix::index::write::Options::default()).map_err(|e| git("cannot write the index", &e))?;
-    w.flush().map_err(|e| Error::io("write", index_path, e))?;
-    drop(w);
-    drop(record);
-    lock.commit().map_err(|e| Error::io("replace", index_path, e.error))?;
-    Ok(())
 }
 
 /// Makes the index hold exactly what the commit holds for the committed paths; everything
