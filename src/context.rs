@@ -29,7 +29,8 @@ impl Context {
     /// `XTASK_SESSION_ID` from the environment.
     ///
     /// # Errors
-    /// `NoRepository`; `Env` when `XTASK_NOW` is not an RFC 3339 time.
+    /// `NoRepository`; `Env` when `XTASK_NOW` is not an RFC 3339 time or `XTASK_SESSION_ID`
+    /// holds whitespace or control characters.
     pub fn from_env(dir: &Path) -> Result<Context> {
         let repo = Repo::discover(dir)?;
         let now = match std::env::var(ENV_NOW) {
@@ -37,6 +38,18 @@ impl Context {
             _ => jiff::Timestamp::now(),
         };
         let session_id = std::env::var(ENV_SESSION_ID).ok().filter(|s| !s.trim().is_empty());
+        if let Some(id) = &session_id {
+            // It is written into state.json, the marker and every commit's `Session:` trailer:
+            // a line break there would forge trailers, so it is refused before anything is written.
+            if id.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                return Err(Error::Env {
+                    name: ENV_SESSION_ID,
+                    message: format!(
+                        "{id:?} is not a session id: it must be one word without spaces or control characters, such as sess_1773695483_a1b2c3"
+                    ),
+                });
+            }
+        }
         Ok(Context { repo, now, session_id })
     }
 

@@ -25,7 +25,10 @@ pub fn build_message(subject: &str, body: Option<&str>, session_id: &str, identi
         ));
     }
     let mut text = format!("{subject}\n\n");
-    if let Some(body) = body.map(str::trim).filter(|b| !b.is_empty()) {
+    // git ends a message at a NUL byte (and `git commit` refuses one): the trailers after it
+    // would be lost. The body is an agent's text, kept exactly in state.json; here NULs go.
+    let body = body.map(|b| b.replace('\0', ""));
+    if let Some(body) = body.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         for line in body.lines() {
             // git reads a line starting with `---` as the start of a patch and stops looking
             // for trailers there (`git interpret-trailers`, `git am`): indent it by one space.
@@ -99,6 +102,12 @@ mod tests {
     fn a_divider_in_the_body_cannot_hide_the_trailers() {
         let m = build_message("s", Some("a\n---\nb\n--- x"), "sess_1", None).expect("ok");
         assert_eq!(m, "s\n\na\n ---\nb\n --- x\n\nSession: sess_1\n");
+    }
+
+    #[test]
+    fn a_nul_byte_in_the_body_cannot_hide_the_trailers() {
+        let m = build_message("s", Some("before\0after\n\0"), "sess_1", None).expect("ok");
+        assert_eq!(m, "s\n\nbeforeafter\n\nSession: sess_1\n");
     }
 
     #[test]

@@ -412,7 +412,10 @@ fn safe_artifacts(ctx: &Context, meta: &Metadata, warnings: &mut Vec<String>) ->
         if postflight::safe_artifact_path(&ctx.repo.root, &path) {
             out.push(Artifact { path, ..a.clone() });
         } else {
-            warnings.push(format!("artifact `{}` is outside the repository or a transient file; ignored", a.path));
+            warnings.push(format!(
+                "artifact `{}` is not a file of the repository (outside it, in .git, behind a symlink that leaves it, a directory, or a transient file); ignored",
+                a.path.replace('\0', "\\0")
+            ));
         }
     }
     out

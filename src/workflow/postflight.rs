@@ -137,10 +137,12 @@ impl Outcome {
 }
 
 /// Whether an agent-reported path may be linked and committed: relative, no `..`, not inside
-/// `.git`, not a transient file, and not resolving (through symlinks) outside the repository.
+/// `.git`, not a transient file, not resolving (through symlinks) outside the repository, and
+/// not a directory or the repository itself (a commit of a directory would take every
+/// untracked file in it, the user's too). A NUL byte cannot be in a path at all.
 pub fn safe_artifact_path(root: &Path, path: &str) -> bool {
     let p = Path::new(path);
-    if path.is_empty() || p.is_absolute() {
+    if path.is_empty() || p.is_absolute() || path.contains('\0') {
         return false;
     }
     let mut first = true;
@@ -157,7 +159,7 @@ pub fn safe_artifact_path(root: &Path, path: &str) -> bool {
         }
     }
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if name == ".return-meta.json" || name.starts_with(".postflight-") {
+    if first || crate::git::is_transient(&name) || std::fs::metadata(root.join(p)).is_ok_and(|m| m.is_dir()) {
         return false;
     }
     // Resolve the deepest existing ancestor: a symlink must not lead out of the repository.
@@ -365,7 +367,20 @@ mod tests {
         std::fs::create_dir_all(root.join("src")).expect("src");
         #[cfg(unix)]
         std::os::unix::fs::symlink("/etc", root.join("out")).expect("symlink");
-        for bad in ["../../etc/passwd", "/etc/passwd", ".git/config", "out/passwd", "specs/1_x/.return-meta.json", ""] {
+        for bad in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            ".git/config",
+            "out/passwd",
+            "specs/1_x/.return-meta.json",
+            "",
+            ".",
+            "./",
+            "src",
+            "src/",
+            "src/a\0b.rs",
+            "specs/1_x/plans/.implementation-001.md.Ab3dE9.tmp",
+        ] {
             assert!(!safe_artifact_path(root, bad), "{bad}");
         }
         for good in ["src/new.rs", "./src/lib.rs", "specs/1_x/summaries/s.md", "docs/not-yet/there.md"] {
