@@ -77,9 +77,13 @@ fn position(found: Result<usize>) -> Result<Option<usize>> {
 
 /// Where the working tree's entry `w` goes in `list` (HEAD's entries without the task): after
 /// the nearest preceding working-tree neighbour that HEAD has, else before the nearest
-/// following one, else where HEAD had it, else first.
+/// following one, else where HEAD had it, else first. A neighbour is found by its number, or,
+/// without one (a malformed entry), by being equal.
 fn insertion_index(list: &[Value], wt_list: &[Value], w: usize, head_at: Option<usize>) -> usize {
-    let find = |entry: &Value| entry_number(entry).and_then(|n| list.iter().position(|e| entry_number(e) == Some(n)));
+    let find = |entry: &Value| match entry_number(entry) {
+        Some(n) => list.iter().position(|e| entry_number(e) == Some(n)),
+        None => list.iter().position(|e| e == entry),
+    };
     if let Some(p) = wt_list[..w].iter().rev().find_map(find) {
         return p + 1;
     }
@@ -294,6 +298,18 @@ mod tests {
         let out = String::from_utf8(out).expect("utf8");
         let changed: Vec<_> = HEAD_STATE.lines().zip(out.lines()).filter(|(a, b)| a != b).collect();
         assert_eq!(changed, [("      \"status\": \"researched\"", "      \"status\": \"completed\"")]);
+    }
+
+    /// Found by `cargo fuzz run state_edit`: an entry without a number between the task and
+    /// its preceding neighbour was skipped, so the commit moved the task's entry in front of it.
+    #[test]
+    fn state_entry_keeps_its_place_after_an_entry_without_a_number() {
+        let mut v = doc(HEAD_STATE.as_bytes());
+        v["active_projects"].as_array_mut().expect("array").insert(1, serde_json::json!({"projekt": 99}));
+        let head = json::to_jq_pretty(&v);
+        v["active_projects"][2]["status"] = "completed".into();
+        let wt = json::to_jq_pretty(&v);
+        assert_eq!(scope_state(p(), &head, &wt, 11).expect("scope"), wt);
     }
 
     #[test]
