@@ -77,12 +77,20 @@ fn position(found: Result<usize>) -> Result<Option<usize>> {
 
 /// Where the working tree's entry `w` goes in `list` (HEAD's entries without the task): after
 /// the nearest preceding working-tree neighbour that HEAD has, else before the nearest
-/// following one, else where HEAD had it, else first. A neighbour is found by its number, or,
-/// without one (a malformed entry), by being equal.
+/// following one, else where HEAD had it, else first. A neighbour is found by its number; an
+/// entry without one, or whose number HEAD lists twice (malformed ledgers), by being equal.
 fn insertion_index(list: &[Value], wt_list: &[Value], w: usize, head_at: Option<usize>) -> usize {
-    let find = |entry: &Value| match entry_number(entry) {
-        Some(n) => list.iter().position(|e| entry_number(e) == Some(n)),
-        None => list.iter().position(|e| e == entry),
+    // Equal as printed: the working tree was printed by us, HEAD maybe not (`0E+20` reads as a
+    // float, its printed `0` as an integer, and serde_json's values then differ).
+    let same = |a: &Value, b: &Value| a == b || json::to_jq_compact(a) == json::to_jq_compact(b);
+    let find = |entry: &Value| {
+        let Some(n) = entry_number(entry) else { return list.iter().position(|e| same(e, entry)) };
+        let mut hits = list.iter().enumerate().filter(|(_, e)| entry_number(e) == Some(n)).map(|(i, _)| i);
+        let first = hits.next()?;
+        match hits.next() {
+            None => Some(first),
+            Some(_) => list.iter().position(|e| same(e, entry)).or(Some(first)),
+        }
     };
     if let Some(p) = wt_list[..w].iter().rev().find_map(find) {
         return p + 1;
@@ -300,12 +308,25 @@ mod tests {
         assert_eq!(changed, [("      \"status\": \"researched\"", "      \"status\": \"completed\"")]);
     }
 
-    /// Found by `cargo fuzz run state_edit`: an entry without a number between the task and
-    /// its preceding neighbour was skipped, so the commit moved the task's entry in front of it.
+    /// Found by `cargo fuzz run state_edit`: a preceding neighbour without a number was skipped,
+    /// and one whose number HEAD lists twice was found at the other copy, so the commit moved the
+    /// task's entry.
     #[test]
     fn state_entry_keeps_its_place_after_an_entry_without_a_number() {
         let mut v = doc(HEAD_STATE.as_bytes());
         v["active_projects"].as_array_mut().expect("array").insert(1, serde_json::json!({"projekt": 99}));
+        let head = json::to_jq_pretty(&v);
+        v["active_projects"][2]["status"] = "completed".into();
+        let wt = json::to_jq_pretty(&v);
+        assert_eq!(scope_state(p(), &head, &wt, 11).expect("scope"), wt);
+        // A neighbour that reads differently once printed (`0E+20` is a float, `0` an integer).
+        let head = br#"{"active_projects": [{"project_number": 11, "status": "a"}, 0E+20, 1.5e300]}"#;
+        let wt = b"{\n  \"active_projects\": [\n    {\n      \"project_number\": 11,\n      \"status\": \"b\"\n    },\n    0,\n    1.5e+300\n  ]\n}\n";
+        assert_eq!(scope_state(p(), head, wt, 11).expect("scope"), wt);
+        // The same with a neighbour whose number HEAD lists twice.
+        let mut v = doc(HEAD_STATE.as_bytes());
+        let list = v["active_projects"].as_array_mut().expect("array");
+        list.insert(0, serde_json::json!({"project_number": 12, "project_name": "twelve again"}));
         let head = json::to_jq_pretty(&v);
         v["active_projects"][2]["status"] = "completed".into();
         let wt = json::to_jq_pretty(&v);
