@@ -1,0 +1,77 @@
+//! state.json edits change only their own entry: on a random state.json, merging fields into a
+//! random task leaves every other entry and top-level key as it was (or reports an error and
+//! changes nothing); the jq-style printing is stable; and a task's commit share
+//! (`scope_state`) of a state.json edited for two tasks is exactly its own edit.
+//!
+//! Input: a selector byte for the task, then the file.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use postflight::ledger::json::to_jq_pretty;
+use postflight::ledger::scope::scope_state;
+use postflight::ledger::state::{entry_number, StateFile};
+use serde_json::{Map, Value};
+
+const PATH: &str = "specs/state.json";
+
+fn fields(status: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("status".into(), Value::from(status));
+    m.insert("last_updated".into(), Value::from("2026-03-16T21:11:23Z"));
+    m
+}
+
+/// The document without task n's entries.
+fn others(doc: &Value, n: u32) -> Value {
+    let mut doc = doc.clone();
+    if let Some(list) = doc.get_mut("active_projects").and_then(Value::as_array_mut) {
+        list.retain(|e| entry_number(e) != Some(n));
+    }
+    doc
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [task_sel, text @ ..] = data else { return };
+    let Ok(head) = StateFile::parse(Path::new(PATH), text.to_vec()) else { return };
+    // Printing is a fixed point: print, parse, print again gives the same bytes.
+    let printed = head.to_bytes();
+    let reparsed = StateFile::parse(Path::new(PATH), printed.clone()).expect("printed state.json parses");
+    assert_eq!(reparsed.to_bytes(), printed, "jq printing is stable");
+
+    let numbers: Vec<u32> = head.entries().iter().filter_map(entry_number).collect();
+    let n = numbers.get(usize::from(*task_sel) % (numbers.len() + 1)).copied().unwrap_or(u32::from(*task_sel));
+    let mut mine = head.clone();
+    match mine.merge(n, fields("implementing")) {
+        Ok(()) => {
+            assert_eq!(numbers.iter().filter(|m| **m == n).count(), 1);
+            assert_eq!(
+                to_jq_pretty(&others(&mine.doc, n)),
+                to_jq_pretty(&others(&head.doc, n)),
+                "only task {n}'s entry changed"
+            );
+            assert_eq!(mine.entry(n).expect("entry")["status"], "implementing");
+            assert_eq!(mine.index_of(n).ok(), head.index_of(n).ok(), "the entry kept its place");
+        }
+        Err(_) => {
+            assert_ne!(numbers.iter().filter(|m| **m == n).count(), 1, "a unique task merges");
+            assert_eq!(to_jq_pretty(&mine.doc), to_jq_pretty(&head.doc), "an error changes nothing");
+            return;
+        }
+    }
+
+    // A commit's share: the working tree holds task n's edit and another task's.
+    let other = numbers.iter().copied().find(|m| *m != n && numbers.iter().filter(|k| *k == m).count() == 1);
+    let mut worktree = mine.clone();
+    if let Some(m) = other {
+        worktree.merge(m, fields("abandoned")).expect("unique");
+    }
+    let scoped = scope_state(Path::new(PATH), text, &worktree.to_bytes(), n).expect("both versions parse");
+    let scoped = StateFile::parse(Path::new(PATH), scoped).expect("the share parses");
+    assert_eq!(
+        String::from_utf8_lossy(&scoped.to_bytes()),
+        String::from_utf8_lossy(&mine.to_bytes()),
+        "the share is task {n}'s edit only"
+    );
+});
