@@ -68,7 +68,8 @@ impl TextDoc {
         if at == self.lines.len() {
             if let Some(last) = self.lines.last_mut() {
                 if !last.ends_with('\n') {
-                    last.push_str(self.eol);
+                    // A last line ending in a bare CR would lose it to a CRLF terminator.
+                    last.push_str(if last.ends_with('\r') { "\r\n" } else { self.eol });
                 }
             }
         }
@@ -100,6 +101,16 @@ mod tests {
         let mut d = TextDoc::from_text("x\ny");
         d.set_line(1, "Y");
         assert_eq!(d.to_text(), "x\nY");
+    }
+
+    /// Found by `cargo fuzz run todo_edit`: appending after a last line that ends in a bare CR
+    /// and has no newline turned that CR into half of a CRLF, changing the line.
+    #[test]
+    fn appending_after_a_bare_cr_keeps_the_last_line() {
+        let mut d = TextDoc::from_text("a\nb\r");
+        d.insert_lines(2, &["c".into()]);
+        assert_eq!(d.lines().collect::<Vec<_>>(), ["a", "b\r", "c"]);
+        assert_eq!(d.to_text(), "a\nb\r\r\nc\n");
     }
 
     #[test]
