@@ -112,7 +112,19 @@ pub fn decide(event: &Event, fallback_dir: &Path, now: jiff::Timestamp) -> Resul
         Ok(r) => r,
         Err(_) => return allow(notes),
     };
-    for marker_path in candidate_markers(&repo.specs_dir()) {
+    let candidates = match crate::workflow::marker::indexed_markers(&repo.root, &repo.git_dir) {
+        // The index postflight keeps costs one small directory read whatever the ledger's size;
+        // the legacy global marker is the only other place a marker can be.
+        Some(mut indexed) => {
+            let global = repo.specs_dir().join(marker::MARKER_FILE);
+            if global.is_file() {
+                indexed.insert(0, global);
+            }
+            indexed
+        }
+        None => candidate_markers(&repo.specs_dir()),
+    };
+    for marker_path in candidates {
         // Parsing only markers that could be ours keeps the common path to one read per marker.
         let marker = match Marker::load(&marker_path) {
             Ok(m) => m,

@@ -115,6 +115,56 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// The index of pending markers in the git directory: one file per task, named by its number,
+/// holding the marker's repository-relative path. Written by preflight, removed by cleanup, read
+/// by the stop hook so it never has to scan a large ledger.
+pub fn index_dir(git_dir: &Path) -> PathBuf {
+    git_dir.join("postflight-pending")
+}
+
+/// Records task `task`'s marker in the index.
+///
+/// # Errors
+/// I/O errors.
+pub fn register(git_dir: &Path, task: u32, marker_rel: &str) -> Result<()> {
+    let dir = index_dir(git_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    crate::atomic::write(&dir.join(task.to_string()), format!("{marker_rel}\n").as_bytes())
+}
+
+/// Removes task `task` from the index (already gone is fine).
+///
+/// # Errors
+/// I/O errors other than "not found".
+pub fn unregister(git_dir: &Path, task: u32) -> Result<()> {
+    let path = index_dir(git_dir).join(task.to_string());
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", &path, e)),
+    }
+}
+
+/// The markers the index names that exist, or `None` when this repository has no index (no
+/// postflight run ever started here).
+pub fn indexed_markers(root: &Path, git_dir: &Path) -> Option<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(index_dir(git_dir)).ok()?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Ok(rel) = std::fs::read_to_string(e.path()) else { continue };
+        let rel = rel.trim();
+        if rel.is_empty() || rel.contains("..") || Path::new(rel).is_absolute() {
+            continue;
+        }
+        let p = root.join(rel);
+        if p.is_file() && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
 /// Every marker file under `specs/`: `specs/*/.postflight-pending` and the legacy global
 /// `specs/.postflight-pending`. Archived task directories are not searched.
 pub fn find_markers(specs: &Path) -> Vec<PathBuf> {
@@ -138,6 +188,21 @@ pub fn find_markers(specs: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_index_names_existing_markers_only() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (root, git) = (tmp.path(), tmp.path().join(".git"));
+        assert_eq!(indexed_markers(root, &git), None, "no index yet");
+        std::fs::create_dir_all(root.join("specs/7_x")).expect("mkdir");
+        std::fs::write(root.join("specs/7_x").join(MARKER_FILE), "{}").expect("w");
+        register(&git, 7, "specs/7_x/.postflight-pending").expect("register");
+        register(&git, 8, "specs/8_gone/.postflight-pending").expect("register");
+        assert_eq!(indexed_markers(root, &git), Some(vec![root.join("specs/7_x").join(MARKER_FILE)]));
+        unregister(&git, 7).expect("unregister");
+        unregister(&git, 7).expect("twice is fine");
+        assert_eq!(indexed_markers(root, &git), Some(Vec::new()));
+    }
 
     #[test]
     fn legacy_marker_reads_and_ownership_and_staleness() {

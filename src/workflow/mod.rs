@@ -511,7 +511,7 @@ fn finish(
         let subject = outcome.subject(task.number);
         commit(ctx, prepared, &subject, postflight::commit_body(&outcome, meta), &paths, identity, report);
     }
-    postflight::cleanup(task, &outcome)?;
+    postflight::cleanup(&ctx.repo.git_dir, task, &outcome)?;
     report.outcome = outcome;
     Ok(())
 }

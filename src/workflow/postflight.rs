@@ -329,12 +329,13 @@ pub fn commit_paths(task: &TaskRef, artifacts: &[Artifact], scoped_changes: &[St
 ///
 /// # Errors
 /// I/O errors other than "already gone".
-pub fn cleanup(task: &TaskRef, outcome: &Outcome) -> Result<()> {
+pub fn cleanup(git_dir: &Path, task: &TaskRef, outcome: &Outcome) -> Result<()> {
     use crate::workflow::preflight::remove_if_exists;
     // The marker goes first: a crash after it leaves only stray files of a finished run, which
     // the next run ignores, never a "pending" run whose agent would be started again.
     if !outcome.keeps_marker() {
         remove_if_exists(&task.marker_path())?;
+        crate::workflow::marker::unregister(git_dir, task.number)?;
         remove_if_exists(&task.dir.join(crate::workflow::marker::HOOK_COUNTER_FILE))?;
     }
     remove_if_exists(&task.counter_path())?;

@@ -206,6 +206,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     } else {
         std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
         crate::atomic::write(&task.marker_path(), &marker_bytes)?;
+        crate::workflow::marker::register(&ctx.repo.git_dir, n, &ctx.repo.relative(&task.marker_path()))?;
         if !resumed {
             remove_if_exists(&task.counter_path())?;
         }

@@ -635,6 +635,11 @@ fn preflight_then_postflight_split_for_an_orchestrating_session() {
     assert_eq!(marker["session_id"], SESSION);
     assert_eq!(marker["task_number"], 350);
     assert_eq!(marker["operation"], "implement");
+    assert_eq!(
+        repo.read(".git/postflight-pending/350").trim(),
+        "specs/350_add_feature/.postflight-pending",
+        "indexed for the hook"
+    );
 
     // The orchestrating session's agent does the work and writes the metadata.
     repo.write("src/feature.rs", "pub fn feature() {}\n");
@@ -652,6 +657,7 @@ fn preflight_then_postflight_split_for_an_orchestrating_session() {
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].subject, "task 350: complete implementation");
     assert!(c[0].files.iter().any(|f| f == "src/feature.rs"));
+    assert!(!repo.exists(".git/postflight-pending/350"), "unindexed by cleanup");
     assert_transients_gone(&repo);
     assert_clean_end(&repo, &before);
     // Without a pending run there is nothing to record.
