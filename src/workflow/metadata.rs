@@ -163,9 +163,12 @@ pub fn parse(value: &Value) -> Result<Metadata, String> {
                         warnings.push("an artifact without a `path` was ignored".into());
                         continue;
                     };
+                    // An empty or blank type is guessed from the path, like a missing one.
                     let kind = o
                         .get("type")
                         .and_then(Value::as_str)
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
                         .map(str::to_owned)
                         .unwrap_or_else(|| guess_kind(path).into());
                     let summary = o.get("summary").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -254,6 +257,12 @@ mod tests {
         assert_eq!((m.phases_completed, m.phases_total), (Some(2), Some(4)));
         assert_eq!(m.roadmap_items, ["a"]);
         assert_eq!(m.handoff_path.as_deref(), Some("specs/1_x/handoffs/h.md"));
+        // Found by `cargo fuzz run metadata`: an empty type was kept, so a summary went unnoticed.
+        let blank = parse(
+            &serde_json::json!({"status": "partial", "artifacts": [{"type": " ", "path": "specs/1_x/summaries/s.md"}]}),
+        )
+        .expect("parse");
+        assert_eq!(blank.summary_artifact().map(|a| a.kind.as_str()), Some("summary"));
         let unknown = parse(&serde_json::json!({"status": "ready_for_postflight"})).expect("parse");
         assert_eq!(unknown.status, AgentStatus::Failed);
         assert!(parse(&serde_json::json!(["x"])).is_err());
