@@ -727,9 +727,10 @@ fn demo_runs_the_main_job_and_leaves_the_users_work_alone() {
 fn implement_refuses_a_task_that_a_live_run_holds() {
     let repo = setup();
     let pid_file = repo.home().join("agent.pgid");
-    let mut slow = step_writing(&[], &[], partial_meta(1, None));
-    slow["sleep_ms"] = json!(60000);
-    slow["pid_file"] = json!(pid_file.to_str().expect("utf8"));
+    // The live run's agent writes nothing but its pid file before it sleeps, so the snapshots
+    // below can only differ if the refused run changed something.
+    let slow =
+        json!({"pid_file": pid_file.to_str().expect("utf8"), "sleep_ms": 60000, "metadata": partial_meta(1, None)});
     let script = repo.home().join("script.json");
     std::fs::write(&script, json!({"steps": [slow]}).to_string()).expect("script");
     let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
