@@ -130,14 +130,7 @@ fn metadata_turn(repo: &TestRepo) -> Reply {
 }
 
 fn state_entry(repo: &TestRepo) -> Value {
-    let state: Value = serde_json::from_str(&repo.read("specs/state.json")).expect("state.json is JSON");
-    state["active_projects"]
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|e| e["project_number"] == 350)
-        .expect("350")
-        .clone()
+    repo.state_entry(350)
 }
 
 fn json_out(out: &Output) -> Value {

@@ -22,11 +22,7 @@ fn setup() -> TestRepo {
     repo.write("src/existing.rs", "// existing\n");
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", "project files"]);
-    // The user's work: a staged file, an unstaged edit, an untracked file.
-    repo.write("docs/guide.md", "# Guide\n\nStaged by the user.\n");
-    repo.git(&["add", "docs/guide.md"]);
-    repo.write("README.md", "# sample project\n\nUnstaged edit of the user.\n");
-    repo.write("scratch.txt", "untracked notes\n");
+    repo.add_user_work();
     repo
 }
 
@@ -104,14 +100,7 @@ fn trailers(repo: &TestRepo, message: &str) -> String {
 }
 
 fn state_entry(repo: &TestRepo) -> Value {
-    let state: Value = serde_json::from_str(&repo.read("specs/state.json")).expect("state.json is JSON");
-    state["active_projects"]
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|e| e["project_number"] == 350)
-        .expect("350")
-        .clone()
+    repo.state_entry(350)
 }
 
 fn todo_block(repo: &TestRepo) -> String {

@@ -129,14 +129,7 @@ fn case(
 fn none(_: &Env) {}
 
 fn entry(env: &Env) -> Value {
-    let state: Value = serde_json::from_str(&env.repo.read("specs/state.json")).expect("state.json is JSON");
-    state["active_projects"]
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|e| e["project_number"] == 350)
-        .expect("350")
-        .clone()
+    env.repo.state_entry(350)
 }
 
 fn artifact_paths(env: &Env) -> Vec<String> {

@@ -58,10 +58,7 @@ fn setup() -> TestRepo {
     repo.write("docs/guide.md", "# Guide\n");
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", "project files"]);
-    repo.write("docs/guide.md", "# Guide\n\nStaged by the user.\n");
-    repo.git(&["add", "docs/guide.md"]);
-    repo.write("README.md", "# sample project\n\nUnstaged edit of the user.\n");
-    repo.write("scratch.txt", "untracked notes\n");
+    repo.add_user_work();
     repo
 }
 

@@ -180,6 +180,29 @@ impl TestRepo {
         repo
     }
 
+    /// Adds the user's own work in progress that no task commit may take: a staged edit of
+    /// `docs/guide.md` (which must be tracked), an unstaged edit of `README.md` and an untracked
+    /// `scratch.txt`.
+    pub fn add_user_work(&self) {
+        self.write("docs/guide.md", "# Guide\n\nStaged by the user.\n");
+        self.git(&["add", "docs/guide.md"]);
+        self.write("README.md", "# sample project\n\nUnstaged edit of the user.\n");
+        self.write("scratch.txt", "untracked notes\n");
+    }
+
+    /// Task `n`'s entry in `specs/state.json`.
+    pub fn state_entry(&self, n: u64) -> serde_json::Value {
+        let state: serde_json::Value =
+            serde_json::from_str(&self.read("specs/state.json")).expect("state.json is JSON");
+        state["active_projects"]
+            .as_array()
+            .expect("active_projects is an array")
+            .iter()
+            .find(|e| e["project_number"] == n)
+            .unwrap_or_else(|| panic!("task {n} in state.json"))
+            .clone()
+    }
+
     /// The work tree root.
     pub fn path(&self) -> &Path {
         self.dir.path()
