@@ -1,6 +1,7 @@
 //! state.json edits change only their own entry: on a random state.json, merging fields into a
 //! random task leaves every other entry and top-level key as it was (or reports an error and
-//! changes nothing); the jq-style printing is stable; and a task's commit share
+//! changes nothing); a sparse load makes the same edit (byte for byte on a jq-printed file);
+//! the jq-style printing is stable; and a task's commit share
 //! (`scope_state`) of a state.json edited for two tasks is exactly its own edit.
 //!
 //! Input: a selector byte for the task, then the file.
@@ -39,6 +40,9 @@ fuzz_target!(|data: &[u8]| {
     let printed = head.to_bytes();
     let reparsed = StateFile::parse(Path::new(PATH), printed.clone()).expect("printed state.json parses");
     assert_eq!(reparsed.to_bytes(), printed, "jq printing is stable");
+    // The one-pass check says "printed by jq" exactly when printing gives the file back.
+    assert_eq!(postflight::ledger::json::jq_printed_entries(text).is_some(), printed == text);
+    assert!(postflight::ledger::json::jq_printed_entries(&printed).is_some(), "a printed file passes the check");
 
     let numbers: Vec<u32> = head.entries().iter().filter_map(entry_number).collect();
     let n = numbers.get(usize::from(*task_sel) % (numbers.len() + 1)).copied().unwrap_or(u32::from(*task_sel));
@@ -47,8 +51,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(()) => {
             assert_eq!(numbers.iter().filter(|m| **m == n).count(), 1);
             assert_eq!(
-                to_jq_pretty(&others(&mine.doc, n)),
-                to_jq_pretty(&others(&head.doc, n)),
+                to_jq_pretty(&others(mine.doc(), n)),
+                to_jq_pretty(&others(head.doc(), n)),
                 "only task {n}'s entry changed"
             );
             assert_eq!(mine.entry(n).expect("entry")["status"], "implementing");
@@ -56,9 +60,20 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(_) => {
             assert_ne!(numbers.iter().filter(|m| **m == n).count(), 1, "a unique task merges");
-            assert_eq!(to_jq_pretty(&mine.doc), to_jq_pretty(&head.doc), "an error changes nothing");
+            assert_eq!(to_jq_pretty(mine.doc()), to_jq_pretty(head.doc()), "an error changes nothing");
             return;
         }
+    }
+
+    // A sparse load (what every ledger update does) makes the same edit; on a file printed as jq
+    // prints it, byte for byte the same file.
+    let mut sparse = StateFile::parse_sparse(Path::new(PATH), text.to_vec()).expect("a sparse load parses too");
+    sparse.merge(n, fields("implementing")).expect("the full load merged");
+    let sparse_bytes = sparse.to_bytes();
+    let reread = StateFile::parse(Path::new(PATH), sparse_bytes.clone()).expect("a sparse edit parses");
+    assert_eq!(to_jq_pretty(reread.doc()), to_jq_pretty(mine.doc()), "sparse and full edits agree");
+    if printed == text {
+        assert_eq!(sparse_bytes, mine.to_bytes(), "on a jq-printed file the splice is what jq prints");
     }
 
     // A commit's share: the working tree holds task n's edit and another task's.

@@ -28,6 +28,27 @@ pub fn to_jq_pretty(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Prints `value` as `jq .` prints it nested `depth` levels deep (every line after the first
+/// indented by `2 * depth` more spaces), without a final newline.
+pub fn to_jq_pretty_at(value: &Value, depth: usize) -> Vec<u8> {
+    let mut flat = to_jq_pretty(value);
+    flat.pop();
+    if depth == 0 {
+        return flat;
+    }
+    // A printed string never holds a raw newline (it is escaped), so every newline is layout.
+    let indent = "  ".repeat(depth);
+    let mut out = Vec::with_capacity(flat.len() + flat.len() / 8);
+    for (i, line) in flat.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+            out.extend_from_slice(indent.as_bytes());
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
 /// Prints `value` as `jq -c .` would: one line, final newline.
 pub fn to_jq_compact(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
@@ -107,6 +128,220 @@ impl Formatter for JqFormatter {
             rest = &rest[i + 1..];
         }
         writer.write_all(rest.as_bytes())
+    }
+}
+
+/// When `raw` is exactly what [`to_jq_pretty`] prints for the document it holds (so valid JSON,
+/// laid out, escaped and numbered as jq prints, no key twice in an object), the byte ranges of
+/// the elements of its top-level `active_projects` array; `None` otherwise (also when there is
+/// no such array). One pass, no allocation per value: an edit of one entry of such a file can
+/// replace that entry's bytes and leave the rest as it is, and the result is still what jq prints.
+pub fn jq_printed_entries(raw: &[u8]) -> Option<Vec<(usize, usize)>> {
+    let mut scan = Canonical { b: raw, i: 0, spans: None, keys: Vec::new() };
+    scan.value(0, false)?;
+    (scan.b.get(scan.i..)? == b"\n").then_some(())?;
+    scan.spans
+}
+
+/// serde_json's recursion limit: anything deeper is not a document the tool can read.
+const MAX_DEPTH: usize = 127;
+
+/// The scanner of [`jq_printed_entries`].
+struct Canonical<'a> {
+    b: &'a [u8],
+    i: usize,
+    spans: Option<Vec<(usize, usize)>>,
+    /// The keys seen in the object being scanned at each depth.
+    keys: Vec<Vec<&'a [u8]>>,
+}
+
+impl<'a> Canonical<'a> {
+    fn eat(&mut self, s: &[u8]) -> Option<()> {
+        (self.b.get(self.i..self.i + s.len())? == s).then(|| self.i += s.len())
+    }
+
+    /// A line break and the indentation of `depth`.
+    fn newline(&mut self, depth: usize) -> Option<()> {
+        self.eat(b"\n")?;
+        let end = self.i + 2 * depth;
+        self.b.get(self.i..end)?.iter().all(|c| *c == b' ').then(|| self.i = end)
+    }
+
+    fn value(&mut self, depth: usize, capture: bool) -> Option<()> {
+        match *self.b.get(self.i)? {
+            b'{' if !capture => self.object(depth),
+            b'[' => self.array(depth, capture),
+            _ if capture => None,
+            b'"' => self.string(),
+            b't' => self.eat(b"true"),
+            b'f' => self.eat(b"false"),
+            b'n' => self.eat(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<()> {
+        self.i += 1;
+        if self.eat(b"}").is_some() {
+            return Some(());
+        }
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        if self.keys.len() <= depth {
+            self.keys.resize_with(depth + 1, Vec::new);
+        }
+        self.keys[depth].clear();
+        self.newline(depth + 1)?;
+        let mut found_projects = false;
+        loop {
+            let start = self.i;
+            self.string()?;
+            let key = &self.b[start..self.i];
+            // Printed keys escape one way only, so equal text is an equal key.
+            if self.keys[depth].contains(&key) {
+                return None;
+            }
+            self.keys[depth].push(key);
+            self.eat(b": ")?;
+            let capture = depth == 0 && key == b"\"active_projects\"";
+            found_projects |= capture;
+            self.value(depth + 1, capture)?;
+            if self.eat(b",").is_none() {
+                break;
+            }
+            self.newline(depth + 1)?;
+        }
+        if depth == 0 && !found_projects {
+            return None;
+        }
+        self.newline(depth)?;
+        self.eat(b"}")
+    }
+
+    fn array(&mut self, depth: usize, capture: bool) -> Option<()> {
+        self.i += 1;
+        if capture {
+            self.spans = Some(Vec::new());
+        }
+        if self.eat(b"]").is_some() {
+            return Some(());
+        }
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.newline(depth + 1)?;
+        loop {
+            let start = self.i;
+            self.value(depth + 1, false)?;
+            if capture {
+                self.spans.as_mut()?.push((start, self.i));
+            }
+            if self.eat(b",").is_none() {
+                break;
+            }
+            self.newline(depth + 1)?;
+        }
+        self.newline(depth)?;
+        self.eat(b"]")
+    }
+
+    /// A string as serde_json escapes it (and jq: DEL as `\u007f`): only `\"`, `\\`, the short
+    /// escapes of control characters and `\u00xx` (lower-case) for the other control characters.
+    fn string(&mut self) -> Option<()> {
+        let b = self.b;
+        let mut i = self.i + 1;
+        loop {
+            let plain = memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+            // Folded rather than short-circuited, so that it compiles to vector code.
+            let control = b[i..i + plain].iter().fold(false, |found, c| found | (*c < 0x20) | (*c == 0x7f));
+            if control {
+                return None;
+            }
+            i += plain;
+            match b[i] {
+                b'"' => {
+                    self.i = i + 1;
+                    return Some(());
+                }
+                b'\\' => match *b.get(i + 1)? {
+                    b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' => {
+                        let hex = b.get(i + 2..i + 6)?;
+                        let lower = |h: u8| matches!(h, b'0'..=b'9' | b'a'..=b'f');
+                        if &hex[..2] != b"00" || !lower(hex[2]) || !lower(hex[3]) {
+                            return None;
+                        }
+                        let v = u8::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()?;
+                        let short = matches!(v, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d);
+                        if !(v < 0x20 && !short || v == 0x7f) {
+                            return None;
+                        }
+                        i += 6;
+                    }
+                    _ => return None,
+                },
+                _ => unreachable!("memchr2 stopped at a quote or a backslash"),
+            }
+        }
+    }
+
+    /// A number printed as the tool prints the value serde_json reads from it.
+    fn number(&mut self) -> Option<()> {
+        let b = self.b;
+        let start = self.i;
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        if b[i] == b'-' {
+            i += 1;
+        }
+        let int_start = i;
+        if !digits(&mut i) || (b[int_start] == b'0' && i > int_start + 1) {
+            return None;
+        }
+        let mut integer = true;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            integer = false;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            integer = false;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        let token = std::str::from_utf8(&b[start..i]).ok()?;
+        self.i = i;
+        if token == "-0" {
+            return None;
+        }
+        if integer {
+            // Up to 2^53 an integer is printed as it is written (no leading zeros, checked above).
+            let small = if token.starts_with('-') {
+                token.parse::<i64>().is_ok_and(|v| v.unsigned_abs() <= 1 << 53)
+            } else {
+                token.parse::<u64>().is_ok_and(|v| v <= 1 << 53)
+            };
+            if small {
+                return Some(());
+            }
+        }
+        let v: f64 = token.parse().ok()?;
+        (v.is_finite() && format_jq_number(v) == token).then_some(())
     }
 }
 
@@ -211,6 +446,56 @@ mod tests {
         }
         let v: Value = parse(Path::new("n.json"), b"1234567890.2345679").expect("parse");
         assert_eq!(to_jq_compact(&v), b"1234567890.2345679\n");
+    }
+
+    /// The scan says "printed by jq" exactly when printing the parsed document gives the same
+    /// bytes (for documents with an `active_projects` array).
+    #[test]
+    fn jq_printed_files_are_recognised_exactly() {
+        let printed = |text: &str| {
+            let v: Value = serde_json::from_str(text).expect("json");
+            String::from_utf8(to_jq_pretty(&v)).expect("utf8")
+        };
+        let base = r#"{"active_projects": [{"project_number": 1, "s": "a\"b\\c\n\u0001\u007f é", "n": [1, -2, 0.5, 1e-07, 1e+20, 9007199254740992], "o": {}, "a": [], "t": true, "f": false, "z": null}, {"project_number": 2}], "x": {"y": [[]]}}"#;
+        let jq = printed(base);
+        let spans = jq_printed_entries(jq.as_bytes()).expect("jq-printed");
+        assert_eq!(spans.len(), 2);
+        assert!(jq[spans[1].0..spans[1].1].starts_with("{\n      \"project_number\": 2"));
+        assert_eq!(jq_printed_entries(printed(r#"{"active_projects": []}"#).as_bytes()), Some(vec![]));
+        // Each of these differs from what jq prints in one place.
+        for (from, to) in [
+            ("\"n\": [\n", "\"n\":  [\n"),
+            ("1,\n", "1 ,\n"),
+            ("0.5", "0.50"),
+            ("1e-07", "1e-7"),
+            ("1e+20", "100000000000000000000"),
+            ("9007199254740992", "9007199254740993"),
+            ("-2", "-02"),
+            ("\\u0001", "\u{1}"),
+            ("\\u0001", "\\u0008"),
+            ("\\u007f", "\\u007F"),
+            ("\\n", "\\u000a"),
+            (" é", " \\u00e9"),
+            ("a\\\"b", "a\\/b"),
+            ("\"o\": {}", "\"o\": {\n      }"),
+            ("\"t\": true", "\"t\": true, \"t\": true"),
+            ("\"z\": null", "\"z\": null,\n      \"o\": 1"),
+            ("}\n", "}"),
+            ("}\n", "}\n\n"),
+        ] {
+            assert!(jq.contains(from), "{from:?}");
+            let odd = jq.replacen(from, to, 1);
+            assert_ne!(odd, jq);
+            let same = serde_json::from_str::<Value>(&odd)
+                .is_ok_and(|v| String::from_utf8(to_jq_pretty(&v)).ok() == Some(odd.clone()));
+            assert!(!same, "{to:?} is printed by jq");
+            assert_eq!(jq_printed_entries(odd.as_bytes()), None, "{from:?} -> {to:?}");
+        }
+        // Printed by jq, but without the array.
+        assert_eq!(jq_printed_entries(jq.replacen("active_projects", "active_project", 1).as_bytes()), None);
+        assert_eq!(jq_printed_entries(b"{\n  \"active_projects\": {}\n}\n"), None);
+        assert_eq!(jq_printed_entries(b"[\n  1\n]\n"), None);
+        assert_eq!(jq_printed_entries(b"{\n  \"active_projects\": [\n    -0\n  ]\n}\n"), None);
     }
 
     #[test]

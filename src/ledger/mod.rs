@@ -85,11 +85,12 @@ impl Ledger {
         Lock::acquire(&self.lock_path(), LOCK_TIMEOUT)
     }
 
-    /// Reads state.json and TODO.md (when present) without locking.
+    /// Reads state.json alone, without locking (entries are parsed when read: see
+    /// [`StateFile::parse_sparse`]).
     ///
     /// # Errors
-    /// A missing or invalid state.json; an unreadable TODO.md.
-    pub fn snapshot(&self) -> Result<Snapshot> {
+    /// A missing or invalid state.json.
+    pub fn state(&self) -> Result<StateFile> {
         let state_path = self.state_path();
         if !state_path.exists() {
             return Err(Error::refused(
@@ -97,14 +98,22 @@ impl Ledger {
                 Some("run `xtask init` to create the ledger"),
             ));
         }
-        let state = StateFile::load(&state_path)?;
+        StateFile::load_sparse(&state_path)
+    }
+
+    /// Reads state.json and TODO.md (when present) without locking.
+    ///
+    /// # Errors
+    /// A missing or invalid state.json; an unreadable TODO.md.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let state = self.state()?;
         let todo_path = self.todo_path();
-        let (todo, todo_raw) = match std::fs::read(&todo_path) {
-            Ok(bytes) => (Some(TodoFile::parse(&todo_path, &bytes)?), Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+        let todo = match std::fs::read(&todo_path) {
+            Ok(bytes) => Some(TodoFile::parse_owned(&todo_path, bytes)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("read", &todo_path, e)),
         };
-        Ok(Snapshot { specs: self.repo.specs_dir(), state, state_dirty: false, todo, todo_raw, plans: BTreeMap::new() })
+        Ok(Snapshot { specs: self.repo.specs_dir(), state, state_dirty: false, todo, plans: BTreeMap::new() })
     }
 
     /// Runs `edit` on a fresh snapshot under the lock and writes what it changed.
@@ -120,7 +129,7 @@ impl Ledger {
         self.recover()?;
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
-        let changes = snap.changes();
+        let changes = snap.into_changes();
         write_changes_journaled(&changes, &self.journal_path())?;
         Ok((value, changes))
     }
@@ -161,7 +170,7 @@ impl Ledger {
     pub fn preview<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
-        Ok((value, snap.changes()))
+        Ok((value, snap.into_changes()))
     }
 }
 
@@ -173,11 +182,16 @@ impl Ledger {
 /// # Errors
 /// I/O errors; when staging fails, no file was changed.
 pub fn write_changes(changes: &[Change]) -> Result<()> {
-    let staged = changes.iter().map(|c| atomic::stage(&c.path, &c.new)).collect::<Result<Vec<_>>>()?;
+    let staged = stage_changes(changes)?;
     for s in staged {
         s.commit()?;
     }
     Ok(())
+}
+
+fn stage_changes(changes: &[Change]) -> Result<Vec<atomic::Staged>> {
+    let files: Vec<(&Path, &[u8])> = changes.iter().map(|c| (c.path.as_path(), c.new.as_slice())).collect();
+    atomic::stage_all(&files)
 }
 
 /// Like [`write_changes`], but all-or-nothing across files: when more than one file changes, the
@@ -191,7 +205,7 @@ pub fn write_changes_journaled(changes: &[Change], journal: &Path) -> Result<()>
     if changes.len() < 2 {
         return write_changes(changes);
     }
-    let staged = changes.iter().map(|c| atomic::stage(&c.path, &c.new)).collect::<Result<Vec<_>>>()?;
+    let staged = stage_changes(changes)?;
     let renames = staged.into_iter().map(atomic::Staged::keep).collect::<Result<Vec<_>>>()?;
     let plan = serde_json::to_vec(&renames)
         .map_err(|e| Error::refused(format!("cannot journal the write of the ledger files: {e}"), None))?;
@@ -209,7 +223,6 @@ pub struct Snapshot {
     state: StateFile,
     state_dirty: bool,
     todo: Option<TodoFile>,
-    todo_raw: Option<Vec<u8>>,
     plans: BTreeMap<PathBuf, (Vec<u8>, PlanFile)>,
 }
 
@@ -255,25 +268,28 @@ impl Snapshot {
         Ok(self.plans.get_mut(&path).map(|(_, f)| f))
     }
 
-    /// Every file whose content would change, state.json first.
-    pub fn changes(&self) -> Vec<Change> {
+    /// Every file whose content would change, state.json first. Consumes the snapshot, so the
+    /// old contents move into the changes instead of being copied (a large ledger is megabytes).
+    pub fn into_changes(self) -> Vec<Change> {
         let mut out = Vec::new();
         if self.state_dirty {
             let new = self.state.to_bytes();
             if new != self.state.raw() {
-                out.push(Change { path: self.state.path.clone(), old: self.state.raw().to_vec(), new });
+                let path = self.state.path.clone();
+                out.push(Change { path, old: self.state.into_raw(), new });
             }
         }
-        if let (Some(todo), Some(raw)) = (&self.todo, &self.todo_raw) {
+        if let Some(todo) = self.todo {
             let new = todo.to_text().into_bytes();
-            if &new != raw {
-                out.push(Change { path: todo.path.clone(), old: raw.clone(), new });
+            if new != todo.original().as_bytes() {
+                let path = todo.path.clone();
+                out.push(Change { path, old: todo.doc.into_original().into_bytes(), new });
             }
         }
-        for (path, (raw, plan)) in &self.plans {
+        for (path, (raw, plan)) in self.plans {
             let new = plan.to_text().into_bytes();
-            if &new != raw {
-                out.push(Change { path: path.clone(), old: raw.clone(), new });
+            if new != raw {
+                out.push(Change { path, old: raw, new });
             }
         }
         out

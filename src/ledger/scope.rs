@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::json;
-use super::state::{entry_number, StateFile};
+use super::state::{entry_number, unique_entry_span, StateFile};
 use super::todo::TodoFile;
 use crate::error::{Error, Result};
 
@@ -27,15 +27,59 @@ use crate::error::{Error, Result};
 /// `Json`/`Format` when either version does not parse; `DuplicateTask` when either lists the
 /// task twice.
 pub fn scope_state(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Result<Vec<u8>> {
+    Ok(scope_state_in(path, head, worktree, task)?.bytes(head, worktree).to_vec())
+}
+
+/// The result of scoping a ledger file, without copying either version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scoped {
+    /// HEAD's bytes, unchanged.
+    Head,
+    /// The working tree's bytes: they differ from HEAD only by the task's change.
+    Worktree,
+    /// New bytes.
+    New(Vec<u8>),
+}
+
+impl Scoped {
+    /// The bytes, given the two versions it was computed from.
+    pub fn bytes<'a>(&'a self, head: &'a [u8], worktree: &'a [u8]) -> &'a [u8] {
+        match self {
+            Scoped::Head => head,
+            Scoped::Worktree => worktree,
+            Scoped::New(b) => b,
+        }
+    }
+}
+
+/// [`scope_state`] without copies.
+///
+/// # Errors
+/// As [`scope_state`].
+pub fn scope_state_in(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Result<Scoped> {
+    if head == worktree {
+        return Ok(Scoped::Head);
+    }
+    if let Some((start, end)) = unique_entry_span(worktree, task) {
+        if let Some(mid) = between(head, &worktree[..start], &worktree[end..]) {
+            // HEAD is the working tree with another value in the task's place: when that value is
+            // the task's own entry, the working tree differs from HEAD only by the task's change.
+            let old: Option<Value> = serde_json::from_slice(mid).ok();
+            if old.as_ref().is_some_and(|v| v.is_object() && entry_number(v) == Some(task)) {
+                return Ok(Scoped::Worktree);
+            }
+        }
+    }
     let head_file = StateFile::parse(path, head.to_vec())?;
     let wt_file = StateFile::parse(path, worktree.to_vec())?;
     let head_at = position(head_file.index_of(task))?;
     let wt_at = position(wt_file.index_of(task))?;
     if head_at.is_none() && wt_at.is_none() {
-        return Ok(head.to_vec());
+        return Ok(Scoped::Head);
     }
+    let wt_doc = wt_file.doc();
     // HEAD's document is edited in place (no copy): a ledger of 10,000 tasks is 14 MB.
-    let mut out = head_file.doc;
+    let mut out = head_file.into_doc();
     let list = out
         .get_mut("active_projects")
         .and_then(Value::as_array_mut)
@@ -60,11 +104,18 @@ pub fn scope_state(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Resu
                 && old.as_ref().is_some_and(|old| json::to_jq_pretty(old) == json::to_jq_pretty(&wt_list[w]));
             list.insert(at, wt_list[w].clone());
             if h.is_none() {
-                raise_next_number(&mut out, &wt_file.doc, task);
+                raise_next_number(&mut out, wt_doc, task);
             }
         }
     }
-    Ok(if unchanged { head.to_vec() } else { json::to_jq_pretty(&out) })
+    Ok(if unchanged { Scoped::Head } else { Scoped::New(json::to_jq_pretty(&out)) })
+}
+
+/// The bytes of `text` between `prefix` and `suffix`, when it starts with the one and ends with
+/// the other without overlap.
+fn between<'a>(text: &'a [u8], prefix: &[u8], suffix: &[u8]) -> Option<&'a [u8]> {
+    (text.len() >= prefix.len() + suffix.len() && text.starts_with(prefix) && text.ends_with(suffix))
+        .then(|| &text[prefix.len()..text.len() - suffix.len()])
 }
 
 fn position(found: Result<usize>) -> Result<Option<usize>> {
@@ -138,10 +189,31 @@ fn raise_next_number(out: &mut Value, worktree: &Value, task: u32) {
 /// # Errors
 /// `NotUtf8`; `DuplicateTask` when either version has the task's heading twice.
 pub fn scope_todo(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Result<Vec<u8>> {
-    let head_file = TodoFile::parse(path, head)?;
+    Ok(scope_todo_in(path, head, worktree, task)?.bytes(head, worktree).to_vec())
+}
+
+/// [`scope_todo`] without copies.
+///
+/// # Errors
+/// As [`scope_todo`].
+pub fn scope_todo_in(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Result<Scoped> {
+    if head == worktree {
+        return Ok(Scoped::Head);
+    }
     let wt_file = TodoFile::parse(path, worktree)?;
-    let head_block = head_file.block(task)?;
     let wt_block = wt_file.block(task)?;
+    if let Some(w) = &wt_block {
+        let (start, end) = (wt_file.doc.offset(w.start), wt_file.doc.offset(w.end));
+        if let Some(mid) = start.zip(end).and_then(|(s, e)| between(head, &worktree[..s], &worktree[e..])) {
+            // HEAD is the working tree with other lines in the block's place: when they are the
+            // task's own block, the working tree differs from HEAD only by the task's change.
+            if is_block_of(mid, task, end == Some(worktree.len())) {
+                return Ok(Scoped::Worktree);
+            }
+        }
+    }
+    let head_file = TodoFile::parse(path, head)?;
+    let head_block = head_file.block(task)?;
     let head_text = head_file.to_text();
     let wt_text = wt_file.to_text();
     let head_lines: Vec<&str> = head_text.split_inclusive('\n').collect();
@@ -149,7 +221,7 @@ pub fn scope_todo(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Resul
     let eol = if head_lines.first().is_some_and(|l| l.ends_with("\r\n")) { "\r\n" } else { "\n" };
 
     let new_text = match (head_block, wt_block) {
-        (None, None) => return Ok(head.to_vec()),
+        (None, None) => return Ok(Scoped::Head),
         (Some(h), Some(w)) => splice(&head_lines, h, &wt_lines[w], eol),
         (Some(h), None) => {
             let span = h.start..span_end(&head_lines, h.end);
@@ -170,7 +242,23 @@ pub fn scope_todo(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Resul
             file.to_text()
         }
     };
-    Ok(if new_text == head_text { head.to_vec() } else { new_text.into_bytes() })
+    Ok(if new_text == head_text { Scoped::Head } else { Scoped::New(new_text.into_bytes()) })
+}
+
+/// Whether `text` is exactly one task block of `task`: its heading, then lines none of which
+/// ends a block, ending with a line break unless it ends the file.
+fn is_block_of(text: &[u8], task: u32, at_end: bool) -> bool {
+    let Ok(text) = std::str::from_utf8(text) else { return false };
+    if !(at_end || text.ends_with('\n')) {
+        return false;
+    }
+    let mut lines = text.lines();
+    let heading = lines.next().unwrap_or_default();
+    let doc = TodoFile::parse(Path::new(""), heading.as_bytes()).ok();
+    if doc.map(|d| d.headings()) != Some(vec![(0, task)]) {
+        return false;
+    }
+    lines.all(|l| !(l.trim_end() == "---" || l.starts_with("### ") || l.starts_with("## ") || l.starts_with("# ")))
 }
 
 /// The end of a block's span: past its `---` separator line and the blank lines after it.
@@ -369,6 +457,50 @@ mod tests {
             Err(Error::DuplicateTask { .. })
         ));
         assert!(matches!(scope_state(p(), HEAD_STATE.as_bytes(), b"{", 12), Err(Error::Json { .. })));
+    }
+
+    /// When the working tree differs from HEAD only inside the task's entry, the working tree's
+    /// bytes are the answer without parsing HEAD; a change next to the entry is not mistaken
+    /// for part of it.
+    #[test]
+    fn state_shortcut_only_when_everything_else_is_identical() {
+        let mut v = doc(HEAD_STATE.as_bytes());
+        v["active_projects"][0]["status"] = "implementing".into();
+        v["active_projects"][0]["started"] = "2026-01-01".into();
+        let wt = json::to_jq_pretty(&v);
+        assert_eq!(scope_state_in(p(), HEAD_STATE.as_bytes(), &wt, 12).expect("scope"), Scoped::Worktree);
+        assert_eq!(scope_state_in(p(), HEAD_STATE.as_bytes(), HEAD_STATE.as_bytes(), 12).expect("scope"), Scoped::Head);
+        // Task 11 (the neighbour) removed in the working tree as well: HEAD's tail then differs
+        // from the working tree's by the whole of 11, which must stay as HEAD has it.
+        v["active_projects"].as_array_mut().expect("array").remove(1);
+        let wt = json::to_jq_pretty(&v);
+        let out = scope_state(p(), HEAD_STATE.as_bytes(), &wt, 12).expect("scope");
+        assert_eq!(statuses(&doc(&out)), [(12, "implementing".into()), (11, "researched".into())]);
+        // The same with the neighbour before the entry.
+        let mut v = doc(HEAD_STATE.as_bytes());
+        v["active_projects"][1]["status"] = "completed".into();
+        v["active_projects"].as_array_mut().expect("array").remove(0);
+        let wt = json::to_jq_pretty(&v);
+        let out = scope_state(p(), HEAD_STATE.as_bytes(), &wt, 11).expect("scope");
+        assert_eq!(statuses(&doc(&out)), [(12, "planned".into()), (11, "completed".into())]);
+    }
+
+    #[test]
+    fn todo_shortcut_only_when_everything_else_is_identical() {
+        let wt = HEAD_TODO.replace("[PLANNED]", "[IMPLEMENTING]");
+        let scoped = scope_todo_in(Path::new("TODO.md"), HEAD_TODO.as_bytes(), wt.as_bytes(), 12).expect("scope");
+        assert_eq!(scoped, Scoped::Worktree);
+        // Block 11 removed next to 12's change: 11 stays.
+        let start = HEAD_TODO.find("### 11.").expect("11");
+        let end = HEAD_TODO.find("## Done").expect("done");
+        let wt = format!("{}{}", &wt[..wt.find("### 11.").expect("11")], &HEAD_TODO[end..]);
+        let out = todo(HEAD_TODO, &wt, 12);
+        assert!(out.contains(&HEAD_TODO[start..end]), "{out}");
+        assert!(out.contains("[IMPLEMENTING]"), "{out}");
+        // Block 12 gone and 11 changed: 12 stays.
+        let wt = HEAD_TODO.replace("### 12. Twelve\n- **Status**: [PLANNED]\n\n---\n\n", "").replace("(note)", "(new)");
+        let out = todo(HEAD_TODO, &wt, 11);
+        assert_eq!(out, HEAD_TODO.replace("(note)", "(new)"));
     }
 
     const HEAD_TODO: &str = "---\nnext_project_number: 13\ntask_counts:\n  active: 2\n---\n\n# TODO\n\n## Tasks\n\n\

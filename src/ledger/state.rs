@@ -2,8 +2,11 @@
 //! value so unknown keys, unknown statuses and odd shapes survive untouched; edits merge like
 //! jq's `+` (existing keys in place, new keys appended) and the file is printed as `jq .` does.
 
+use std::cell::OnceCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::json;
@@ -11,13 +14,45 @@ use super::status::Status;
 use crate::error::{Error, Result};
 
 /// A parsed state.json.
+///
+/// Loaded with [`StateFile::parse`] the whole document is parsed. Loaded with
+/// [`StateFile::parse_sparse`] (what every ledger update does) the file is validated and only
+/// the byte range and number of each `active_projects` entry are recorded: entries are parsed
+/// when read, and an edit of one entry replaces only that entry's bytes when the file is
+/// written (which is what `jq .` would print when the file was printed by jq). Anything that
+/// needs the whole document parses it then, once.
 #[derive(Debug, Clone)]
 pub struct StateFile {
     /// Where it was read from (for messages).
     pub path: PathBuf,
-    /// The whole document.
-    pub doc: Value,
     raw: Vec<u8>,
+    /// The whole document, once parsed.
+    full: OnceCell<Value>,
+    /// The entries' places in `raw`, until the whole document is parsed.
+    sparse: Option<Sparse>,
+}
+
+/// The `active_projects` entries of a validated file, located but not parsed.
+#[derive(Debug, Clone)]
+struct Sparse {
+    /// Each entry's byte range in the raw file.
+    spans: Vec<(usize, usize)>,
+    /// Each entry's integer `project_number` (`None` when it has none).
+    numbers: Vec<Option<u32>>,
+    /// Entries parsed so far (edited ones too), by position.
+    parsed: Vec<OnceCell<Value>>,
+    /// Positions of edited entries.
+    edited: BTreeSet<usize>,
+    /// Whether the raw file is exactly what `jq .` prints for it: only then does replacing an
+    /// edited entry's bytes give what jq would print for the edited document.
+    jq_printed: bool,
+}
+
+/// The parts of the top level a sparse load needs; every other key is validated and skipped.
+#[derive(serde::Deserialize)]
+struct Top<'a> {
+    #[serde(borrow)]
+    active_projects: Vec<&'a RawValue>,
 }
 
 /// A read-only view of one `active_projects` entry.
@@ -41,7 +76,7 @@ pub struct TaskInfo {
 }
 
 impl StateFile {
-    /// Parses state.json bytes.
+    /// Parses state.json bytes, the whole document.
     ///
     /// # Errors
     /// `Json` with line and column; `Format` when the top level is not an object or
@@ -51,9 +86,24 @@ impl StateFile {
             return Err(Error::format(path, None, "the file is empty (was it clobbered by an interrupted write?)"));
         }
         let doc = json::parse(path, &bytes)?;
-        let state = StateFile { path: path.to_path_buf(), doc, raw: bytes };
+        let state = StateFile { path: path.to_path_buf(), raw: bytes, full: OnceCell::from(doc), sparse: None };
         state.projects()?;
         Ok(state)
+    }
+
+    /// Validates state.json bytes and locates the entries without parsing them (see
+    /// [`StateFile`]); falls back to [`StateFile::parse`] for anything unusual, so the errors
+    /// are the same.
+    ///
+    /// # Errors
+    /// As [`StateFile::parse`].
+    pub fn parse_sparse(path: &Path, bytes: Vec<u8>) -> Result<StateFile> {
+        match locate(&bytes) {
+            Some(sparse) => {
+                Ok(StateFile { path: path.to_path_buf(), raw: bytes, full: OnceCell::new(), sparse: Some(sparse) })
+            }
+            None => StateFile::parse(path, bytes),
+        }
     }
 
     /// Reads and parses state.json.
@@ -65,19 +115,69 @@ impl StateFile {
         StateFile::parse(path, bytes)
     }
 
+    /// Reads state.json as [`StateFile::parse_sparse`] does.
+    ///
+    /// # Errors
+    /// As [`StateFile::parse`], plus I/O errors.
+    pub fn load_sparse(path: &Path) -> Result<StateFile> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        StateFile::parse_sparse(path, bytes)
+    }
+
     /// The bytes it was parsed from.
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
 
-    /// The document as `jq .` prints it.
+    /// The bytes it was parsed from, consumed.
+    pub fn into_raw(self) -> Vec<u8> {
+        self.raw
+    }
+
+    /// The whole document (parsed now if it was loaded sparse).
+    pub fn doc(&self) -> &Value {
+        self.full.get_or_init(|| {
+            let mut doc: Value = serde_json::from_slice(&self.raw).expect("validated when loaded");
+            if let Some(sparse) = &self.sparse {
+                let list = doc
+                    .get_mut("active_projects")
+                    .and_then(Value::as_array_mut)
+                    .expect("validated when loaded: active_projects is an array");
+                for &i in &sparse.edited {
+                    list[i] = sparse.parsed[i].get().expect("an edited entry is parsed").clone();
+                }
+            }
+            doc
+        })
+    }
+
+    /// The whole document, consumed.
+    pub fn into_doc(mut self) -> Value {
+        self.doc();
+        self.full.take().expect("parsed above")
+    }
+
+    /// The whole document for editing (parsed now if it was loaded sparse).
+    pub fn doc_mut(&mut self) -> &mut Value {
+        self.doc();
+        self.sparse = None;
+        self.full.get_mut().expect("parsed above")
+    }
+
+    /// The document as `jq .` prints it; a sparse file with edited entries is the raw file with
+    /// those entries' bytes replaced.
     pub fn to_bytes(&self) -> Vec<u8> {
-        json::to_jq_pretty(&self.doc)
+        if let (Some(sparse), None) = (&self.sparse, self.full.get()) {
+            if let Some(out) = sparse.splice(&self.raw) {
+                return out;
+            }
+        }
+        json::to_jq_pretty(self.doc())
     }
 
     fn projects(&self) -> Result<&Vec<Value>> {
         let obj = self
-            .doc
+            .doc()
             .as_object()
             .ok_or_else(|| Error::format(&self.path, Some(1), "the top level is not a JSON object"))?;
         match obj.get("active_projects") {
@@ -90,7 +190,7 @@ impl StateFile {
     }
 
     fn projects_mut(&mut self) -> &mut Vec<Value> {
-        self.doc
+        self.doc_mut()
             .get_mut("active_projects")
             .and_then(Value::as_array_mut)
             .expect("checked by parse: active_projects is an array")
@@ -111,8 +211,14 @@ impl StateFile {
     /// # Errors
     /// `TaskNotFound`, or `DuplicateTask` when it appears more than once.
     pub fn index_of(&self, n: u32) -> Result<usize> {
-        let hits: Vec<usize> =
-            self.entries().iter().enumerate().filter(|(_, e)| entry_number(e) == Some(n)).map(|(i, _)| i).collect();
+        let hits: Vec<usize> = match (&self.sparse, self.full.get()) {
+            (Some(sparse), None) => {
+                sparse.numbers.iter().enumerate().filter(|(_, m)| **m == Some(n)).map(|(i, _)| i).collect()
+            }
+            _ => {
+                self.entries().iter().enumerate().filter(|(_, e)| entry_number(e) == Some(n)).map(|(i, _)| i).collect()
+            }
+        };
         match hits.len() {
             0 => Err(Error::TaskNotFound { task: n, path: self.path.clone() }),
             1 => Ok(hits[0]),
@@ -125,14 +231,37 @@ impl StateFile {
         }
     }
 
+    /// The byte range of task `n`'s entry in the raw file, when it was loaded sparse and the
+    /// entry is not edited.
+    ///
+    /// # Errors
+    /// As [`StateFile::index_of`].
+    pub fn raw_span(&self, n: u32) -> Result<Option<(usize, usize)>> {
+        let i = self.index_of(n)?;
+        Ok(match (&self.sparse, self.full.get()) {
+            (Some(sparse), None) if !sparse.edited.contains(&i) => Some(sparse.spans[i]),
+            _ => None,
+        })
+    }
+
+    /// The entry at position `i` (which [`StateFile::index_of`] returned).
+    fn entry_at(&self, i: usize) -> &Value {
+        match (&self.sparse, self.full.get()) {
+            (Some(sparse), None) => sparse.parsed[i].get_or_init(|| {
+                let (s, e) = sparse.spans[i];
+                serde_json::from_slice(&self.raw[s..e]).expect("validated when loaded")
+            }),
+            _ => &self.entries()[i],
+        }
+    }
+
     /// Task `n`'s summary.
     ///
     /// # Errors
     /// As [`StateFile::index_of`].
     pub fn task(&self, n: u32) -> Result<TaskInfo> {
         let i = self.index_of(n)?;
-        task_info(&self.entries()[i])
-            .ok_or_else(|| Error::format(&self.path, None, format!("task {n} is not an object")))
+        task_info(self.entry_at(i)).ok_or_else(|| Error::format(&self.path, None, format!("task {n} is not an object")))
     }
 
     /// Task `n`'s entry object.
@@ -141,7 +270,7 @@ impl StateFile {
     /// As [`StateFile::index_of`].
     pub fn entry(&self, n: u32) -> Result<&Map<String, Value>> {
         let i = self.index_of(n)?;
-        self.entries()[i]
+        self.entry_at(i)
             .as_object()
             .ok_or_else(|| Error::format(&self.path, None, format!("task {n} is not an object")))
     }
@@ -153,9 +282,20 @@ impl StateFile {
     pub fn entry_mut(&mut self, n: u32) -> Result<&mut Map<String, Value>> {
         let i = self.index_of(n)?;
         let path = self.path.clone();
-        self.projects_mut()[i]
-            .as_object_mut()
-            .ok_or_else(|| Error::format(path, None, format!("task {n} is not an object")))
+        let value = if self.full.get().is_none() && self.sparse.is_some() {
+            self.sparse_entry_mut(i)
+        } else {
+            &mut self.projects_mut()[i]
+        };
+        value.as_object_mut().ok_or_else(|| Error::format(path, None, format!("task {n} is not an object")))
+    }
+
+    /// The entry at position `i` of a sparse file, parsed and marked edited.
+    fn sparse_entry_mut(&mut self, i: usize) -> &mut Value {
+        self.entry_at(i);
+        let sparse = self.sparse.as_mut().expect("only called on a sparse file");
+        sparse.edited.insert(i);
+        sparse.parsed[i].get_mut().expect("parsed above")
     }
 
     /// Merges `fields` into task `n` as jq's `. + {...}` does.
@@ -177,19 +317,22 @@ impl StateFile {
 
     /// The top-level `next_project_number`, when it is an integer.
     pub fn next_project_number(&self) -> Option<u64> {
-        self.doc.get("next_project_number").and_then(Value::as_u64)
+        self.doc().get("next_project_number").and_then(Value::as_u64)
     }
 
     /// Sets the top-level `next_project_number` (appended if absent).
     pub fn set_next_project_number(&mut self, n: u64) {
-        if let Some(obj) = self.doc.as_object_mut() {
+        if let Some(obj) = self.doc_mut().as_object_mut() {
             obj.insert("next_project_number".into(), Value::from(n));
         }
     }
 
     /// The largest `project_number` in use.
     pub fn max_number(&self) -> Option<u32> {
-        self.entries().iter().filter_map(entry_number).max()
+        match (&self.sparse, self.full.get()) {
+            (Some(sparse), None) => sparse.numbers.iter().flatten().copied().max(),
+            _ => self.entries().iter().filter_map(entry_number).max(),
+        }
     }
 
     /// 1-based lines of the raw text holding `"project_number": n`.
@@ -213,6 +356,92 @@ impl StateFile {
 
     fn line_of(&self, needle: &str) -> Option<usize> {
         String::from_utf8_lossy(&self.raw).lines().position(|l| l.contains(needle)).map(|i| i + 1)
+    }
+}
+
+/// The byte range of task `n`'s entry in valid state.json bytes, when the task is there exactly
+/// once; `None` otherwise (also for files a sparse load cannot handle).
+pub fn unique_entry_span(raw: &[u8], n: u32) -> Option<(usize, usize)> {
+    let sparse = locate(raw)?;
+    let mut hits = sparse.numbers.iter().enumerate().filter(|(_, m)| **m == Some(n));
+    let (i, _) = hits.next()?;
+    if hits.next().is_some() {
+        return None;
+    }
+    Some(sparse.spans[i])
+}
+
+/// Validates `raw` as JSON and locates its `active_projects` entries; `None` when the file is
+/// not UTF-8, not valid JSON or not of the expected shape (the full parse then reports it).
+fn locate(raw: &[u8]) -> Option<Sparse> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let text = std::str::from_utf8(raw).ok()?;
+    let (spans, jq_printed) = match json::jq_printed_entries(raw) {
+        Some(spans) => (spans, true),
+        None => {
+            let top: Top<'_> = serde_json::from_str(text).ok()?;
+            let base = text.as_ptr() as usize;
+            let spans = top
+                .active_projects
+                .iter()
+                .map(|entry| {
+                    let s = entry.get().as_ptr() as usize - base;
+                    (s, s + entry.get().len())
+                })
+                .collect();
+            (spans, false)
+        }
+    };
+    let numbers = spans.iter().map(|(s, e)| raw_number(&text[*s..*e])).collect();
+    let parsed = (0..spans.len()).map(|_| OnceCell::new()).collect();
+    Some(Sparse { spans, numbers, parsed, edited: BTreeSet::new(), jq_printed })
+}
+
+/// The integer `project_number` of one entry's raw text: read directly when it is the first key
+/// and appears once (as the workflow writes it), else from the parsed entry.
+fn raw_number(entry: &str) -> Option<u32> {
+    let quick = (|| {
+        let rest = entry.strip_prefix('{')?.trim_start().strip_prefix("\"project_number\"")?;
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let after = rest[digits..].trim_start();
+        if digits == 0 || !(after.starts_with(',') || after.starts_with('}')) {
+            return None;
+        }
+        if memchr::memmem::find(rest.as_bytes(), b"\"project_number\"").is_some() {
+            return None;
+        }
+        Some(rest[..digits].parse::<u64>().ok().and_then(|n| u32::try_from(n).ok()))
+    })();
+    match quick {
+        Some(n) => n,
+        None => serde_json::from_str::<Value>(entry).ok().as_ref().and_then(entry_number),
+    }
+}
+
+impl Sparse {
+    /// The raw file with every edited entry printed as `jq .` prints it at its depth, in place of
+    /// its old bytes; `None` when the file is not exactly as jq prints it, so the whole document
+    /// is printed instead.
+    fn splice(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        if !self.jq_printed {
+            return None;
+        }
+        let mut out = Vec::with_capacity(raw.len() + 1024);
+        let mut at = 0;
+        for &i in &self.edited {
+            let (s, e) = self.spans[i];
+            if !raw[..s].ends_with(b"\n    ") {
+                return None;
+            }
+            out.extend_from_slice(&raw[at..s]);
+            out.extend_from_slice(&json::to_jq_pretty_at(self.parsed[i].get()?, 2));
+            at = e;
+        }
+        out.extend_from_slice(&raw[at..]);
+        Some(out)
     }
 }
 
@@ -320,6 +549,61 @@ mod tests {
         assert!(err.to_string().starts_with("s.json: the file is empty"), "{err}");
         let err = StateFile::parse(Path::new("s.json"), b"{\"x\": 1}".to_vec()).expect_err("no projects");
         assert!(err.to_string().contains("no `active_projects`"), "{err}");
+    }
+
+    /// A sparse load edits only the entry's bytes, and for a file printed by jq the result is
+    /// exactly what printing the whole document gives.
+    #[test]
+    fn sparse_edits_splice_the_entry_and_equal_a_full_print() {
+        let jq = String::from_utf8(StateFile::parse(Path::new("s"), DOC.as_bytes().to_vec()).expect("p").to_bytes())
+            .expect("utf8");
+        let fields = || {
+            let mut m = Map::new();
+            m.insert("status".into(), "implementing".into());
+            m.insert("note".into(), "a \"quoted\"\nline \u{7f}".into());
+            m
+        };
+        let mut full = StateFile::parse(Path::new("s"), jq.clone().into_bytes()).expect("full");
+        let mut sparse = StateFile::parse_sparse(Path::new("s"), jq.clone().into_bytes()).expect("sparse");
+        full.merge(1, fields()).expect("merge");
+        sparse.merge(1, fields()).expect("merge");
+        assert_eq!(
+            String::from_utf8(sparse.to_bytes()).expect("utf8"),
+            String::from_utf8(full.to_bytes()).expect("utf8")
+        );
+        assert_eq!(sparse.task(1).expect("task").status, Status::Implementing);
+        assert_eq!(sparse.task(2).expect("task").language, "lean4");
+        assert_eq!(sparse.max_number(), Some(2));
+        // The whole document, asked for after the edit, has it.
+        assert_eq!(sparse.doc()["active_projects"][1]["status"], "implementing");
+        assert_eq!(sparse.entries().len(), 2);
+        // A file not laid out as jq prints it is printed whole.
+        let compact = serde_json::to_vec(&serde_json::from_str::<Value>(DOC).expect("json")).expect("compact");
+        let mut sparse = StateFile::parse_sparse(Path::new("s"), compact).expect("sparse");
+        sparse.merge(1, fields()).expect("merge");
+        assert_eq!(
+            String::from_utf8(sparse.to_bytes()).expect("utf8"),
+            String::from_utf8(full.to_bytes()).expect("utf8")
+        );
+    }
+
+    #[test]
+    fn sparse_loads_report_what_full_loads_report() {
+        for bad in [&b"{\n  \"a\": [1,\n}"[..], b" \n", b"{\"x\": 1}", b"[1]", b"{\"active_projects\": 3}", b"\xff"] {
+            let full = StateFile::parse(Path::new("s.json"), bad.to_vec()).expect_err("bad").to_string();
+            let sparse = StateFile::parse_sparse(Path::new("s.json"), bad.to_vec()).expect_err("bad").to_string();
+            assert_eq!(sparse, full);
+        }
+        let dup = DOC.replace("\"project_number\": 1,", "\"project_number\": 2,");
+        let s = StateFile::parse_sparse(Path::new("state.json"), dup.into_bytes()).expect("parse");
+        assert!(s.index_of(2).expect_err("dup").to_string().contains("lines 4, 12"));
+        assert!(matches!(s.index_of(9), Err(Error::TaskNotFound { .. })));
+        // Numbers that are not where the workflow writes them are still found.
+        let odd = r#"{"active_projects": [{"status": "x", "project_number": 7}, {"project_number": 8, "project_number": 9}, {"project_number": 1.0}]}"#;
+        let s = StateFile::parse_sparse(Path::new("s"), odd.as_bytes().to_vec()).expect("parse");
+        assert_eq!(s.index_of(7).expect("7"), 0);
+        assert_eq!(s.index_of(9).expect("9"), 1);
+        assert!(s.index_of(8).is_err() && s.index_of(1).is_err());
     }
 
     #[test]

@@ -1,16 +1,34 @@
 //! A text file as a list of lines that keep their own terminators, so a line edit changes
 //! exactly that line's bytes: CRLF files stay CRLF and a missing final newline stays missing.
+//! The text is kept as read, with one small record per line pointing into it; only edited
+//! lines own their bytes, so a TODO.md of 8 MB costs one vector, not one string per line.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// One line, with its terminator: a range of the original text, or an edited line.
+#[derive(Debug, Clone)]
+enum Line {
+    Orig(usize, usize),
+    Owned(Box<str>),
+}
+
 /// A line-addressable text document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TextDoc {
-    lines: Vec<String>,
+    text: String,
+    lines: Vec<Line>,
     eol: &'static str,
 }
+
+impl PartialEq for TextDoc {
+    fn eq(&self, other: &TextDoc) -> bool {
+        self.lines.len() == other.lines.len() && (0..self.lines.len()).all(|i| self.full(i) == other.full(i))
+    }
+}
+
+impl Eq for TextDoc {}
 
 impl TextDoc {
     /// Splits UTF-8 bytes into lines.
@@ -18,18 +36,77 @@ impl TextDoc {
     /// # Errors
     /// `NotUtf8` naming the line of the first invalid byte.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<TextDoc> {
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+        TextDoc::parse_owned(path, bytes.to_vec())
+    }
+
+    /// Like [`TextDoc::parse`], keeping `bytes` as the text without a copy.
+    ///
+    /// # Errors
+    /// `NotUtf8` naming the line of the first invalid byte.
+    pub fn parse_owned(path: &Path, bytes: Vec<u8>) -> Result<TextDoc> {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let line = bytes[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
             Error::NotUtf8 { path: path.to_path_buf(), line }
         })?;
-        Ok(TextDoc::from_text(text))
+        Ok(TextDoc::from_string(text))
     }
 
     /// Splits a string into lines.
     pub fn from_text(text: &str) -> TextDoc {
-        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
-        let eol = if lines.first().is_some_and(|l| l.ends_with("\r\n")) { "\r\n" } else { "\n" };
-        TextDoc { lines, eol }
+        TextDoc::from_string(text.to_owned())
+    }
+
+    /// The text as read (before any edit).
+    pub fn original(&self) -> &str {
+        &self.text
+    }
+
+    /// The text as read, consumed.
+    pub fn into_original(self) -> String {
+        self.text
+    }
+
+    /// Splits a string into lines, keeping it.
+    pub fn from_string(text: String) -> TextDoc {
+        let mut lines = Vec::with_capacity(text.len() / 32 + 1);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
+            lines.push(Line::Orig(start, end + 1));
+            start = end + 1;
+        }
+        if start < text.len() {
+            lines.push(Line::Orig(start, text.len()));
+        }
+        let first = text.find('\n').map_or(text.len(), |e| e + 1);
+        let eol = if text[..first].ends_with("\r\n") { "\r\n" } else { "\n" };
+        TextDoc { text, lines, eol }
+    }
+
+    /// Line `i` with its terminator.
+    fn full(&self, i: usize) -> &str {
+        match &self.lines[i] {
+            Line::Orig(s, e) => &self.text[*s..*e],
+            Line::Owned(l) => l,
+        }
+    }
+
+    /// The byte offset of line `i` (`len()` gives the end) in the text as read, when no line
+    /// before it was edited, inserted or removed.
+    pub fn offset(&self, i: usize) -> Option<usize> {
+        let pristine = |l: &Line| matches!(l, Line::Orig(..));
+        if !self.lines[..i.min(self.lines.len())].iter().all(pristine) {
+            return None;
+        }
+        match self.lines.get(i) {
+            Some(Line::Orig(s, _)) => Some(*s),
+            Some(Line::Owned(_)) => None,
+            None => Some(match self.lines.last() {
+                Some(Line::Orig(_, e)) => *e,
+                Some(Line::Owned(_)) => return None,
+                None => 0,
+            }),
+        }
     }
 
     /// The number of lines.
@@ -44,7 +121,7 @@ impl TextDoc {
 
     /// Line `i` without its terminator.
     pub fn line(&self, i: usize) -> &str {
-        let l = &self.lines[i];
+        let l = self.full(i);
         l.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(l)
     }
 
@@ -55,9 +132,8 @@ impl TextDoc {
 
     /// Replaces the content of line `i`, keeping its terminator.
     pub fn set_line(&mut self, i: usize, content: &str) {
-        let old = &self.lines[i];
-        let term = &old[self.line(i).len()..];
-        self.lines[i] = format!("{content}{term}");
+        let term = &self.full(i)[self.line(i).len()..];
+        self.lines[i] = Line::Owned(format!("{content}{term}").into_boxed_str());
     }
 
     /// Inserts lines before line `at` (`at == len()` appends), using the file's line ending.
@@ -66,14 +142,16 @@ impl TextDoc {
             return;
         }
         if at == self.lines.len() {
-            if let Some(last) = self.lines.last_mut() {
+            if let Some(i) = self.lines.len().checked_sub(1) {
+                let last = self.full(i);
                 if !last.ends_with('\n') {
                     // A last line ending in a bare CR would lose it to a CRLF terminator.
-                    last.push_str(if last.ends_with('\r') { "\r\n" } else { self.eol });
+                    let term = if last.ends_with('\r') { "\r\n" } else { self.eol };
+                    self.lines[i] = Line::Owned(format!("{last}{term}").into_boxed_str());
                 }
             }
         }
-        let new: Vec<String> = contents.iter().map(|c| format!("{c}{}", self.eol)).collect();
+        let new = contents.iter().map(|c| Line::Owned(format!("{c}{}", self.eol).into_boxed_str()));
         self.lines.splice(at..at, new);
     }
 
@@ -84,7 +162,11 @@ impl TextDoc {
 
     /// The whole text.
     pub fn to_text(&self) -> String {
-        self.lines.concat()
+        let mut out = String::with_capacity(self.text.len() + 256);
+        for i in 0..self.lines.len() {
+            out.push_str(self.full(i));
+        }
+        out
     }
 }
 
@@ -111,6 +193,17 @@ mod tests {
         d.insert_lines(2, &["c".into()]);
         assert_eq!(d.lines().collect::<Vec<_>>(), ["a", "b\r", "c"]);
         assert_eq!(d.to_text(), "a\nb\r\r\nc\n");
+    }
+
+    #[test]
+    fn offsets_hold_until_an_edit() {
+        let mut d = TextDoc::from_text("ab\ncd\r\nef");
+        assert_eq!((0..=3).map(|i| d.offset(i)).collect::<Vec<_>>(), [Some(0), Some(3), Some(7), Some(9)]);
+        d.set_line(1, "CD");
+        assert_eq!((d.offset(1), d.offset(2)), (None, None));
+        assert_eq!(d.offset(0), Some(0));
+        assert_eq!(d, TextDoc::from_text("ab\nCD\r\nef"));
+        assert_eq!(TextDoc::from_text("").offset(0), Some(0));
     }
 
     #[test]

@@ -20,6 +20,34 @@ static BULLET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*- \*\*([^*]+)
 static NEXT_NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(next_project_number:\s*)([0-9]+)(.*)$").expect("valid regex"));
 
+/// The task number of a `### N. Title` heading line (also `### ✓ N. Title`), as [`HEADING`]
+/// matches it, without running the regular expression on every heading of a large file.
+fn heading_number(line: &str) -> Option<u32> {
+    let rest = line.strip_prefix("### ")?;
+    let rest = match rest.chars().next()? {
+        c if c.is_ascii_digit() => rest,
+        _ => {
+            // One word of neither digits nor spaces, then one space.
+            let word = rest.find(|c: char| c.is_ascii_digit() || is_space(c)).unwrap_or(rest.len());
+            if word == 0 {
+                return None;
+            }
+            rest[word..].strip_prefix(' ')?
+        }
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let after = rest[digits..].strip_prefix('.')?;
+    if digits == 0 || !(after.is_empty() || after.starts_with(is_space)) {
+        return None;
+    }
+    rest[..digits].parse().ok()
+}
+
+/// `\s` of the regular expressions (ASCII only, vertical tab included).
+fn is_space(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ')
+}
+
 /// A parsed TODO.md.
 #[derive(Debug, Clone)]
 pub struct TodoFile {
@@ -45,6 +73,19 @@ impl TodoFile {
     /// `NotUtf8`.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<TodoFile> {
         Ok(TodoFile { path: path.to_path_buf(), doc: TextDoc::parse(path, bytes)? })
+    }
+
+    /// Like [`TodoFile::parse`], keeping `bytes` without a copy (see [`TodoFile::original`]).
+    ///
+    /// # Errors
+    /// `NotUtf8`.
+    pub fn parse_owned(path: &Path, bytes: Vec<u8>) -> Result<TodoFile> {
+        Ok(TodoFile { path: path.to_path_buf(), doc: TextDoc::parse_owned(path, bytes)? })
+    }
+
+    /// The text as it was read, before any edit.
+    pub fn original(&self) -> &str {
+        self.doc.original()
     }
 
     /// Reads and parses TODO.md.
@@ -107,7 +148,7 @@ impl TodoFile {
             if in_order_section || !line.starts_with("### ") {
                 continue;
             }
-            if let Some(n) = HEADING.captures(line).and_then(|c| c[1].parse::<u32>().ok()) {
+            if let Some(n) = heading_number(line) {
                 out.push((i, n));
             }
         }
@@ -306,6 +347,34 @@ impl TodoFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heading_numbers_match_the_regular_expression() {
+        let regex = |l: &str| HEADING.captures(l).and_then(|c| c[1].parse::<u32>().ok());
+        for line in [
+            "### 12. Title",
+            "### 12.",
+            "### 12.\tx",
+            "### 12.x",
+            "### 12 Title",
+            "### ✓ 7. Done",
+            "### ✓  7. Two spaces",
+            "### a1 7. Digit in the word",
+            "###  7. Leading space",
+            "### 007. Zeros",
+            "### 99999999999. Too big",
+            "### . Nothing",
+            "### Title",
+            "#### 3. Deeper",
+            "### \u{3000}3. Ideographic space",
+            "### é 5. Accented word",
+            "### 5.\u{a0}nbsp",
+            "### 5.\u{b}vt",
+            "### w\u{b}5. vt",
+        ] {
+            assert_eq!(heading_number(line), regex(line), "{line:?}");
+        }
+    }
 
     const TODO: &str = "---\nnext_project_number: 12 # keep\ntask_counts:\n  active: 2\n---\n\n# TODO\n\n## Tasks\n\n\
 ### 11. Eleven\n- **Effort**: 1h\n **Status**: [PLANNED] (waiting on 10)\n- **Language**: meta\n- **Research**:\n  - [r.md](specs/11_eleven/reports/r.md)\n\n**Description**: x\n\n---\n\n\

@@ -96,6 +96,15 @@ fn check_state_round_trip(path: &Path) -> bool {
                 path.display(),
                 first_difference(&want, &got)
             );
+            // The one-pass check that lets an update replace only the edited entry's bytes
+            // agrees with jq on whether the file is exactly as jq prints it.
+            let raw = std::fs::read(path).expect("read fixture");
+            assert_eq!(
+                postflight::ledger::json::jq_printed_entries(&raw).is_some(),
+                raw == want,
+                "{}: the jq-printed check disagrees with jq",
+                path.display()
+            );
         }
         Err(err) => {
             assert!(!has_projects, "{}: {err}", path.display());
@@ -596,9 +605,9 @@ fn task_new_on_every_real_ledger_only_adds_the_entry_and_bumps_the_counters() {
         assert_eq!(&state.entries()[1..], old_state.entries(), "{stem}: other entries untouched");
         assert_eq!(state.next_project_number(), Some(u64::from(n) + 1));
         // The rest of the document is as jq would print it, with only the counter changed.
-        let mut expect = old_state.doc.clone();
+        let mut expect = old_state.doc().clone();
         expect["next_project_number"] = (u64::from(n) + 1).into();
-        let mut got = state.doc.clone();
+        let mut got = state.doc().clone();
         got["active_projects"].as_array_mut().expect("array").remove(0);
         assert_eq!(got, expect, "{stem}");
 
