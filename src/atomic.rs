@@ -64,6 +64,24 @@ pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
     Ok(Staged { tmp, target })
 }
 
+/// Stages several files at once, each on its own thread, so their writes and syncs overlap (a
+/// sync of a large ledger file takes tens of milliseconds). On error the files staged so far are
+/// dropped (their temp files removed) and the first error is returned.
+///
+/// # Errors
+/// As [`stage`].
+pub fn stage_all(files: &[(&Path, &[u8])]) -> Result<Vec<Staged>> {
+    if files.len() < 2 {
+        return files.iter().map(|(path, bytes)| stage(path, bytes)).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files.iter().map(|(path, bytes)| scope.spawn(move || stage(path, bytes))).collect();
+        let results: Vec<Result<Staged>> =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect();
+        results.into_iter().collect()
+    })
+}
+
 impl Staged {
     /// Keeps the synced temp file on disk under its temp name (it is no longer removed on drop)
     /// and returns (temp path, target), for a journaled rename done later.

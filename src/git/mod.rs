@@ -18,6 +18,7 @@ mod hooks;
 mod index_lock;
 mod message;
 mod paths;
+mod prefetch;
 mod run;
 
 use std::path::PathBuf;
@@ -27,6 +28,10 @@ use crate::repo::Repo;
 
 pub use message::{build_message, stripspace};
 pub use paths::is_transient;
+pub use prefetch::HeadBlobs;
+
+/// The shared ledger files, which a task's commit takes task-scoped.
+pub const LEDGER_FILES: [&str; 2] = ["specs/state.json", "specs/TODO.md"];
 
 /// What to commit and how to describe it.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +51,8 @@ pub struct CommitRequest {
     pub agent_identity: Option<String>,
     /// Skip the `pre-commit` and `commit-msg` hooks.
     pub no_verify: bool,
+    /// HEAD's ledger files, when the caller started reading them ahead of time.
+    pub head_blobs: Option<std::sync::Arc<HeadBlobs>>,
 }
 
 impl CommitRequest {

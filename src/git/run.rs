@@ -20,13 +20,17 @@ use crate::ledger::scope;
 use crate::repo::Repo;
 
 /// The shared ledger files committed task-scoped.
-const STATE: &str = "specs/state.json";
-const TODO: &str = "specs/TODO.md";
+const STATE: &str = super::LEDGER_FILES[0];
+const TODO: &str = super::LEDGER_FILES[1];
 /// How long to wait for another git process's `index.lock`.
 const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// git's defaults for `core.filesRefLockTimeout` and `core.packedRefsTimeout`.
 const REF_LOCK_WAIT: Duration = Duration::from_millis(100);
 const PACKED_REFS_LOCK_WAIT: Duration = Duration::from_millis(1000);
+/// From this size on, a shared ledger file of a task commit is scoped and written on a thread
+/// of its own (below it, opening the repository again for the thread costs more than it saves).
+const PARALLEL_LEDGER_SIZE: u64 = 1 << 20;
+
 /// How often the branch update is tried when HEAD moves under us.
 const ATTEMPTS: usize = 3;
 
@@ -38,7 +42,10 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
     }
     let root = repo.root.as_path();
     let targets = req.paths.iter().map(|p| paths::resolve(root, p)).collect::<Result<Vec<_>>>()?;
-    let grepo = gix::open(root).map_err(|e| git("cannot open the repository", &e))?;
+    let mut grepo = gix::open(root).map_err(|e| git("cannot open the repository", &e))?;
+    // Trees on the way to several paths (`specs/` with 10,000 task directories is a tree of
+    // 500 KB) are decoded once, not once per path.
+    grepo.object_cache_size_if_unset(16 << 20);
     refuse_in_progress(&grepo)?;
     let (author, committer) = identity(&grepo)?;
     let settings = Settings::read(&grepo);
@@ -150,28 +157,64 @@ fn refuse_in_progress(repo: &gix::Repository) -> Result<()> {
     ))
 }
 
-/// Author and committer as git would pick them (environment, then `author.*`/`committer.*`,
-/// then `user.*`), with the `GIT_*_DATE` variables checked strictly.
+/// Author and committer as git would pick them: `author.*`/`committer.*`, then `user.*`, then
+/// the fallbacks (the `GIT_*_NAME`/`GIT_*_EMAIL`/`EMAIL` environment variables reach these keys
+/// through gix's configuration, as they did through `Repository::author`). The time is
+/// `GIT_*_DATE` when set, checked strictly, else now with the local offset as the C library
+/// computes it, which is what git does (gix's own default loads the whole time zone database,
+/// a tenth of a small commit's time).
 fn identity(repo: &gix::Repository) -> Result<(gix::actor::Signature, gix::actor::Signature)> {
-    for var in ["GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"] {
-        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            let text = v.to_string_lossy();
-            gix::date::parse(&text, Some(gix::date::Zoned::now())).map_err(|e| {
-                Error::refused(format!("{var}=`{text}` is not a date git understands ({})", chain(&e)), None)
-            })?;
+    let config = repo.config_snapshot();
+    let get = |key: &str| config.string(key);
+    let now = local_now();
+    let person = |role: &str| -> Result<gix::actor::Signature> {
+        let var = format!("GIT_{}_DATE", role.to_ascii_uppercase());
+        let time = match std::env::var_os(&var).filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let text = v.to_string_lossy();
+                gix::date::parse(&text, Some(gix::date::Zoned::now())).map_err(|e| {
+                    Error::refused(format!("{var}=`{text}` is not a date git understands ({})", chain(&e)), None)
+                })?
+            }
+            None => now,
+        };
+        let name = get(&format!("{role}.name"))
+            .or_else(|| get("user.name"))
+            .or_else(|| get(&format!("gitoxide.{role}.nameFallback")));
+        let email = get(&format!("{role}.email"))
+            .or_else(|| get("user.email"))
+            .or_else(|| get("gitoxide.user.emailFallback"))
+            .or_else(|| get(&format!("gitoxide.{role}.emailFallback")));
+        match (name, email) {
+            (Some(name), Some(email)) => Ok(gix::actor::Signature { name, email, time }),
+            _ => Err(Error::refused(
+                format!("no {role} identity: git's user.name and user.email are not set"),
+                Some("run `git config user.name \"Your Name\"` and `git config user.email you@example.com`"),
+            )),
+        }
+    };
+    Ok((person("author")?, person("committer")?))
+}
+
+/// Now, with the local time zone's offset from UTC (`TZ`, else `/etc/localtime`).
+fn local_now() -> gix::date::Time {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut offset = 0;
+    #[cfg(unix)]
+    {
+        let t: libc::time_t = seconds;
+        let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
+        // SAFETY: localtime_r only writes the struct it is given, which lives until the end of
+        // this block; a null return means it failed and the struct is not read.
+        let ok = unsafe { !libc::localtime_r(&t, tm.as_mut_ptr()).is_null() };
+        if ok {
+            // SAFETY: localtime_r succeeded, so it filled the struct.
+            offset = i32::try_from(unsafe { tm.assume_init() }.tm_gmtoff).unwrap_or(0);
         }
     }
-    let missing = |who: &str| {
-        Error::refused(
-            format!("no {who} identity: git's user.name and user.email are not set"),
-            Some("run `git config user.name \"Your Name\"` and `git config user.email you@example.com`"),
-        )
-    };
-    let author = repo.author().ok_or_else(|| missing("author"))?.map_err(|e| git("cannot read the author", &e))?;
-    let committer =
-        repo.committer().ok_or_else(|| missing("committer"))?.map_err(|e| git("cannot read the committer", &e))?;
-    let own = |s: gix::actor::SignatureRef<'_>| s.to_owned().map_err(|e| git("cannot parse the identity's date", &e));
-    Ok((own(author)?, own(committer)?))
+    gix::date::Time { seconds, offset }
 }
 
 /// Repository settings that change how a working-tree file becomes a blob or a commit.
@@ -235,6 +278,9 @@ fn read_head(repo: &gix::Repository) -> Result<Head> {
     Ok(Head { commit, tree, reference })
 }
 
+/// What [`Ctx::new_entry`] made of one path, with its notes on paths left out.
+type EntryResult = Result<(Option<New>, Vec<String>)>;
+
 /// What one path becomes in the commit and the index.
 enum Update {
     /// The path holds this blob.
@@ -274,9 +320,54 @@ impl<'a> Ctx<'a> {
         // First what each path becomes; blobs that need git's clean filters are hashed in one batch.
         let mut items = Vec::with_capacity(candidates.len());
         let mut attributes_seen = std::collections::HashMap::new();
-        for path in candidates {
-            let head_entry = tree_entry(&head_tree, &path)?;
-            if let Some(new) = self.new_entry(&path, head_entry, &mut attributes_seen, &mut skipped)? {
+        let head_entries = candidates.iter().map(|p| tree_entry(&head_tree, p)).collect::<Result<Vec<_>>>()?;
+        // The shared ledger files (megabytes in a large ledger: read, scoped, hashed and
+        // compressed) are done on threads of their own while this one does the other paths.
+        let ledger = |p: &str| {
+            self.req.task.is_some()
+                && (p == STATE || p == TODO)
+                && std::fs::metadata(self.root.join(p)).is_ok_and(|m| m.len() >= PARALLEL_LEDGER_SIZE)
+        };
+        let mut results: Vec<Option<EntryResult>> = Vec::new();
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = candidates
+                .iter()
+                .zip(&head_entries)
+                .enumerate()
+                .filter(|(_, (p, _))| ledger(p))
+                .map(|(i, (path, head_entry))| {
+                    let (root, req, settings, index) = (self.root, self.req, self.settings, self.index);
+                    let work = move || {
+                        // A gix repository handle stays on its thread: this one opens its own.
+                        let mut repo = gix::open(root).map_err(|e| git("cannot open the repository", &e))?;
+                        repo.object_cache_size_if_unset(16 << 20);
+                        let ctx = Ctx { repo: &repo, root, req, settings, index };
+                        let mut own_skipped = Vec::new();
+                        let new = ctx.new_entry(path, *head_entry, &mut Default::default(), &mut own_skipped)?;
+                        Ok((new, own_skipped))
+                    };
+                    (i, scope.spawn(work))
+                })
+                .collect();
+            results = candidates
+                .iter()
+                .zip(&head_entries)
+                .map(|(path, head_entry)| {
+                    (!ledger(path)).then(|| {
+                        let mut own_skipped = Vec::new();
+                        let new = self.new_entry(path, *head_entry, &mut attributes_seen, &mut own_skipped)?;
+                        Ok((new, own_skipped))
+                    })
+                })
+                .collect();
+            for (i, thread) in threads {
+                results[i] = Some(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            }
+        });
+        for ((path, head_entry), result) in candidates.into_iter().zip(head_entries).zip(results) {
+            let (new, own_skipped) = result.expect("every path has a result")?;
+            skipped.extend(own_skipped);
+            if let Some(new) = new {
                 items.push((path, head_entry, new));
             }
         }
@@ -566,17 +657,30 @@ impl<'a> Ctx<'a> {
         };
         if let (Some(task), Some((EntryKind::Blob | EntryKind::BlobExecutable, head_id))) = (ledger, head_entry) {
             let bytes = std::fs::read(&abs).map_err(|e| Error::io("read", &abs, e))?;
-            let head_bytes =
-                self.repo.find_blob(head_id).map_err(|e| git("cannot read HEAD's ledger file", &e))?.detach().data;
+            let head_bytes = match self.req.head_blobs.as_ref().and_then(|blobs| blobs.take(&head_id)) {
+                Some(bytes) => bytes,
+                None => {
+                    self.repo.find_blob(head_id).map_err(|e| git("cannot read HEAD's ledger file", &e))?.detach().data
+                }
+            };
             let file = Path::new(path);
             let scoped = if path == STATE {
-                scope::scope_state(file, &head_bytes, &bytes, task)?
+                scope::scope_state_in(file, &head_bytes, &bytes, task)?
             } else {
-                scope::scope_todo(file, &head_bytes, &bytes, task)?
+                scope::scope_todo_in(file, &head_bytes, &bytes, task)?
+            };
+            let same = match &scoped {
+                scope::Scoped::Worktree => true,
+                scope::Scoped::Head => head_bytes == bytes,
+                scope::Scoped::New(new) => *new == bytes,
             };
             // Other tasks' edits stay in the working tree: a stat that cannot match makes git look again.
-            let stat = if scoped == bytes { stat } else { Stat::default() };
-            return Ok(Some(New::Blob { id: Some(self.write_blob(&scoped)?), mode, stat }));
+            let stat = if same { stat } else { Stat::default() };
+            let id = match scoped {
+                scope::Scoped::Head => head_id,
+                _ => self.write_blob(scoped.bytes(&head_bytes, &bytes))?,
+            };
+            return Ok(Some(New::Blob { id: Some(id), mode, stat }));
         }
         if self.settings.filters_global || self.attributes_apply(path, attributes_seen) {
             return Ok(Some(New::Blob { id: None, mode, stat }));
@@ -1011,5 +1115,20 @@ fn gc_auto(repo: &gix::Repository, root: &Path) {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The C library's offset agrees with jiff's reading of the same time zone (`TZ` when set,
+    /// else `/etc/localtime`; checked here with `TZ=Asia/Kolkata` too).
+    #[test]
+    fn local_offset_matches_the_time_zone_database() {
+        let now = local_now();
+        let zoned = gix::date::Zoned::now();
+        assert_eq!(now.offset, zoned.offset().seconds());
+        assert!((now.seconds - zoned.timestamp().as_second()).abs() <= 2);
     }
 }

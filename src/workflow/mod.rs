@@ -278,7 +278,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 &scope::changed(&scope_before, &ctx.repo.root, &scope_dirs),
             );
             let body = Some(meta.summary.clone()).filter(|s| !s.trim().is_empty());
-            commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), &mut report);
+            commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), None, &mut report);
         }
         resume_phase = Some(next);
         handoff = meta.handoff_path.clone().filter(|h| postflight::safe_artifact_path(&ctx.repo.root, h));
@@ -489,6 +489,9 @@ fn finish(
     let task = &prepared.task;
     let ts = ctx.timestamp();
     let agent_session = report.agent_session_id.clone();
+    // The commit needs HEAD's ledger files: read them while the ledger is being updated.
+    let head_blobs = (!no_commit)
+        .then(|| std::sync::Arc::new(crate::git::HeadBlobs::start(&ctx.repo.root, &crate::git::LEDGER_FILES)));
     ctx.ledger().update(|snap| {
         postflight::record(snap, task, &outcome, meta, artifacts, &ts)?;
         if let Some(id) = agent_session {
@@ -509,7 +512,8 @@ fn finish(
         let paths =
             postflight::commit_paths(task, artifacts, &scope::changed(scope_before, &ctx.repo.root, scope_dirs));
         let subject = outcome.subject(task.number);
-        commit(ctx, prepared, &subject, postflight::commit_body(&outcome, meta), &paths, identity, report);
+        let body = postflight::commit_body(&outcome, meta);
+        commit(ctx, prepared, &subject, body, &paths, identity, head_blobs, report);
     }
     postflight::cleanup(&ctx.repo.git_dir, task, &outcome)?;
     report.outcome = outcome;
@@ -517,6 +521,7 @@ fn finish(
 }
 
 /// Commits through the task-scoped commit; a failure is a warning, never lost ledger state.
+#[allow(clippy::too_many_arguments)]
 fn commit(
     ctx: &Context,
     prepared: &Prepared,
@@ -524,6 +529,7 @@ fn commit(
     body: Option<String>,
     paths: &[String],
     identity: Option<&str>,
+    head_blobs: Option<std::sync::Arc<crate::git::HeadBlobs>>,
     report: &mut Report,
 ) {
     let req = crate::git::CommitRequest {
@@ -534,6 +540,7 @@ fn commit(
         session_id: prepared.session_id.clone(),
         agent_identity: identity.map(str::to_owned),
         no_verify: false,
+        head_blobs,
     };
     match crate::git::commit(&ctx.repo, &req) {
         Ok(crate::git::CommitOutcome::Committed { id, paths, .. }) => {
@@ -569,8 +576,7 @@ pub fn preflight_only(ctx: &Context, n: u32, force: bool, timeout: u64) -> Resul
 /// # Errors
 /// A refusal when no run of the task is pending (no marker); I/O errors.
 pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<String>) -> Result<Report> {
-    let snap = ctx.ledger().snapshot()?;
-    let info = snap.state().task(n)?;
+    let info = ctx.ledger().state()?.task(n)?;
     let dir = crate::ledger::plan::task_dir(&ctx.repo.specs_dir(), n, info.slug.as_deref()).ok_or_else(|| {
         Error::refused(
             format!("task {n} has no task directory and no pending run"),
