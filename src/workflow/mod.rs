@@ -489,18 +489,52 @@ fn finish(
     let task = &prepared.task;
     let ts = ctx.timestamp();
     let agent_session = report.agent_session_id.clone();
-    // The commit needs HEAD's ledger files: read them while the ledger is being updated.
-    let head_blobs = (!no_commit)
-        .then(|| std::sync::Arc::new(crate::git::HeadBlobs::start(&ctx.repo.root, &crate::git::LEDGER_FILES)));
-    ctx.ledger().update(|snap| {
-        postflight::record(snap, task, &outcome, meta, artifacts, &ts)?;
-        if let Some(id) = agent_session {
-            let mut fields = serde_json::Map::new();
-            fields.insert("agent_session_id".into(), Value::from(id));
-            snap.state_mut().merge(task.number, fields)?;
-        }
-        Ok(())
-    })?;
+    let head_blobs = read_head_ledger(ctx, no_commit);
+    ctx.ledger().update(|snap| record_outcome(snap, task, &outcome, meta, artifacts, &ts, agent_session))?;
+    let changed = scope::changed(scope_before, &ctx.repo.root, scope_dirs);
+    after_record(ctx, prepared, outcome, meta, artifacts, &changed, identity, no_commit, head_blobs, report)
+}
+
+/// Starts reading HEAD's ledger files for the commit (unless there is none), so that it
+/// happens while the ledger is being updated.
+fn read_head_ledger(ctx: &Context, no_commit: bool) -> Option<std::sync::Arc<crate::git::HeadBlobs>> {
+    (!no_commit).then(|| std::sync::Arc::new(crate::git::HeadBlobs::start(&ctx.repo.root, &crate::git::LEDGER_FILES)))
+}
+
+/// Stages 7-8 inside the ledger transaction: the outcome, the artifacts, the agent's session.
+fn record_outcome(
+    snap: &mut crate::ledger::Snapshot,
+    task: &TaskRef,
+    outcome: &Outcome,
+    meta: Option<&Metadata>,
+    artifacts: &[Artifact],
+    ts: &str,
+    agent_session: Option<String>,
+) -> Result<()> {
+    postflight::record(snap, task, outcome, meta, artifacts, ts)?;
+    if let Some(id) = agent_session {
+        let mut fields = serde_json::Map::new();
+        fields.insert("agent_session_id".into(), Value::from(id));
+        snap.state_mut().merge(task.number, fields)?;
+    }
+    Ok(())
+}
+
+/// Stages 9-10 once the outcome is recorded: the commit (unless `no_commit`) and the cleanup.
+#[allow(clippy::too_many_arguments)]
+fn after_record(
+    ctx: &Context,
+    prepared: &Prepared,
+    outcome: Outcome,
+    meta: Option<&Metadata>,
+    artifacts: &[Artifact],
+    scoped_changes: &[String],
+    identity: Option<&str>,
+    no_commit: bool,
+    head_blobs: Option<std::sync::Arc<crate::git::HeadBlobs>>,
+    report: &mut Report,
+) -> Result<()> {
+    let task = &prepared.task;
     let linked: Vec<&Artifact> = match outcome {
         Outcome::Completed | Outcome::Partial { .. } | Outcome::ReviewNeeded { .. } | Outcome::Blocked { .. } => {
             artifacts.iter().collect()
@@ -509,8 +543,7 @@ fn finish(
     };
     report.artifacts = linked.iter().map(|a| a.path.clone()).collect();
     if !no_commit {
-        let paths =
-            postflight::commit_paths(task, artifacts, &scope::changed(scope_before, &ctx.repo.root, scope_dirs));
+        let paths = postflight::commit_paths(task, artifacts, scoped_changes);
         let subject = outcome.subject(task.number);
         let body = postflight::commit_body(&outcome, meta);
         commit(ctx, prepared, &subject, body, &paths, identity, head_blobs, report);
@@ -576,71 +609,80 @@ pub fn preflight_only(ctx: &Context, n: u32, force: bool, timeout: u64) -> Resul
 /// # Errors
 /// A refusal when no run of the task is pending (no marker); I/O errors.
 pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<String>) -> Result<Report> {
-    let info = ctx.ledger().state()?.task(n)?;
-    let dir = crate::ledger::plan::task_dir(&ctx.repo.specs_dir(), n, info.slug.as_deref()).ok_or_else(|| {
-        Error::refused(
-            format!("task {n} has no task directory and no pending run"),
-            Some("run `xtask preflight` first"),
-        )
-    })?;
-    let marker_path = dir.join(marker::MARKER_FILE);
-    let m = marker::Marker::load(&marker_path).map_err(|_| {
-        Error::refused(
-            format!(
-                "no pending postflight for task {n} ({} is missing or unreadable)",
-                ctx.repo.relative(&marker_path)
-            ),
-            Some("run `xtask preflight` first"),
-        )
-    })?;
-    let plan = crate::ledger::plan::latest_plan(&dir);
-    let slug = info.slug.clone().unwrap_or_default();
-    let task = TaskRef::new(ctx, &info, slug, dir, plan.as_deref());
-    let prepared = Prepared {
-        task: task.clone(),
-        session_id: m.session_id.clone(),
-        agent_session_id: m.agent_session_id.clone(),
-        resumed: true,
-        iterations_done: preflight::read_counter(&task),
-        changes: Vec::new(),
-        run_lock: None,
-        warnings: Vec::new(),
-    };
     let cfg = config::Config::load(&ctx.repo.root)?;
-    let mut report = Report {
-        task: n,
-        outcome: Outcome::Failed { reason: String::new() },
-        iterations: prepared.iterations_done.max(1),
-        session_id: m.session_id.clone(),
-        commits: Vec::new(),
-        artifacts: Vec::new(),
-        warnings: Vec::new(),
-        planned_changes: Vec::new(),
-        resumed: true,
-        agent_session_id: m.agent_session_id.clone(),
-        agent_results: Vec::new(),
-    };
-    let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
-        Ok(meta) => {
-            report.warnings.extend(meta.warnings.iter().cloned());
-            let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
-            let outcome = outcome_of(ctx, &task, &meta);
-            (outcome, Some(meta), artifacts)
-        }
-        Err(problem) => (Failure::Metadata(problem).outcome(&task), None, Vec::new()),
-    };
     let identity = identity.or(cfg.agent_identity.clone());
-    let empty = scope::Snapshot::default();
-    finish(
+    let head_blobs = read_head_ledger(ctx, no_commit);
+    let ts = ctx.timestamp();
+    // The task is looked up in the snapshot the outcome is recorded in: state.json is read once
+    // (it is 14 MB at 10,000 tasks), and a refusal here still writes nothing.
+    let (recorded, _) = ctx.ledger().update(|snap| {
+        let info = snap.state().task(n)?;
+        let dir = crate::ledger::plan::task_dir(&ctx.repo.specs_dir(), n, info.slug.as_deref()).ok_or_else(|| {
+            Error::refused(
+                format!("task {n} has no task directory and no pending run"),
+                Some("run `xtask preflight` first"),
+            )
+        })?;
+        let marker_path = dir.join(marker::MARKER_FILE);
+        let m = marker::Marker::load(&marker_path).map_err(|_| {
+            Error::refused(
+                format!(
+                    "no pending postflight for task {n} ({} is missing or unreadable)",
+                    ctx.repo.relative(&marker_path)
+                ),
+                Some("run `xtask preflight` first"),
+            )
+        })?;
+        let plan = crate::ledger::plan::latest_plan(&dir);
+        let slug = info.slug.clone().unwrap_or_default();
+        let task = TaskRef::new(ctx, &info, slug, dir, plan.as_deref());
+        let prepared = Prepared {
+            task: task.clone(),
+            session_id: m.session_id.clone(),
+            agent_session_id: m.agent_session_id.clone(),
+            resumed: true,
+            iterations_done: preflight::read_counter(&task),
+            changes: Vec::new(),
+            run_lock: None,
+            warnings: Vec::new(),
+        };
+        let mut report = Report {
+            task: n,
+            outcome: Outcome::Failed { reason: String::new() },
+            iterations: prepared.iterations_done.max(1),
+            session_id: m.session_id.clone(),
+            commits: Vec::new(),
+            artifacts: Vec::new(),
+            warnings: Vec::new(),
+            planned_changes: Vec::new(),
+            resumed: true,
+            agent_session_id: m.agent_session_id.clone(),
+            agent_results: Vec::new(),
+        };
+        let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
+            Ok(meta) => {
+                report.warnings.extend(meta.warnings.iter().cloned());
+                let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
+                let outcome = outcome_of(ctx, &task, &meta);
+                (outcome, Some(meta), artifacts)
+            }
+            Err(problem) => (Failure::Metadata(problem).outcome(&task), None, Vec::new()),
+        };
+        let agent_session = report.agent_session_id.clone();
+        record_outcome(snap, &task, &outcome, meta.as_ref(), &artifacts, &ts, agent_session)?;
+        Ok((prepared, report, outcome, meta, artifacts))
+    })?;
+    let (prepared, mut report, outcome, meta, artifacts) = recorded;
+    after_record(
         ctx,
         &prepared,
         outcome,
         meta.as_ref(),
         &artifacts,
-        &empty,
         &[],
         identity.as_deref(),
         no_commit,
+        head_blobs,
         &mut report,
     )?;
     Ok(report)
