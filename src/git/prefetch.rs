@@ -70,3 +70,46 @@ fn read(root: &Path, paths: &[String]) -> Option<Blobs> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    }
+
+    #[test]
+    fn heads_blobs_are_handed_out_once_by_id() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        git(root, &["init", "-q"]);
+        std::fs::create_dir(root.join("specs")).expect("mkdir");
+        std::fs::write(root.join("specs/state.json"), "{}\n").expect("write");
+        git(root, &["add", "."]);
+        git(root, &["commit", "-q", "-m", "one"]);
+        let id = ObjectId::from_hex(git(root, &["rev-parse", "HEAD:specs/state.json"]).as_bytes()).expect("id");
+        // The work tree changes after the start: the blobs are HEAD's, not the file's.
+        let blobs = HeadBlobs::start(root, &["specs/state.json", "specs/TODO.md", "specs"]);
+        std::fs::write(root.join("specs/state.json"), "{\"x\": 1}\n").expect("write");
+        assert_eq!(blobs.take(&id).as_deref(), Some(&b"{}\n"[..]));
+        assert_eq!(blobs.take(&id), None, "handed out once");
+        // No HEAD at all: nothing, and no error.
+        let empty = tempfile::tempdir().expect("tmp");
+        git(empty.path(), &["init", "-q"]);
+        assert_eq!(HeadBlobs::start(empty.path(), &["specs/state.json"]).take(&id), None);
+    }
+}
