@@ -129,24 +129,31 @@ fn position(found: Result<usize>) -> Result<Option<usize>> {
 /// Where the working tree's entry `w` goes in `list` (HEAD's entries without the task): after
 /// the nearest preceding working-tree neighbour that HEAD has, else before the nearest
 /// following one, else where HEAD had it, else first. A neighbour is found by its number; an
-/// entry without one, or whose number HEAD lists twice (malformed ledgers), by being equal.
+/// entry without one, or whose number HEAD lists twice (malformed ledgers), by being equal, and
+/// when several entries are equal, the k-th equal one in the working tree is the k-th in HEAD.
 fn insertion_index(list: &[Value], wt_list: &[Value], w: usize, head_at: Option<usize>) -> usize {
     // Equal as printed: the working tree was printed by us, HEAD maybe not (`0E+20` reads as a
     // float, its printed `0` as an integer, and serde_json's values then differ).
     let same = |a: &Value, b: &Value| a == b || json::to_jq_compact(a) == json::to_jq_compact(b);
-    let find = |entry: &Value| {
-        let Some(n) = entry_number(entry) else { return list.iter().position(|e| same(e, entry)) };
+    let nth_equal = |j: usize| {
+        let entry = &wt_list[j];
+        let k = wt_list[..j].iter().filter(|e| same(e, entry)).count();
+        let equal: Vec<usize> = list.iter().enumerate().filter(|(_, e)| same(e, entry)).map(|(i, _)| i).collect();
+        equal.get(k).or(equal.last()).copied()
+    };
+    let find = |j: usize| {
+        let Some(n) = entry_number(&wt_list[j]) else { return nth_equal(j) };
         let mut hits = list.iter().enumerate().filter(|(_, e)| entry_number(e) == Some(n)).map(|(i, _)| i);
         let first = hits.next()?;
         match hits.next() {
             None => Some(first),
-            Some(_) => list.iter().position(|e| same(e, entry)).or(Some(first)),
+            Some(_) => nth_equal(j).or(Some(first)),
         }
     };
-    if let Some(p) = wt_list[..w].iter().rev().find_map(find) {
+    if let Some(p) = (0..w).rev().find_map(find) {
         return p + 1;
     }
-    if let Some(p) = wt_list[w + 1..].iter().find_map(find) {
+    if let Some(p) = (w + 1..wt_list.len()).find_map(find) {
         return p;
     }
     head_at.unwrap_or(0).min(list.len())
@@ -419,6 +426,18 @@ mod tests {
         v["active_projects"][2]["status"] = "completed".into();
         let wt = json::to_jq_pretty(&v);
         assert_eq!(scope_state(p(), &head, &wt, 11).expect("scope"), wt);
+    }
+
+    /// Found by `cargo fuzz run state_edit`: with entries that have no number and repeat, the
+    /// neighbour was found at its first equal copy, so the task's entry moved up the list.
+    #[test]
+    fn state_entry_keeps_its_place_among_repeated_entries_without_numbers() {
+        let head = br#"{"active_projects": [{"a": 1}, {}, {"b": 2}, {}, {"b": 2}, {"project_number": 40, "status": "x"}], "y": []}"#;
+        let mut v = doc(head);
+        v["active_projects"][5]["status"] = "implementing".into();
+        let wt = json::to_jq_pretty(&v);
+        let out = scope_state(p(), head, &wt, 40).expect("scope");
+        assert_eq!(out, wt);
     }
 
     #[test]
