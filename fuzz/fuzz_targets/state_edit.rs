@@ -76,6 +76,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(sparse_bytes, mine.to_bytes(), "on a jq-printed file the splice is what jq prints");
     }
 
+    // A working tree with task n's edit alone is its own share, the HEAD being the file as given
+    // (the shortcut applies when that file is laid out as the tool prints it).
+    let alone = scope_state(Path::new(PATH), &printed, &mine.to_bytes(), n).expect("both versions parse");
+    assert_eq!(alone, mine.to_bytes(), "task {n}'s edit alone");
+
     // A commit's share: the working tree holds task n's edit and another task's.
     let other = numbers.iter().copied().find(|m| *m != n && numbers.iter().filter(|k| *k == m).count() == 1);
     let mut worktree = mine.clone();

@@ -100,6 +100,11 @@ fuzz_target!(|data: &[u8]| {
     let other = headings.iter().map(|(_, m)| *m).find(|m| *m != n && matches!(head.block(*m), Ok(Some(_))));
     let mut mine = head.clone();
     mine.set_status(n, status).expect("unique");
+    // A working tree with task n's edit alone is its own share (the shortcut that does not
+    // parse HEAD).
+    let alone = scope_todo(Path::new(PATH), head.to_text().as_bytes(), mine.to_text().as_bytes(), n)
+        .expect("both versions parse");
+    assert_eq!(String::from_utf8(alone).expect("UTF-8"), mine.to_text(), "task {n}'s edit alone");
     let mut worktree = mine.clone();
     if let Some(m) = other {
         worktree.set_status(m, &Status::Abandoned).expect("unique");

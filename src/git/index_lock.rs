@@ -146,14 +146,23 @@ impl IndexLock {
     /// # Errors
     /// I/O errors; the lock is then released and the index unchanged.
     pub(super) fn commit(mut self, index: &gix::index::File) -> Result<()> {
-        let mut w = std::io::BufWriter::new(&mut self.file);
-        index.write_to(&mut w, gix::index::write::Options::default()).map_err(|e| Error::Git {
+        let failed = |e: &dyn std::fmt::Display| Error::Git {
             message: format!("cannot write the index: {e}"),
             refused: false,
             hint: None,
-        })?;
-        w.flush().map_err(|e| Error::io("write", &self.lock_path, e))?;
-        drop(w);
+        };
+        // The same bytes as gix's own write, but the trailing checksum is computed over the
+        // whole buffer at once instead of over each of the many small writes (in a repository
+        // of 10,000 files that was a fifth of a commit).
+        let mut bytes = Vec::with_capacity(1 << 16);
+        let options = gix::index::write::Options { skip_hash: true, ..Default::default() };
+        index.write_to(&mut bytes, options).map_err(|e| failed(&e))?;
+        let body = bytes.len() - index.object_hash().len_in_bytes();
+        let mut hasher = gix::hash::hasher(index.object_hash());
+        hasher.update(&bytes[..body]);
+        let checksum = hasher.try_finalize().map_err(|e| failed(&e))?;
+        bytes[body..].copy_from_slice(checksum.as_bytes());
+        self.file.write_all(&bytes).map_err(|e| Error::io("write", &self.lock_path, e))?;
         std::fs::rename(&self.lock_path, &self.index_path).map_err(|e| Error::io("replace", &self.index_path, e))?;
         self.released = true;
         Ok(())

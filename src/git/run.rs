@@ -95,7 +95,7 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
             return Ok(CommitOutcome::NothingToCommit { skipped: plan.skipped });
         }
         let id = write_commit(&grepo, root, &settings, &head, plan.tree, &author, &committer, &msg)?;
-        match move_head(&grepo, &head, id, &msg, &mut lock) {
+        match move_head(&grepo, &head, id, &msg, &committer, &mut lock) {
             Ok(()) => {}
             Err(e) => {
                 let now = read_head(&grepo)?;
@@ -976,6 +976,7 @@ fn move_head(
     head: &Head,
     id: ObjectId,
     msg: &str,
+    committer: &gix::actor::Signature,
     lock: &mut index_lock::IndexLock,
 ) -> Result<()> {
     use gix::lock::acquire::Fail;
@@ -1002,7 +1003,10 @@ fn move_head(
         name: "HEAD".try_into().expect("HEAD is a valid reference name"),
         deref: true,
     };
-    let committer = repo.committer().transpose().map_err(|e| git("cannot read the committer for the reflog", &e))?;
+    // The reflog line names the commit's committer (gix's own lookup would load the time zone
+    // database again).
+    let mut time = gix::date::parse::TimeBuf::default();
+    let committer = committer.to_ref(&mut time);
     // gix writes the new id into each reference lock it creates (HEAD's and the branch's); they
     // are recorded by that content before they exist, so a kill cannot leave them unrecorded.
     let mut locks = vec![(repo.git_dir().join("HEAD.lock"), format!("{id}\n"))];
@@ -1020,7 +1024,7 @@ fn move_head(
             Fail::AfterDurationWithBackoff(PACKED_REFS_LOCK_WAIT),
         )
         .map_err(|e| git("cannot move HEAD", &e))
-        .and_then(|t| t.commit(committer).map_err(|e| git("cannot move HEAD", &e)));
+        .and_then(|t| t.commit(Some(committer)).map_err(|e| git("cannot move HEAD", &e)));
     lock.forget_ref_locks();
     result.map(|_| ())
 }
