@@ -28,7 +28,7 @@ use crate::repo::Repo;
 
 pub use message::{build_message, stripspace};
 pub use paths::is_transient;
-pub use prefetch::HeadBlobs;
+pub use prefetch::Prefetch;
 
 /// The shared ledger files, which a task's commit takes task-scoped.
 pub const LEDGER_FILES: [&str; 2] = ["specs/state.json", "specs/TODO.md"];
@@ -51,8 +51,8 @@ pub struct CommitRequest {
     pub agent_identity: Option<String>,
     /// Skip the `pre-commit` and `commit-msg` hooks.
     pub no_verify: bool,
-    /// HEAD's ledger files, when the caller started reading them ahead of time.
-    pub head_blobs: Option<std::sync::Arc<HeadBlobs>>,
+    /// Work started ahead of the commit (HEAD's ledger files read, new ledger blobs written).
+    pub prefetch: Option<std::sync::Arc<Prefetch>>,
 }
 
 impl CommitRequest {

@@ -1,20 +1,28 @@
-//! HEAD's versions of the shared ledger files, read on a thread of their own while the caller
-//! does other work. A task commit needs them to scope those files to the task, and in a ledger
-//! of 10,000 tasks that is 22 MB to inflate. Kept by blob id, so when HEAD moved in the meantime
-//! the commit simply does not find them and reads HEAD's blobs itself.
+//! Work a task commit can do before it starts, on threads of its own while the caller updates
+//! the ledger: reading HEAD's versions of the shared ledger files (the commit scopes them to the
+//! task; in a ledger of 10,000 tasks that is 22 MB to inflate), and writing the blobs of their
+//! new contents (hashing and compressing another 22 MB). Both are kept by what they are (a blob
+//! id; the exact bytes written), so a HEAD that moved or a file that changed in the meantime is
+//! simply not found, and the commit does the work itself.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gix::ObjectId;
 
 type Blobs = HashMap<ObjectId, Vec<u8>>;
 
-/// Blobs being read in the background (see the module documentation).
-pub struct HeadBlobs {
-    state: Mutex<Fetch>,
+/// A blob being written: its bytes and the thread writing it.
+type Writing = (Arc<Vec<u8>>, JoinHandle<Option<ObjectId>>);
+
+/// Work started ahead of a commit (see the module documentation).
+pub struct Prefetch {
+    root: PathBuf,
+    head: Mutex<Fetch>,
+    /// Blobs being written, by repository-relative path: the bytes and the thread writing them.
+    written: Mutex<HashMap<String, Writing>>,
 }
 
 enum Fetch {
@@ -22,26 +30,50 @@ enum Fetch {
     Done(Blobs),
 }
 
-impl std::fmt::Debug for HeadBlobs {
+impl std::fmt::Debug for Prefetch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeadBlobs").finish_non_exhaustive()
+        f.debug_struct("Prefetch").field("root", &self.root).finish_non_exhaustive()
     }
 }
 
-impl HeadBlobs {
+impl Prefetch {
     /// Starts reading the blobs HEAD's tree holds at `paths` (repository-relative, `/`-separated)
     /// in the repository at `root`. Anything that cannot be read is left out.
-    pub fn start(root: &Path, paths: &[&str]) -> HeadBlobs {
-        let root = root.to_path_buf();
+    pub fn start(root: &Path, paths: &[&str]) -> Prefetch {
+        let root_owned = root.to_path_buf();
         let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
-        let handle = std::thread::spawn(move || read(&root, &paths).unwrap_or_default());
-        HeadBlobs { state: Mutex::new(Fetch::Running(handle)) }
+        let handle = std::thread::spawn(move || read(&root_owned, &paths).unwrap_or_default());
+        Prefetch {
+            root: root.to_path_buf(),
+            head: Mutex::new(Fetch::Running(handle)),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts writing `bytes` as a blob, expected to be the new content of `path`
+    /// (repository-relative); the commit uses it when the file still holds exactly these bytes.
+    pub fn write_ahead(&self, path: &str, bytes: Arc<Vec<u8>>) {
+        let root = self.root.clone();
+        let content = Arc::clone(&bytes);
+        let handle = std::thread::spawn(move || {
+            let repo = gix::open(root).ok()?;
+            repo.write_blob(content.as_slice()).ok().map(gix::Id::detach)
+        });
+        lock(&self.written).insert(path.to_owned(), (bytes, handle));
+    }
+
+    /// The id of the blob written ahead for `path`, when it holds exactly `bytes` (waits for the
+    /// writing to finish).
+    pub(crate) fn written(&self, path: &str, bytes: &[u8]) -> Option<ObjectId> {
+        let (content, handle) = lock(&self.written).remove(path)?;
+        let id = handle.join().ok().flatten()?;
+        (content.as_slice() == bytes).then_some(id)
     }
 
     /// The bytes of blob `id`, when it was read (waits for the reading to finish); each blob is
     /// handed out once.
     pub(crate) fn take(&self, id: &ObjectId) -> Option<Vec<u8>> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(&self.head);
         if let Fetch::Running(_) = &*state {
             let Fetch::Running(handle) = std::mem::replace(&mut *state, Fetch::Done(Blobs::new())) else {
                 unreachable!("matched above")
@@ -53,6 +85,10 @@ impl HeadBlobs {
             Fetch::Running(_) => None,
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn read(root: &Path, paths: &[String]) -> Option<Blobs> {
@@ -103,13 +139,28 @@ mod tests {
         git(root, &["commit", "-q", "-m", "one"]);
         let id = ObjectId::from_hex(git(root, &["rev-parse", "HEAD:specs/state.json"]).as_bytes()).expect("id");
         // The work tree changes after the start: the blobs are HEAD's, not the file's.
-        let blobs = HeadBlobs::start(root, &["specs/state.json", "specs/TODO.md", "specs"]);
+        let blobs = Prefetch::start(root, &["specs/state.json", "specs/TODO.md", "specs"]);
         std::fs::write(root.join("specs/state.json"), "{\"x\": 1}\n").expect("write");
         assert_eq!(blobs.take(&id).as_deref(), Some(&b"{}\n"[..]));
         assert_eq!(blobs.take(&id), None, "handed out once");
         // No HEAD at all: nothing, and no error.
         let empty = tempfile::tempdir().expect("tmp");
         git(empty.path(), &["init", "-q"]);
-        assert_eq!(HeadBlobs::start(empty.path(), &["specs/state.json"]).take(&id), None);
+        assert_eq!(Prefetch::start(empty.path(), &["specs/state.json"]).take(&id), None);
+    }
+
+    #[test]
+    fn blobs_written_ahead_are_used_only_for_the_same_bytes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        git(root, &["init", "-q"]);
+        let ahead = Prefetch::start(root, &[]);
+        ahead.write_ahead("specs/state.json", Arc::new(b"new\n".to_vec()));
+        ahead.write_ahead("specs/TODO.md", Arc::new(b"todo\n".to_vec()));
+        let id = ahead.written("specs/state.json", b"new\n").expect("written");
+        assert_eq!(git(root, &["cat-file", "-t", &id.to_string()]), "blob");
+        assert_eq!(git(root, &["cat-file", "-p", &id.to_string()]), "new");
+        assert_eq!(ahead.written("specs/TODO.md", b"changed since\n"), None, "other bytes: not used");
+        assert_eq!(ahead.written("specs/state.json", b"new\n"), None, "handed out once");
     }
 }

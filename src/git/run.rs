@@ -657,7 +657,7 @@ impl<'a> Ctx<'a> {
         };
         if let (Some(task), Some((EntryKind::Blob | EntryKind::BlobExecutable, head_id))) = (ledger, head_entry) {
             let bytes = std::fs::read(&abs).map_err(|e| Error::io("read", &abs, e))?;
-            let head_bytes = match self.req.head_blobs.as_ref().and_then(|blobs| blobs.take(&head_id)) {
+            let head_bytes = match self.req.prefetch.as_ref().and_then(|ahead| ahead.take(&head_id)) {
                 Some(bytes) => bytes,
                 None => {
                     self.repo.find_blob(head_id).map_err(|e| git("cannot read HEAD's ledger file", &e))?.detach().data
@@ -676,9 +676,14 @@ impl<'a> Ctx<'a> {
             };
             // Other tasks' edits stay in the working tree: a stat that cannot match makes git look again.
             let stat = if same { stat } else { Stat::default() };
+            let ahead = || self.req.prefetch.as_ref().and_then(|ahead| ahead.written(path, &bytes));
             let id = match scoped {
                 scope::Scoped::Head => head_id,
-                _ => self.write_blob(scoped.bytes(&head_bytes, &bytes))?,
+                scope::Scoped::Worktree => match ahead() {
+                    Some(id) => id,
+                    None => self.write_blob(&bytes)?,
+                },
+                scope::Scoped::New(new) => self.write_blob(&new)?,
             };
             return Ok(Some(New::Blob { id: Some(id), mode, stat }));
         }

@@ -125,11 +125,28 @@ impl Ledger {
     /// # Writes
     /// The ledger files `edit` changed.
     pub fn update<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
+        self.update_with(edit, |_| {})
+    }
+
+    /// Like [`Ledger::update`], calling `before_write` with the changes once they are computed
+    /// and before any file is written, to start work that needs only the new contents.
+    ///
+    /// # Errors
+    /// As [`Ledger::update`].
+    ///
+    /// # Writes
+    /// The ledger files `edit` changed.
+    pub fn update_with<T>(
+        &self,
+        edit: impl FnOnce(&mut Snapshot) -> Result<T>,
+        before_write: impl FnOnce(&[Change]),
+    ) -> Result<(T, Vec<Change>)> {
         let _lock = self.lock()?;
         self.recover()?;
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
         let changes = snap.into_changes();
+        before_write(&changes);
         write_changes_journaled(&changes, &self.journal_path())?;
         Ok((value, changes))
     }

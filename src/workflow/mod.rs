@@ -489,16 +489,35 @@ fn finish(
     let task = &prepared.task;
     let ts = ctx.timestamp();
     let agent_session = report.agent_session_id.clone();
-    let head_blobs = read_head_ledger(ctx, no_commit);
-    ctx.ledger().update(|snap| record_outcome(snap, task, &outcome, meta, artifacts, &ts, agent_session))?;
+    let prefetch = read_head_ledger(ctx, no_commit);
+    ctx.ledger().update_with(
+        |snap| record_outcome(snap, task, &outcome, meta, artifacts, &ts, agent_session),
+        |changes| write_ahead(ctx, prefetch.as_deref(), changes),
+    )?;
     let changed = scope::changed(scope_before, &ctx.repo.root, scope_dirs);
-    after_record(ctx, prepared, outcome, meta, artifacts, &changed, identity, no_commit, head_blobs, report)
+    after_record(ctx, prepared, outcome, meta, artifacts, &changed, identity, no_commit, prefetch, report)
 }
 
 /// Starts reading HEAD's ledger files for the commit (unless there is none), so that it
 /// happens while the ledger is being updated.
-fn read_head_ledger(ctx: &Context, no_commit: bool) -> Option<std::sync::Arc<crate::git::HeadBlobs>> {
-    (!no_commit).then(|| std::sync::Arc::new(crate::git::HeadBlobs::start(&ctx.repo.root, &crate::git::LEDGER_FILES)))
+fn read_head_ledger(ctx: &Context, no_commit: bool) -> Option<std::sync::Arc<crate::git::Prefetch>> {
+    (!no_commit).then(|| std::sync::Arc::new(crate::git::Prefetch::start(&ctx.repo.root, &crate::git::LEDGER_FILES)))
+}
+
+/// From this size on, the new content of a shared ledger file is written as a blob while the
+/// ledger files are being written and synced, ready for the commit (below it, the thread costs
+/// more than it saves).
+const WRITE_AHEAD_SIZE: usize = 1 << 20;
+
+/// Starts writing the blobs of the shared ledger files' new contents (when large) for the commit.
+fn write_ahead(ctx: &Context, prefetch: Option<&crate::git::Prefetch>, changes: &[crate::ledger::Change]) {
+    let Some(prefetch) = prefetch else { return };
+    for change in changes.iter().filter(|c| c.new.len() >= WRITE_AHEAD_SIZE) {
+        let rel = ctx.repo.relative(&change.path);
+        if crate::git::LEDGER_FILES.contains(&rel.as_str()) {
+            prefetch.write_ahead(&rel, std::sync::Arc::new(change.new.clone()));
+        }
+    }
 }
 
 /// Stages 7-8 inside the ledger transaction: the outcome, the artifacts, the agent's session.
@@ -531,7 +550,7 @@ fn after_record(
     scoped_changes: &[String],
     identity: Option<&str>,
     no_commit: bool,
-    head_blobs: Option<std::sync::Arc<crate::git::HeadBlobs>>,
+    prefetch: Option<std::sync::Arc<crate::git::Prefetch>>,
     report: &mut Report,
 ) -> Result<()> {
     let task = &prepared.task;
@@ -546,7 +565,7 @@ fn after_record(
         let paths = postflight::commit_paths(task, artifacts, scoped_changes);
         let subject = outcome.subject(task.number);
         let body = postflight::commit_body(&outcome, meta);
-        commit(ctx, prepared, &subject, body, &paths, identity, head_blobs, report);
+        commit(ctx, prepared, &subject, body, &paths, identity, prefetch, report);
     }
     postflight::cleanup(&ctx.repo.git_dir, task, &outcome)?;
     report.outcome = outcome;
@@ -562,7 +581,7 @@ fn commit(
     body: Option<String>,
     paths: &[String],
     identity: Option<&str>,
-    head_blobs: Option<std::sync::Arc<crate::git::HeadBlobs>>,
+    prefetch: Option<std::sync::Arc<crate::git::Prefetch>>,
     report: &mut Report,
 ) {
     let req = crate::git::CommitRequest {
@@ -573,7 +592,7 @@ fn commit(
         session_id: prepared.session_id.clone(),
         agent_identity: identity.map(str::to_owned),
         no_verify: false,
-        head_blobs,
+        prefetch,
     };
     match crate::git::commit(&ctx.repo, &req) {
         Ok(crate::git::CommitOutcome::Committed { id, paths, .. }) => {
@@ -611,67 +630,71 @@ pub fn preflight_only(ctx: &Context, n: u32, force: bool, timeout: u64) -> Resul
 pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<String>) -> Result<Report> {
     let cfg = config::Config::load(&ctx.repo.root)?;
     let identity = identity.or(cfg.agent_identity.clone());
-    let head_blobs = read_head_ledger(ctx, no_commit);
+    let prefetch = read_head_ledger(ctx, no_commit);
     let ts = ctx.timestamp();
     // The task is looked up in the snapshot the outcome is recorded in: state.json is read once
     // (it is 14 MB at 10,000 tasks), and a refusal here still writes nothing.
-    let (recorded, _) = ctx.ledger().update(|snap| {
-        let info = snap.state().task(n)?;
-        let dir = crate::ledger::plan::task_dir(&ctx.repo.specs_dir(), n, info.slug.as_deref()).ok_or_else(|| {
-            Error::refused(
-                format!("task {n} has no task directory and no pending run"),
-                Some("run `xtask preflight` first"),
-            )
-        })?;
-        let marker_path = dir.join(marker::MARKER_FILE);
-        let m = marker::Marker::load(&marker_path).map_err(|_| {
-            Error::refused(
-                format!(
-                    "no pending postflight for task {n} ({} is missing or unreadable)",
-                    ctx.repo.relative(&marker_path)
-                ),
-                Some("run `xtask preflight` first"),
-            )
-        })?;
-        let plan = crate::ledger::plan::latest_plan(&dir);
-        let slug = info.slug.clone().unwrap_or_default();
-        let task = TaskRef::new(ctx, &info, slug, dir, plan.as_deref());
-        let prepared = Prepared {
-            task: task.clone(),
-            session_id: m.session_id.clone(),
-            agent_session_id: m.agent_session_id.clone(),
-            resumed: true,
-            iterations_done: preflight::read_counter(&task),
-            changes: Vec::new(),
-            run_lock: None,
-            warnings: Vec::new(),
-        };
-        let mut report = Report {
-            task: n,
-            outcome: Outcome::Failed { reason: String::new() },
-            iterations: prepared.iterations_done.max(1),
-            session_id: m.session_id.clone(),
-            commits: Vec::new(),
-            artifacts: Vec::new(),
-            warnings: Vec::new(),
-            planned_changes: Vec::new(),
-            resumed: true,
-            agent_session_id: m.agent_session_id.clone(),
-            agent_results: Vec::new(),
-        };
-        let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
-            Ok(meta) => {
-                report.warnings.extend(meta.warnings.iter().cloned());
-                let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
-                let outcome = outcome_of(ctx, &task, &meta);
-                (outcome, Some(meta), artifacts)
-            }
-            Err(problem) => (Failure::Metadata(problem).outcome(&task), None, Vec::new()),
-        };
-        let agent_session = report.agent_session_id.clone();
-        record_outcome(snap, &task, &outcome, meta.as_ref(), &artifacts, &ts, agent_session)?;
-        Ok((prepared, report, outcome, meta, artifacts))
-    })?;
+    let (recorded, _) = ctx.ledger().update_with(
+        |snap| {
+            let info = snap.state().task(n)?;
+            let dir =
+                crate::ledger::plan::task_dir(&ctx.repo.specs_dir(), n, info.slug.as_deref()).ok_or_else(|| {
+                    Error::refused(
+                        format!("task {n} has no task directory and no pending run"),
+                        Some("run `xtask preflight` first"),
+                    )
+                })?;
+            let marker_path = dir.join(marker::MARKER_FILE);
+            let m = marker::Marker::load(&marker_path).map_err(|_| {
+                Error::refused(
+                    format!(
+                        "no pending postflight for task {n} ({} is missing or unreadable)",
+                        ctx.repo.relative(&marker_path)
+                    ),
+                    Some("run `xtask preflight` first"),
+                )
+            })?;
+            let plan = crate::ledger::plan::latest_plan(&dir);
+            let slug = info.slug.clone().unwrap_or_default();
+            let task = TaskRef::new(ctx, &info, slug, dir, plan.as_deref());
+            let prepared = Prepared {
+                task: task.clone(),
+                session_id: m.session_id.clone(),
+                agent_session_id: m.agent_session_id.clone(),
+                resumed: true,
+                iterations_done: preflight::read_counter(&task),
+                changes: Vec::new(),
+                run_lock: None,
+                warnings: Vec::new(),
+            };
+            let mut report = Report {
+                task: n,
+                outcome: Outcome::Failed { reason: String::new() },
+                iterations: prepared.iterations_done.max(1),
+                session_id: m.session_id.clone(),
+                commits: Vec::new(),
+                artifacts: Vec::new(),
+                warnings: Vec::new(),
+                planned_changes: Vec::new(),
+                resumed: true,
+                agent_session_id: m.agent_session_id.clone(),
+                agent_results: Vec::new(),
+            };
+            let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
+                Ok(meta) => {
+                    report.warnings.extend(meta.warnings.iter().cloned());
+                    let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
+                    let outcome = outcome_of(ctx, &task, &meta);
+                    (outcome, Some(meta), artifacts)
+                }
+                Err(problem) => (Failure::Metadata(problem).outcome(&task), None, Vec::new()),
+            };
+            let agent_session = report.agent_session_id.clone();
+            record_outcome(snap, &task, &outcome, meta.as_ref(), &artifacts, &ts, agent_session)?;
+            Ok((prepared, report, outcome, meta, artifacts))
+        },
+        |changes| write_ahead(ctx, prefetch.as_deref(), changes),
+    )?;
     let (prepared, mut report, outcome, meta, artifacts) = recorded;
     after_record(
         ctx,
@@ -682,7 +705,7 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
         &[],
         identity.as_deref(),
         no_commit,
-        head_blobs,
+        prefetch,
         &mut report,
     )?;
     Ok(report)

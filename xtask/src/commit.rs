@@ -41,7 +41,7 @@ impl CommitArgs {
             session_id: ctx.session_id_or_new(),
             agent_identity,
             no_verify,
-            head_blobs: None,
+            prefetch: None,
         };
         let skipped = match git::commit(&ctx.repo, &req)? {
             CommitOutcome::Committed { id, paths, skipped } => {
