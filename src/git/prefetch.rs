@@ -7,22 +7,19 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use gix::ObjectId;
 
 type Blobs = HashMap<ObjectId, Vec<u8>>;
 
-/// A blob being written: its bytes and the thread writing it.
-type Writing = (Arc<Vec<u8>>, JoinHandle<Option<ObjectId>>);
-
 /// Work started ahead of a commit (see the module documentation).
 pub struct Prefetch {
     root: PathBuf,
     head: Mutex<Fetch>,
-    /// Blobs being written, by repository-relative path: the bytes and the thread writing them.
-    written: Mutex<HashMap<String, Writing>>,
+    /// Blobs written ahead, by repository-relative path: the bytes and the blob's id.
+    written: Mutex<HashMap<String, (Vec<u8>, ObjectId)>>,
 }
 
 enum Fetch {
@@ -50,24 +47,33 @@ impl Prefetch {
         }
     }
 
-    /// Starts writing `bytes` as a blob, expected to be the new content of `path`
-    /// (repository-relative); the commit uses it when the file still holds exactly these bytes.
-    pub fn write_ahead(&self, path: &str, bytes: Arc<Vec<u8>>) {
-        let root = self.root.clone();
-        let content = Arc::clone(&bytes);
-        let handle = std::thread::spawn(move || {
-            let repo = gix::open(root).ok()?;
-            repo.write_blob(content.as_slice()).ok().map(gix::Id::detach)
-        });
-        lock(&self.written).insert(path.to_owned(), (bytes, handle));
+    /// Writes each file's new content as a blob, the files on threads of their own; returns the
+    /// ids of those written (hand them to [`Prefetch::keep`] with the bytes).
+    pub fn write_blobs(&self, files: &[(&str, &[u8])]) -> Vec<(String, ObjectId)> {
+        let write = |bytes: &[u8]| {
+            let repo = gix::open(&self.root).ok()?;
+            repo.write_blob(bytes).ok().map(gix::Id::detach)
+        };
+        std::thread::scope(|scope| {
+            let threads: Vec<_> =
+                files.iter().map(|(path, bytes)| (*path, scope.spawn(move || write(bytes)))).collect();
+            threads
+                .into_iter()
+                .filter_map(|(path, thread)| Some((path.to_owned(), thread.join().ok().flatten()?)))
+                .collect()
+        })
     }
 
-    /// The id of the blob written ahead for `path`, when it holds exactly `bytes` (waits for the
-    /// writing to finish).
+    /// Keeps blob `id`, written ahead with `bytes` as the new content of `path`
+    /// (repository-relative): the commit uses it when the file still holds exactly these bytes.
+    pub fn keep(&self, path: &str, id: ObjectId, bytes: Vec<u8>) {
+        lock(&self.written).insert(path.to_owned(), (bytes, id));
+    }
+
+    /// The id of the blob written ahead for `path`, when it holds exactly `bytes`.
     pub(crate) fn written(&self, path: &str, bytes: &[u8]) -> Option<ObjectId> {
-        let (content, handle) = lock(&self.written).remove(path)?;
-        let id = handle.join().ok().flatten()?;
-        (content.as_slice() == bytes).then_some(id)
+        let (content, id) = lock(&self.written).remove(path)?;
+        (content == bytes).then_some(id)
     }
 
     /// The bytes of blob `id`, when it was read (waits for the reading to finish); each blob is
@@ -155,8 +161,11 @@ mod tests {
         let root = tmp.path();
         git(root, &["init", "-q"]);
         let ahead = Prefetch::start(root, &[]);
-        ahead.write_ahead("specs/state.json", Arc::new(b"new\n".to_vec()));
-        ahead.write_ahead("specs/TODO.md", Arc::new(b"todo\n".to_vec()));
+        let ids = ahead.write_blobs(&[("specs/state.json", b"new\n"), ("specs/TODO.md", b"todo\n")]);
+        assert_eq!(ids.len(), 2);
+        for ((path, id), bytes) in ids.into_iter().zip([b"new\n".to_vec(), b"todo\n".to_vec()]) {
+            ahead.keep(&path, id, bytes);
+        }
         let id = ahead.written("specs/state.json", b"new\n").expect("written");
         assert_eq!(git(root, &["cat-file", "-t", &id.to_string()]), "blob");
         assert_eq!(git(root, &["cat-file", "-p", &id.to_string()]), "new");

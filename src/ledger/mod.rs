@@ -125,30 +125,42 @@ impl Ledger {
     /// # Writes
     /// The ledger files `edit` changed.
     pub fn update<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
-        self.update_with(edit, |_| {})
+        let _lock = self.lock()?;
+        self.recover()?;
+        let mut snap = self.snapshot()?;
+        let value = edit(&mut snap)?;
+        let changes = snap.into_changes();
+        write_changes_journaled(&changes, &self.journal_path())?;
+        Ok((value, changes))
     }
 
-    /// Like [`Ledger::update`], calling `before_write` with the changes once they are computed
-    /// and before any file is written, to start work that needs only the new contents.
+    /// Like [`Ledger::update`], running `alongside` on a thread of its own with the changes once
+    /// they are computed, while they are written (work that needs only the new contents, such as
+    /// writing them as git blobs, overlaps with the syncs); returns what it returned.
     ///
     /// # Errors
     /// As [`Ledger::update`].
     ///
     /// # Writes
     /// The ledger files `edit` changed.
-    pub fn update_with<T>(
+    pub fn update_with<T, A: Send>(
         &self,
         edit: impl FnOnce(&mut Snapshot) -> Result<T>,
-        before_write: impl FnOnce(&[Change]),
-    ) -> Result<(T, Vec<Change>)> {
+        alongside: impl FnOnce(&[Change]) -> A + Send,
+    ) -> Result<(T, Vec<Change>, A)> {
         let _lock = self.lock()?;
         self.recover()?;
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
         let changes = snap.into_changes();
-        before_write(&changes);
-        write_changes_journaled(&changes, &self.journal_path())?;
-        Ok((value, changes))
+        let journal = self.journal_path();
+        let (written, extra) = std::thread::scope(|scope| {
+            let thread = scope.spawn(|| alongside(&changes));
+            let written = write_changes_journaled(&changes, &journal);
+            (written, thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        written?;
+        Ok((value, changes, extra))
     }
 
     /// The journal of a multi-file write between its first and its last rename.

@@ -744,3 +744,80 @@ fn implement_refuses_a_task_that_a_live_run_holds() {
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
     support::kill_process_group(&pgid);
 }
+
+/// The sample repository with a ledger of over a megabyte per file (1,000 more tasks with long
+/// descriptions), which postflight handles with its threaded paths: HEAD's files read ahead,
+/// the new files written as blobs while they are synced, the two files committed on threads.
+fn setup_large() -> TestRepo {
+    let repo = TestRepo::new();
+    let mut state: Value = serde_json::from_str(&repo.read("specs/state.json")).expect("json");
+    let mut todo = repo.read("specs/TODO.md");
+    let text = "Filler task of a large ledger. ".repeat(40);
+    for n in 1000..2000 {
+        state["active_projects"].as_array_mut().expect("array").push(json!({
+            "project_number": n,
+            "project_name": format!("filler_{n}"),
+            "status": "completed",
+            "language": "general",
+            "description": text,
+        }));
+        todo.push_str(&format!("\n### {n}. Filler {n}\n- **Status**: [COMPLETED]\n\n{text}\n\n---\n"));
+    }
+    repo.write("specs/state.json", &(serde_json::to_string_pretty(&state).expect("json") + "\n"));
+    repo.write("specs/TODO.md", &todo);
+    assert!(std::fs::metadata(repo.file("specs/state.json")).expect("state").len() > 1 << 20);
+    assert!(std::fs::metadata(repo.file("specs/TODO.md")).expect("todo").len() > 1 << 20);
+    repo.write(".postflight.json", &format!("{{\"agent_identity\": \"{IDENTITY}\"}}\n"));
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "project files and a large ledger"]);
+    repo
+}
+
+fn implement_completed(repo: &TestRepo) {
+    let steps = json!([step_writing(
+        &[("src/feature.rs", "pub fn feature() {}\n")],
+        &["1", "2", "3"],
+        implemented_meta(json!([{"type": "summary", "path": SUMMARY, "summary": "Phase log"}]))
+    )]);
+    let out = implement(repo, steps, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(state_entry(repo)["status"], "completed");
+    let fsck = repo.command("git").args(["fsck", "--no-progress"]).output().expect("git fsck");
+    assert!(fsck.status.success(), "{}", render(&fsck));
+}
+
+#[test]
+fn implement_on_a_large_ledger_commits_the_files_as_written() {
+    let repo = setup_large();
+    implement_completed(&repo);
+    // Nothing else changed the ledger: the commit holds the files exactly as they are now.
+    for file in ["specs/state.json", "specs/TODO.md"] {
+        assert_eq!(repo.git(&["show", &format!("HEAD:{file}")]), repo.read(file), "{file}");
+    }
+    assert_eq!(repo.git(&["status", "--porcelain", "--", "specs"]), "");
+}
+
+#[test]
+fn implement_on_a_large_ledger_leaves_another_tasks_uncommitted_edit_out() {
+    let repo = setup_large();
+    // Another agent's edits of task 1500, not committed, in both files.
+    let state = repo.read("specs/state.json").replacen("Filler task", "Rewritten task", 1);
+    let at = state.find("\"project_number\": 1500").expect("1500");
+    let state = format!("{}{}", &state[..at], state[at..].replacen("\"completed\"", "\"abandoned\"", 1));
+    repo.write("specs/state.json", &state);
+    let todo = repo.read("specs/TODO.md");
+    let at = todo.find("### 1500.").expect("1500");
+    repo.write("specs/TODO.md", &format!("{}{}", &todo[..at], todo[at..].replacen("[COMPLETED]", "[ABANDONED]", 1)));
+    implement_completed(&repo);
+    assert_eq!(repo.state_entry(1500)["status"], "abandoned", "the edit stays in the work tree");
+    let head_state: Value = serde_json::from_str(&repo.git(&["show", "HEAD:specs/state.json"])).expect("json");
+    let head_entry = |n: u64| {
+        head_state["active_projects"].as_array().expect("array").iter().find(|e| e["project_number"] == n).cloned()
+    };
+    assert_eq!(head_entry(1500).expect("1500")["status"], "completed", "and out of the commit");
+    assert_eq!(head_entry(350), Some(state_entry(&repo)), "the task's own entry is committed");
+    let head_todo = repo.git(&["show", "HEAD:specs/TODO.md"]);
+    assert!(head_todo.contains("### 1500. Filler 1500\n- **Status**: [COMPLETED]"));
+    assert!(head_todo.contains("### 350.") && todo_block(&repo).contains("[COMPLETED]"));
+    assert!(!repo.git(&["show", "HEAD:specs/state.json"]).contains("Rewritten task"));
+}
