@@ -37,6 +37,11 @@ pub struct Staged {
 /// # Errors
 /// I/O errors, naming the file.
 pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
+    stage_swept(path, bytes, true)
+}
+
+/// [`stage`], sweeping the directory for leftovers of the file's killed writers or not.
+fn stage_swept(path: &Path, bytes: &[u8], sweep: bool) -> Result<Staged> {
     let target = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
             std::fs::canonicalize(path).map_err(|e| Error::io("resolve symlink", path, e))?
@@ -48,7 +53,9 @@ pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
         _ => Path::new("."),
     };
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    sweep_stale_temp_files(dir, &name, STALE_TEMP_AGE);
+    if sweep {
+        sweep_stale_temp_files(dir, &[name.as_str()], STALE_TEMP_AGE);
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
@@ -74,8 +81,25 @@ pub fn stage_all(files: &[(&Path, &[u8])]) -> Result<Vec<Staged>> {
     if files.len() < 2 {
         return files.iter().map(|(path, bytes)| stage(path, bytes)).collect();
     }
+    // Each directory is swept once for all its files (listing `specs/` of a large ledger, with
+    // its 10,000 task directories, is not free).
+    let mut dirs: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for (path, _) in files {
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else { continue };
+        let name = name.to_string_lossy().into_owned();
+        match dirs.iter_mut().find(|(d, _)| d == dir) {
+            Some((_, names)) => names.push(name),
+            None => dirs.push((dir.to_path_buf(), vec![name])),
+        }
+    }
+    for (dir, names) in &dirs {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        sweep_stale_temp_files(dir, &names, STALE_TEMP_AGE);
+    }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = files.iter().map(|(path, bytes)| scope.spawn(move || stage(path, bytes))).collect();
+        let handles: Vec<_> =
+            files.iter().map(|(path, bytes)| scope.spawn(move || stage_swept(path, bytes, false))).collect();
         let results: Vec<Result<Staged>> =
             handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect();
         results.into_iter().collect()
@@ -110,17 +134,20 @@ impl Staged {
 /// temp file for milliseconds; one this old belongs to a process that was killed mid-write.
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
-/// Removes the leftovers `.<name>.<random>.tmp` of killed writers of `name` in `dir` that are
-/// older than `min_age`, and returns how many were removed. Best effort: a file that cannot be
-/// inspected or removed is left alone, because cleaning up must never fail a write.
-pub fn sweep_stale_temp_files(dir: &Path, name: &str, min_age: Duration) -> usize {
-    let prefix = format!(".{name}.");
+/// Removes the leftovers `.<name>.<random>.tmp` of killed writers of each of `names` in `dir`
+/// that are older than `min_age`, and returns how many were removed. Best effort: a file that
+/// cannot be inspected or removed is left alone, because cleaning up must never fail a write.
+pub fn sweep_stale_temp_files(dir: &Path, names: &[&str], min_age: Duration) -> usize {
+    let prefixes: Vec<String> = names.iter().map(|name| format!(".{name}.")).collect();
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     let mut removed = 0;
     for entry in entries.filter_map(|e| e.ok()) {
         let file_name = entry.file_name();
         let Some(file_name) = file_name.to_str() else { continue };
-        if !file_name.starts_with(&prefix) || !file_name.ends_with(".tmp") || file_name.len() <= prefix.len() + 4 {
+        let leftover = |prefix: &String| {
+            file_name.starts_with(prefix.as_str()) && file_name.ends_with(".tmp") && file_name.len() > prefix.len() + 4
+        };
+        if !file_name.starts_with('.') || !prefixes.iter().any(leftover) {
             continue;
         }
         let old_enough = entry
@@ -252,10 +279,29 @@ mod tests {
         write(&p, b"1").expect("write");
         assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 5);
         // With no minimum age, only this file's own leftovers go.
-        assert_eq!(sweep_stale_temp_files(tmp.path(), "state.json", Duration::ZERO), 1);
+        assert_eq!(sweep_stale_temp_files(tmp.path(), &["state.json"], Duration::ZERO), 1);
         assert!(!tmp.path().join(".state.json.abc123.tmp").exists());
         assert!(tmp.path().join(".TODO.md.abc123.tmp").exists());
         assert!(tmp.path().join("state.json.tmp").exists());
+    }
+
+    #[test]
+    fn staging_several_files_sweeps_the_old_leftovers_of_each() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let old = std::time::SystemTime::now() - 2 * STALE_TEMP_AGE;
+        for name in [".state.json.old111.tmp", ".TODO.md.old222.tmp", ".other.md.old333.tmp"] {
+            let f = std::fs::File::create(tmp.path().join(name)).expect("create");
+            f.set_modified(old).expect("age it");
+        }
+        let (state, todo) = (tmp.path().join("state.json"), tmp.path().join("TODO.md"));
+        let staged = stage_all(&[(&state, b"{}\n"), (&todo, b"# TODO\n")]).expect("stage");
+        staged.into_iter().try_for_each(Staged::commit).expect("commit");
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".other.md.old333.tmp", "TODO.md", "state.json"]);
     }
 
     #[cfg(unix)]
