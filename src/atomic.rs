@@ -37,11 +37,24 @@ pub struct Staged {
 /// # Errors
 /// I/O errors, naming the file.
 pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
-    stage_swept(path, bytes, true)
+    stage_swept(path, bytes, true, true)
 }
 
-/// [`stage`], sweeping the directory for leftovers of the file's killed writers or not.
-fn stage_swept(path: &Path, bytes: &[u8], sweep: bool) -> Result<Staged> {
+/// Like [`write`] but without the sync: the file is replaced atomically for every process, but
+/// only has to survive processes (a kill), not the machine (a power cut).
+///
+/// # Errors
+/// I/O errors, naming the file.
+///
+/// # Writes
+/// `path` (and a short-lived `.<name>.<random>.tmp` beside it).
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    stage_swept(path, bytes, true, false)?.commit()
+}
+
+/// [`stage`], sweeping the directory for leftovers of the file's killed writers or not, and
+/// syncing or not.
+fn stage_swept(path: &Path, bytes: &[u8], sweep: bool, sync: bool) -> Result<Staged> {
     let target = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
             std::fs::canonicalize(path).map_err(|e| Error::io("resolve symlink", path, e))?
@@ -67,7 +80,9 @@ fn stage_swept(path: &Path, bytes: &[u8], sweep: bool) -> Result<Staged> {
         Err(_) => set_new_file_permissions(tmp.as_file()),
     }
     .map_err(|e| Error::io("set permissions of", path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io("sync", path, e))?;
+    if sync {
+        tmp.as_file().sync_all().map_err(|e| Error::io("sync", path, e))?;
+    }
     Ok(Staged { tmp, target })
 }
 
@@ -99,7 +114,7 @@ pub fn stage_all(files: &[(&Path, &[u8])]) -> Result<Vec<Staged>> {
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> =
-            files.iter().map(|(path, bytes)| scope.spawn(move || stage_swept(path, bytes, false))).collect();
+            files.iter().map(|(path, bytes)| scope.spawn(move || stage_swept(path, bytes, false, true))).collect();
         let results: Vec<Result<Staged>> =
             handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect();
         results.into_iter().collect()

@@ -238,7 +238,10 @@ pub fn write_changes_journaled(changes: &[Change], journal: &Path) -> Result<()>
     let renames = staged.into_iter().map(atomic::Staged::keep).collect::<Result<Vec<_>>>()?;
     let plan = serde_json::to_vec(&renames)
         .map_err(|e| Error::refused(format!("cannot journal the write of the ledger files: {e}"), None))?;
-    atomic::write(journal, &plan)?;
+    // The journal is for a process killed between the renames; it is not synced (each file it
+    // names is). After a power cut in that moment the files are each whole, and `check --fix`
+    // brings TODO.md and the plan back in line with state.json, which is renamed first.
+    atomic::write_unsynced(journal, &plan)?;
     for (tmp, target) in &renames {
         std::fs::rename(tmp, target).map_err(|e| Error::io("replace", target, e))?;
     }
