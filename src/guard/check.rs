@@ -3,14 +3,21 @@
 //! (TODO.md markers, summary links and frontmatter, plan headers) agree with state.json, the
 //! source of truth, one line at a time, through the ledger's lock and atomic writes. `--staged`
 //! reads the versions in the git index instead of the work tree (the pre-commit mode).
+//! [`check_cached`] reuses the last work-tree report while its inputs are unchanged
+//! ([`super::check_cache`]).
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::check_cache::{self, Cache, Fs, IndexKey, Recorder};
 
 use crate::context::is_well_formed_session_id;
 use crate::error::{Error, Result};
@@ -43,7 +50,7 @@ pub const RULES: [(&str, Severity, &str); 13] = [
 pub const TRANSIENT: &[&str] = &crate::tasks::TRANSIENT_FILES;
 
 /// How serious a finding is: errors fail the check (exit 1), warnings are only reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The files disagree or are broken.
@@ -136,8 +143,111 @@ pub struct FixReport {
 /// [`Report::unreadable`] set, not errors.
 pub fn check(repo: &Repo, opts: Options) -> Result<Report> {
     let source: Box<dyn Source> =
-        if opts.staged { Box::new(IndexSource::open(repo)?) } else { Box::new(WorkSource::open(repo)?) };
+        if opts.staged { Box::new(IndexSource::open(repo)?) } else { Box::new(WorkSource::open(repo, Fs::default())?) };
     check_source(repo, source.as_ref(), opts)
+}
+
+/// What the result cache did for one [`check_cached`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOutcome {
+    /// Whether the stored report was reused.
+    pub hit: bool,
+    /// What happened, in words: `hit`, or `miss (<why>); written` / `not written: <why>`.
+    pub note: String,
+}
+
+/// The environment variables that make git read another index or repository than the one
+/// the cache describes; with any of them set the cache is not used.
+const GIT_ENV: [&str; 4] = ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"];
+
+/// Checks the work tree like [`check`] (`Options::default()`), reusing the report stored in
+/// `<git dir>/postflight-check.cache` when every input it consulted has the same fingerprint,
+/// and storing the report otherwise. The findings are the same as [`check`]'s.
+///
+/// # Errors
+/// As [`check`]. Cache problems are never errors: a damaged or foreign cache is ignored and
+/// rewritten, and one that cannot be written is skipped.
+///
+/// # Writes
+/// `<git dir>/postflight-check.cache` (through a temp file beside it and a rename).
+pub fn check_cached(repo: &Repo) -> Result<(Report, CacheOutcome)> {
+    let start = SystemTime::now();
+    let off = |why: String| -> Result<(Report, CacheOutcome)> {
+        Ok((check(repo, Options::default())?, CacheOutcome { hit: false, note: format!("off: {why}") }))
+    };
+    if !cfg!(unix) {
+        return off("only on Unix".into());
+    }
+    if let Some(var) = GIT_ENV.iter().find(|v| std::env::var_os(v).is_some()) {
+        return off(format!("{var} is set"));
+    }
+    let Some(binary) = check_cache::binary_fingerprint() else { return off("cannot stat this program".into()) };
+    let cache_path = repo.git_dir.join(check_cache::FILE_NAME);
+    let index_path = repo.git_dir.join("index");
+    let stored = std::fs::read(&cache_path);
+    let why = match &stored {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no cache".to_owned(),
+        Err(e) => format!("cannot read the cache: {e}"),
+        Ok(bytes) => match Cache::decode(bytes, &repo.root, &binary) {
+            Err(why) => format!("cache {why}"),
+            Ok(cache) => match check_cache::first_changed(&repo.root, &cache.inputs) {
+                Some(path) => format!("{} changed", String::from_utf8_lossy(path)),
+                None => return reuse(repo, cache, start, &binary),
+            },
+        },
+    };
+    // The index key first, then the index itself (git ls-files): a change in between shows next time.
+    let index = IndexKey::read(&index_path, start);
+    let fs = Fs::recording(Recorder::new(start));
+    // The task directories are looked up by name in specs/: its listing vouches for all of them.
+    fs.watch_dir(&repo.specs_dir());
+    let source = WorkSource::open(repo, fs)?;
+    let (ledger, complete) = ledger_findings(repo, &source, Options::default())?;
+    let transient = complete.then(|| tracked_transient(source.tracked()));
+    let report = with_transient(ledger.clone(), transient.as_deref());
+    let recorder = source.fs.into_recorder().expect("the source was opened recording");
+    let written = match recorder.finish(&repo.root) {
+        Ok(inputs) => {
+            let cache = Cache { index, transient, report: ledger, inputs };
+            match check_cache::store(&cache_path, &cache.encode(&repo.root, &binary)) {
+                Ok(()) => "written".to_owned(),
+                Err(e) => format!("not written: {e}"),
+            }
+        }
+        Err(why) => {
+            // A stale cache would only be stat'ed in vain next time.
+            let _ = std::fs::remove_file(&cache_path);
+            format!("not written: {why}")
+        }
+    };
+    Ok((report, CacheOutcome { hit: false, note: format!("miss ({why}); {written}") }))
+}
+
+/// A cache whose inputs all matched: its report, with the transient-file rule run again when
+/// the index has other content than the cache was written for (the cache then records the new
+/// index).
+fn reuse(
+    repo: &Repo,
+    cache: Cache,
+    start: SystemTime,
+    binary: &check_cache::Fingerprint,
+) -> Result<(Report, CacheOutcome)> {
+    let Cache { index, transient, report, inputs } = cache;
+    let hit = |report: Report, note: &str| Ok((report, CacheOutcome { hit: true, note: note.to_owned() }));
+    let Some(transient) = transient else { return hit(report, "hit") };
+    let index_path = repo.git_dir.join("index");
+    if index.matches(&index_path) {
+        return hit(with_transient(report, Some(&transient)), "hit");
+    }
+    let index = IndexKey::read(&index_path, start);
+    let transient = tracked_transient(&ls_files(&repo.root)?);
+    let full = with_transient(report.clone(), Some(&transient));
+    let cache = Cache { index, transient: Some(transient), report, inputs };
+    let note = match check_cache::store(&repo.git_dir.join(check_cache::FILE_NAME), &cache.encode(&repo.root, binary)) {
+        Ok(()) => "hit (the index changed: transient-tracked rerun; cache rewritten)".to_owned(),
+        Err(e) => format!("hit (the index changed: transient-tracked rerun; cache not rewritten: {e})"),
+    };
+    hit(full, &note)
 }
 
 /// Makes the derived parts agree with state.json and returns the changes (written unless
@@ -173,52 +283,88 @@ trait Source {
     fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String>;
     /// Every path tracked by git (the index).
     fn tracked(&self) -> &BTreeSet<String>;
+    /// The `.postflight-pending` markers with their content when it parses (work tree only:
+    /// markers are never committed).
+    fn markers(&self) -> Vec<(PathBuf, Option<Marker>)>;
 }
 
 struct WorkSource {
     repo: Repo,
     tracked: BTreeSet<String>,
-    /// The `specs/{N}_*` directories by number, listed once on first use.
-    numbered_dirs: std::cell::OnceCell<BTreeMap<u32, Vec<String>>>,
+    /// Every file-system read goes through here, so a cached check knows what it consulted.
+    fs: Fs,
+    /// The entries of `specs/`, and its `{N}_*` directories by number with names sorted (the
+    /// fallback order of `plan::task_dir`), listed once on first use.
+    specs_listing: OnceCell<SpecsListing>,
 }
+
+/// The names in `specs/`, and its `{N}_*` directories by number.
+type SpecsListing = (Vec<OsString>, BTreeMap<u32, Vec<String>>);
 
 impl WorkSource {
-    fn open(repo: &Repo) -> Result<WorkSource> {
-        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)?, numbered_dirs: Default::default() })
+    fn open(repo: &Repo, fs: Fs) -> Result<WorkSource> {
+        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)?, fs, specs_listing: OnceCell::new() })
+    }
+
+    /// Lists `specs/` once for both the numbered directories and the markers.
+    fn specs_listing(&self) -> &SpecsListing {
+        self.specs_listing.get_or_init(|| {
+            let listing = self.fs.list(&self.repo.specs_dir()).unwrap_or_default();
+            let mut dirs: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+            for (name, kind) in &listing {
+                if !kind.is_some_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let name = name.to_string_lossy().into_owned();
+                if let Some(n) = name.split_once('_').and_then(|(num, _)| num.parse::<u32>().ok()) {
+                    dirs.entry(n).or_default().push(name);
+                }
+            }
+            for names in dirs.values_mut() {
+                names.sort();
+            }
+            (listing.into_iter().map(|(name, _)| name).collect(), dirs)
+        })
+    }
+
+    /// The newest plan of a task directory, as `plan::latest_plan` chooses it.
+    fn latest_plan(&self, task_dir: &Path) -> Option<PathBuf> {
+        let dir = task_dir.join("plans");
+        let mut best: Option<((u64, bool, String), PathBuf)> = None;
+        for (name, _) in self.fs.list(&dir)? {
+            let text = name.to_string_lossy().into_owned();
+            let Some((version, plain)) = plan_version(&text) else { continue };
+            let key = (version, plain, text);
+            if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                best = Some((key, dir.join(&name)));
+            }
+        }
+        best.map(|(_, p)| p)
     }
 }
 
-/// The directories of `specs` named `{N}_*`, by number, names sorted (the fallback order of
-/// `plan::task_dir`).
-fn numbered_dirs(specs: &Path) -> BTreeMap<u32, Vec<String>> {
-    let mut out: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for e in std::fs::read_dir(specs).into_iter().flatten().filter_map(|e| e.ok()) {
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.split_once('_').and_then(|(num, _)| num.parse::<u32>().ok()) {
-            out.entry(n).or_default().push(name);
-        }
+/// The version of a plan file name `implementation-{digits}{anything}.md` (`plan::PLAN_NAME`)
+/// and whether nothing follows the digits (a plain name sorts after a suffixed one).
+fn plan_version(name: &str) -> Option<(u64, bool)> {
+    let rest = name.strip_prefix("implementation-")?.strip_suffix(".md")?;
+    if rest.contains('\n') {
+        return None;
     }
-    for names in out.values_mut() {
-        names.sort();
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
     }
-    out
+    Some((rest[..digits].parse::<u64>().ok()?, digits == rest.len()))
 }
 
 impl Source for WorkSource {
     fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let path = self.repo.root.join(rel);
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", path, e)),
-        }
+        self.fs.read(&path).map_err(|e| Error::io("read", path, e))
     }
 
     fn exists(&self, rel: &str) -> bool {
-        self.repo.root.join(rel).exists()
+        self.fs.probe(&self.repo.root.join(rel)).is_some()
     }
 
     fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String> {
@@ -226,17 +372,47 @@ impl Source for WorkSource {
         // that have no directory yet) uses one listing of specs/ instead of one per task.
         let specs = self.repo.specs_dir();
         let by_slug = slug.filter(|s| !s.is_empty() && *s != "null").and_then(|slug| {
-            [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().map(|d| specs.join(d)).find(|p| p.is_dir())
+            let (plain, padded) = (format!("{n}_{slug}"), format!("{n:03}_{slug}"));
+            let names = if plain == padded { vec![plain] } else { vec![plain, padded] };
+            names.into_iter().map(|d| specs.join(d)).find(|p| self.fs.probe(p).is_some_and(|t| t.is_dir()))
         });
         let dir = match by_slug {
             Some(dir) => dir,
-            None => specs.join(self.numbered_dirs.get_or_init(|| numbered_dirs(&specs)).get(&n)?.first()?),
+            None => specs.join(self.specs_listing().1.get(&n)?.first()?),
         };
-        plan::latest_plan(&dir).map(|p| self.repo.relative(&p))
+        self.latest_plan(&dir).map(|p| self.repo.relative(&p))
     }
 
     fn tracked(&self) -> &BTreeSet<String> {
         &self.tracked
+    }
+
+    fn markers(&self) -> Vec<(PathBuf, Option<Marker>)> {
+        // `marker::find_markers`: the legacy global marker, then one per entry of specs/ except
+        // `archive`.
+        let specs = self.repo.specs_dir();
+        let mut found = Vec::new();
+        let global = specs.join(marker::MARKER_FILE);
+        if self.fs.probe(&global).is_some_and(|t| t.is_file()) {
+            found.push(global);
+        }
+        for name in &self.specs_listing().0 {
+            if name == "archive" {
+                continue;
+            }
+            let p = specs.join(name).join(marker::MARKER_FILE);
+            if self.fs.probe(&p).is_some_and(|t| t.is_file()) {
+                found.push(p);
+            }
+        }
+        found.sort();
+        found
+            .into_iter()
+            .map(|p| {
+                let marker = self.fs.read(&p).ok().flatten().and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
+                (p, marker)
+            })
+            .collect()
     }
 }
 
@@ -388,10 +564,8 @@ impl Source for IndexSource {
             .take_while(|p| p.starts_with(&prefix))
             .filter_map(|p| {
                 let name = &p[prefix.len()..];
-                let rest = name.strip_prefix("implementation-")?.strip_suffix(".md")?;
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                let version = digits.parse::<u64>().ok()?;
-                Some(((version, rest.len() == digits.len(), name.to_owned()), p.clone()))
+                let (version, plain) = plan_version(name)?;
+                Some(((version, plain, name.to_owned()), p.clone()))
             })
             .max_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, p)| p)
@@ -399,6 +573,10 @@ impl Source for IndexSource {
 
     fn tracked(&self) -> &BTreeSet<String> {
         &self.tracked
+    }
+
+    fn markers(&self) -> Vec<(PathBuf, Option<Marker>)> {
+        Vec::new()
     }
 }
 
@@ -466,14 +644,22 @@ fn finding(rule: &'static str, file: &str, line: Option<usize>, task: Option<u32
 }
 
 fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Report> {
+    let (report, complete) = ledger_findings(repo, source, opts)?;
+    let transient = complete.then(|| tracked_transient(source.tracked()));
+    Ok(with_transient(report, transient.as_deref()))
+}
+
+/// Every finding but the transient-file ones (which depend on the git index alone), sorted,
+/// and whether the check got through (the transient-file rule runs only then).
+fn ledger_findings(repo: &Repo, source: &dyn Source, opts: Options) -> Result<(Report, bool)> {
     let mut report = Report::default();
     let state_bytes = match source.read(STATE)? {
         Some(b) => b,
-        None if opts.staged => return Ok(report),
+        None if opts.staged => return Ok((report, false)),
         None => {
             report.push(finding("state-json", STATE, None, None, "specs/state.json does not exist".into()));
             report.unreadable = true;
-            return Ok(report);
+            return Ok((report, false));
         }
     };
     let state = match StateFile::parse(Path::new(STATE), state_bytes) {
@@ -486,14 +672,14 @@ fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Repor
             };
             report.push(finding("state-json", STATE, line, None, e.to_string()));
             report.unreadable = true;
-            return Ok(report);
+            return Ok((report, false));
         }
     };
     let todo = match source.read(TODO)? {
         None => {
             report.push(finding("todo-md", TODO, None, None, "specs/TODO.md does not exist".into()));
             report.unreadable = true;
-            return Ok(report);
+            return Ok((report, false));
         }
         Some(bytes) => match TodoFile::parse(Path::new(TODO), &bytes) {
             Ok(t) => t,
@@ -501,7 +687,7 @@ fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Repor
                 let line = if let Error::NotUtf8 { line, .. } = &e { Some(*line) } else { None };
                 report.push(finding("todo-md", TODO, line, None, e.to_string()));
                 report.unreadable = true;
-                return Ok(report);
+                return Ok((report, false));
             }
         },
     };
@@ -512,7 +698,7 @@ fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Repor
         if let Some(rel) = source.find_plan(*n, slug) {
             // An unreadable plan is skipped: TODO.md and state.json are what this check is about.
             if let Some(bytes) = source.read(&rel)? {
-                if let Ok(p) = PlanFile::parse(Path::new(&rel), &bytes) {
+                if let Some(p) = plan_header(&rel, &bytes) {
                     plans.insert(*n, (rel, p));
                 }
             }
@@ -526,22 +712,58 @@ fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Repor
     artifact_findings(&view, source, &mut report);
     session_findings(&state, &mut report);
     if !opts.staged {
-        marker_findings(repo, &state, &mut report);
+        marker_findings(repo, source, &state, &mut report);
     }
-    for path in source.tracked() {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        if TRANSIENT.contains(&name) {
-            report.push(finding(
-                "transient-tracked",
-                path,
-                None,
-                None,
-                format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)"),
-            ));
-        }
-    }
+    sort_findings(&mut report);
+    Ok((report, true))
+}
+
+/// Orders findings by file, line and rule (stable: equal keys keep the order they were found in).
+fn sort_findings(report: &mut Report) {
     report.findings.sort_by(|a, b| (&a.file, a.line, a.rule).cmp(&(&b.file, b.line, b.rule)));
-    Ok(report)
+}
+
+/// The tracked paths that are transient workflow files.
+fn tracked_transient(tracked: &BTreeSet<String>) -> Vec<String> {
+    tracked.iter().filter(|path| TRANSIENT.contains(&path.rsplit('/').next().unwrap_or(path))).cloned().collect()
+}
+
+/// The sorted ledger findings plus the `transient-tracked` ones of `transient` (`None`: the
+/// rule did not run), sorted as one check sorts them: the rule ids differ, so no key is shared
+/// between the two groups and the order within each is kept.
+fn with_transient(mut report: Report, transient: Option<&[String]>) -> Report {
+    let Some(paths) = transient else { return report };
+    for path in paths {
+        report.push(finding(
+            "transient-tracked",
+            path,
+            None,
+            None,
+            format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)"),
+        ));
+    }
+    if !paths.is_empty() {
+        sort_findings(&mut report);
+    }
+    report
+}
+
+/// The header of a plan (its lines before the first `##` heading, all that `header_status`
+/// looks at) as a plan file, or `None` when the plan is not UTF-8, like `PlanFile::parse`.
+/// Splitting only the header into lines saves most of the work on ledgers with thousands of plans.
+fn plan_header(rel: &str, bytes: &[u8]) -> Option<PlanFile> {
+    std::str::from_utf8(bytes).ok()?;
+    let mut start = 0;
+    let end = loop {
+        if bytes[start..].starts_with(b"##") {
+            break start;
+        }
+        match memchr::memchr(b'\n', &bytes[start..]) {
+            Some(i) => start += i + 1,
+            None => break bytes.len(),
+        }
+    };
+    PlanFile::parse(Path::new(rel), &bytes[..end]).ok()
 }
 
 /// Tasks whose number appears exactly once in state.json, with their entries.
@@ -976,14 +1198,13 @@ fn session_findings(state: &StateFile, report: &mut Report) {
 }
 
 /// Markers left behind for tasks that are not implementing (work tree only: markers are never committed).
-fn marker_findings(repo: &Repo, state: &StateFile, report: &mut Report) {
-    for path in marker::find_markers(&repo.specs_dir()) {
+fn marker_findings(repo: &Repo, source: &dyn Source, state: &StateFile, report: &mut Report) {
+    for (path, marker) in source.markers() {
         let rel = repo.relative(&path);
         let dir_number = path
             .parent()
             .and_then(Path::file_name)
             .and_then(|d| d.to_string_lossy().split_once('_').and_then(|(n, _)| n.parse::<u32>().ok()));
-        let marker = Marker::load(&path).ok();
         let task = marker.as_ref().map(|m| m.task_number).filter(|n| *n > 0).or(dir_number);
         let Some(n) = task else {
             report.push(finding("stale-marker", &rel, None, None, format!("{rel} names no task; remove it")));
@@ -1064,6 +1285,24 @@ mod tests {
         assert!(is_bullet(" - **Summary**: x", "Summary"));
         assert!(!is_bullet("**Summary**: paragraph", "Summary"));
         assert!(!is_bullet("- **Summary note**: x", "Summary"));
+    }
+
+    #[test]
+    fn plan_header_has_the_header_status_of_the_whole_plan() {
+        for text in [
+            "# Plan\n\n- **Status**: [PLANNED]\n\n## Phases\n\n**Status**: [COMPLETED]\n",
+            "# Plan\r\n**Status**: [IMPLEMENTING] - note\r\n##\r\n",
+            "## Phases first\n- **Status**: [PLANNED]\n",
+            "no heading\n- **Status**: [BLOCKED]",
+            "- **Status**: [PARTIAL]\n##",
+            "",
+            "# x\n #not a heading\n**Status**: [NOT STARTED]\n### Phase 1 [COMPLETED]\n",
+        ] {
+            let whole = PlanFile::parse(Path::new("p.md"), text.as_bytes()).expect("utf8");
+            let header = plan_header("p.md", text.as_bytes()).expect("utf8");
+            assert_eq!(header.header_status(), whole.header_status(), "{text:?}");
+        }
+        assert!(plan_header("p.md", b"# ok\n## Phase\n\xff\n").is_none(), "not UTF-8 after the header");
     }
 
     #[test]
@@ -1171,7 +1410,12 @@ mod tests {
             std::fs::write(root.join(f), "").expect("write");
         }
         let repo = Repo::discover(root).expect("repo");
-        let src = WorkSource { repo: repo.clone(), tracked: BTreeSet::new(), numbered_dirs: Default::default() };
+        let src = WorkSource {
+            repo: repo.clone(),
+            tracked: BTreeSet::new(),
+            fs: Fs::default(),
+            specs_listing: OnceCell::new(),
+        };
         let specs = repo.specs_dir();
         for (n, slug) in [
             (7, Some("x")),
