@@ -302,24 +302,59 @@ fn listing_parent(path: &Path) -> Option<&Path> {
     Some(Path::new(OsStr::from_bytes(dir)))
 }
 
-/// File-system reads for a check, each recorded when a [`Recorder`] is attached.
+/// What a path is, as a check needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link (only in listings, which do not follow them).
+    Symlink,
+    /// Anything else (a FIFO, a socket, a device).
+    Other,
+}
+
+impl Kind {
+    fn of(t: FileType) -> Kind {
+        if t.is_dir() {
+            Kind::Dir
+        } else if t.is_file() {
+            Kind::File
+        } else if t.is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        }
+    }
+
+    // `mode_t` is u32 on Linux but u16 elsewhere.
+    #[allow(clippy::useless_conversion)]
+    fn of_mode(mode: u32) -> Kind {
+        match mode & u32::from(libc::S_IFMT) {
+            m if m == u32::from(libc::S_IFDIR) => Kind::Dir,
+            m if m == u32::from(libc::S_IFREG) => Kind::File,
+            m if m == u32::from(libc::S_IFLNK) => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// A directory's entries, sorted by name.
+pub type Listing = std::rc::Rc<[(OsString, Kind)]>;
+
+/// File-system reads for a check, each recorded when a [`Recorder`] is attached. Listings are
+/// kept, so a name looked up in a listed directory costs no system call.
 #[derive(Debug, Default)]
 pub struct Fs {
     rec: Option<RefCell<Recorder>>,
+    listings: RefCell<HashMap<Vec<u8>, Listing, std::hash::BuildHasherDefault<PathHasher>>>,
 }
 
 impl Fs {
     /// Reads that record what they see.
     pub fn recording(rec: Recorder) -> Fs {
-        Fs { rec: Some(RefCell::new(rec)) }
-    }
-
-    /// Takes `dir`'s fingerprint now (when recording), so that the names looked up in it later
-    /// are vouched for by its listing instead of one fingerprint each.
-    pub fn watch_dir(&self, dir: &Path) {
-        if let Some(rec) = &self.rec {
-            rec.borrow_mut().ensure(dir);
-        }
+        Fs { rec: Some(RefCell::new(rec)), listings: RefCell::default() }
     }
 
     /// The recorder, when recording.
@@ -330,42 +365,53 @@ impl Fs {
     /// A file's bytes, `None` when it does not exist. The fingerprint comes from the open file
     /// before it is read, so a later write shows in the next check's stat.
     pub fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-        let Some(rec) = &self.rec else {
-            return match std::fs::read(path) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            };
-        };
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Absent when opened; if a stat now still finds nothing, that is what the cache
-                // vouches for. Something that appeared in between cannot be vouched for.
-                match std::fs::metadata(path) {
-                    Err(_) => rec.borrow_mut().note(path, None),
-                    Ok(_) => rec.borrow_mut().spoil(format!("{} appeared during the check", path.display())),
+                if let Some(rec) = &self.rec {
+                    // Absent when opened; if a stat now still finds nothing, that is what the
+                    // cache vouches for. Something that appeared in between cannot be.
+                    let mut rec = rec.borrow_mut();
+                    match std::fs::metadata(path) {
+                        Err(_) => rec.note(path, None),
+                        Ok(_) => rec.spoil(format!("{} appeared during the check", path.display())),
+                    }
                 }
                 return Ok(None);
             }
             Err(e) => {
-                rec.borrow_mut().spoil(format!("{} could not be read", path.display()));
+                if let Some(rec) = &self.rec {
+                    rec.borrow_mut().spoil(format!("{} could not be read", path.display()));
+                }
                 return Err(e);
             }
         };
         let meta = file.metadata()?;
-        rec.borrow_mut().note(path, Some(Fingerprint::of(&meta)));
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-        file.read_to_end(&mut bytes)?;
-        Ok(Some(bytes))
+        if let Some(rec) = &self.rec {
+            rec.borrow_mut().note(path, Some(Fingerprint::of(&meta)));
+        }
+        read_all(&mut file, usize::try_from(meta.len()).unwrap_or(0)).map(Some)
     }
 
     /// What `path` is, following symlinks (`Path::exists`, `is_dir` and `is_file` in one), `None`
-    /// when it cannot be stat'ed. Vouched for by its directory's fingerprint when that was
-    /// taken before (listed or watched), else by its own.
-    pub fn probe(&self, path: &Path) -> Option<FileType> {
+    /// when it cannot be stat'ed. A name in a listed directory that is not a symlink is answered
+    /// from the listing; a name in a directory whose fingerprint was taken before is vouched for
+    /// by it, and any other by its own fingerprint.
+    pub fn probe(&self, path: &Path) -> Option<Kind> {
+        let parent = listing_parent(path);
+        if let Some(dir) = parent {
+            let listing = self.listings.borrow().get(dir.as_os_str().as_bytes()).cloned();
+            let name = OsStr::from_bytes(&path.as_os_str().as_bytes()[dir.as_os_str().len() + 1..]);
+            let listed = listing.as_ref().map(|l| l.binary_search_by(|(n, _)| n.as_os_str().cmp(name)).map(|i| l[i].1));
+            if let Some(Ok(kind)) = listed.filter(|k| *k != Ok(Kind::Symlink)) {
+                if let Some(rec) = &self.rec {
+                    rec.borrow_mut().cover(dir);
+                }
+                return Some(kind);
+            }
+        }
         let Some(rec) = &self.rec else {
-            return std::fs::metadata(path).ok().map(|m| m.file_type());
+            return std::fs::metadata(path).ok().map(|m| Kind::of(m.file_type()));
         };
         let found = std::fs::symlink_metadata(path);
         let mut rec = rec.borrow_mut();
@@ -375,17 +421,17 @@ impl Fs {
                 // target's own fingerprint, which is also the observation.
                 let target = std::fs::metadata(path).ok();
                 rec.note(path, target.as_ref().map(Fingerprint::of));
-                target.map(|m| m.file_type())
+                target.map(|m| Kind::of(m.file_type()))
             }
             Ok(meta) => {
-                if !listing_parent(path).is_some_and(|dir| rec.cover(dir)) {
+                if !parent.is_some_and(|dir| rec.cover(dir)) {
                     // Not a symlink: what lstat saw is what stat would see.
                     rec.note(path, Some(Fingerprint::of(&meta)));
                 }
-                Some(meta.file_type())
+                Some(Kind::of(meta.file_type()))
             }
             Err(_) => {
-                if !listing_parent(path).is_some_and(|dir| rec.cover(dir)) {
+                if !parent.is_some_and(|dir| rec.cover(dir)) {
                     // lstat found nothing, so stat finds nothing either.
                     rec.note(path, None);
                 }
@@ -394,33 +440,152 @@ impl Fs {
         }
     }
 
-    /// The entries of directory `dir` with their types (not following symlinks), `None` when it
-    /// cannot be listed. The directory's fingerprint is taken before the listing.
-    pub fn list(&self, dir: &Path) -> Option<Vec<(OsString, Option<FileType>)>> {
-        let list = || -> Option<Vec<(OsString, Option<FileType>)>> {
-            let entries = std::fs::read_dir(dir).ok()?;
-            Some(entries.filter_map(|e| e.ok()).map(|e| (e.file_name(), e.file_type().ok())).collect())
-        };
-        let Some(rec) = &self.rec else { return list() };
+    /// The entries of directory `dir` with their kinds (not following symlinks), sorted by name,
+    /// `None` when it cannot be listed. The directory's fingerprint comes from the open
+    /// directory, before it is read.
+    pub fn list(&self, dir: &Path) -> Option<Listing> {
+        let key = dir.as_os_str().as_bytes();
+        if let Some(listing) = self.listings.borrow().get(key) {
+            return Some(listing.clone());
+        }
         let parent = listing_parent(dir);
-        if let Some(parent) = parent {
+        if let (Some(rec), Some(parent)) = (&self.rec, parent) {
             rec.borrow_mut().ensure(parent);
         }
-        match std::fs::metadata(dir) {
-            Ok(meta) => {
-                rec.borrow_mut().note(dir, Some(Fingerprint::of(&meta)));
-                list()
-            }
-            Err(_) => {
-                // Absent: its parent's listing vouches for that when it can.
-                let mut rec = rec.borrow_mut();
-                if !parent.is_some_and(|parent| rec.cover(parent)) {
-                    rec.note(dir, None);
+        let listed = read_dir(dir);
+        if let Some(rec) = &self.rec {
+            let mut rec = rec.borrow_mut();
+            match &listed {
+                Ok((meta, _)) => rec.note(dir, Some(Fingerprint::of(meta))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Absent: the parent's fingerprint, taken before, vouches for that when
+                    // there is one; else a stat now that still finds nothing.
+                    if !parent.is_some_and(|parent| rec.cover(parent)) {
+                        match std::fs::metadata(dir) {
+                            Err(_) => rec.note(dir, None),
+                            Ok(_) => rec.spoil(format!("{} appeared during the check", dir.display())),
+                        }
+                    }
                 }
-                None
+                Err(_) => {
+                    // Not a directory (its fingerprint says so, and a change would show);
+                    // anything else (say, no permission to read it) is not cached.
+                    match std::fs::metadata(dir) {
+                        Ok(meta) if !meta.is_dir() => rec.note(dir, Some(Fingerprint::of(&meta))),
+                        _ => rec.spoil(format!("{} could not be listed", dir.display())),
+                    }
+                }
             }
         }
+        let (_, mut entries) = listed.ok()?;
+        entries.sort_unstable();
+        let listing: Listing = entries.into();
+        self.listings.borrow_mut().insert(key.to_vec(), listing.clone());
+        Some(listing)
     }
+}
+
+/// Reads an open file of `len` bytes to its end (more or less if it changed meanwhile) without
+/// the extra `statx` and `lseek` that `read_to_end` spends on guessing the size.
+fn read_all(file: &mut File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len.saturating_add(1).max(64)];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// Opens directory `dir` and returns its metadata and entries (without `.` and `..`), each
+/// with whether it is a directory, not following symlinks. One open, one `fstat`, and
+/// `getdents64` into a stack buffer: `std::fs::read_dir` allocates 32 KiB per directory, which
+/// dominated listing thousands of small task directories.
+#[cfg(target_os = "linux")]
+fn read_dir(dir: &Path) -> std::io::Result<(Metadata, Vec<(OsString, Kind)>)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: `path` is NUL-terminated; the returned descriptor, if any, is owned by `file`.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a descriptor just opened and owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let meta = file.metadata()?;
+    let mut entries = Vec::new();
+    let mut buf = [0u64; 1024];
+    loop {
+        // SAFETY: the buffer is valid for `size_of_val(&buf)` bytes of writes.
+        let n = unsafe {
+            libc::syscall(libc::SYS_getdents64, file.as_raw_fd(), buf.as_mut_ptr(), std::mem::size_of_val(&buf))
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if n == 0 {
+            break;
+        }
+        // SAFETY: the kernel wrote `n` bytes; the u64 buffer is viewed as bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+        let mut at = 0;
+        // Each record: d_ino u64, d_off i64, d_reclen u16, d_type u8, the name NUL-terminated.
+        while at + 19 < bytes.len() {
+            let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
+            if reclen < 20 || at + reclen > bytes.len() {
+                return Err(std::io::Error::other("malformed getdents64 record"));
+            }
+            let kind = bytes[at + 18];
+            let name_field = &bytes[at + 19..at + reclen];
+            let name = &name_field[..memchr::memchr(0, name_field).unwrap_or(name_field.len())];
+            at += reclen;
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let kind = match kind {
+                libc::DT_DIR => Kind::Dir,
+                libc::DT_REG => Kind::File,
+                libc::DT_LNK => Kind::Symlink,
+                libc::DT_UNKNOWN => {
+                    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+                    let name = std::ffi::CString::new(name)?;
+                    // SAFETY: as in `Fingerprint::of_path_at`.
+                    let rc = unsafe {
+                        libc::fstatat(file.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+                    };
+                    if rc == 0 {
+                        // SAFETY: written by fstatat, which succeeded.
+                        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+                        Kind::of_mode(unsafe { st.assume_init() }.st_mode as u32)
+                    } else {
+                        Kind::Other
+                    }
+                }
+                _ => Kind::Other,
+            };
+            entries.push((OsStr::from_bytes(name).to_os_string(), kind));
+        }
+    }
+    Ok((meta, entries))
+}
+
+/// `std::fs::read_dir` where `getdents64` is not available.
+#[cfg(not(target_os = "linux"))]
+fn read_dir(dir: &Path) -> std::io::Result<(Metadata, Vec<(OsString, Kind)>)> {
+    let meta = std::fs::metadata(dir)?;
+    let entries = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| (e.file_name(), e.file_type().map_or(Kind::Other, Kind::of)))
+        .collect();
+    Ok((meta, entries))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1078,6 +1243,38 @@ mod tests {
     }
 
     #[test]
+    fn read_dir_lists_like_std() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        for i in 0..600 {
+            // Enough entries for several getdents64 calls, with long and odd names.
+            let name = format!("{i}_{}\u{e9}%\n", "x".repeat(i % 200));
+            if i % 3 == 0 {
+                std::fs::create_dir(root.join(&name)).expect("mkdir");
+            } else {
+                std::fs::write(root.join(&name), "").expect("write");
+            }
+        }
+        std::os::unix::fs::symlink("0_", root.join("link-to-dir")).expect("symlink");
+        let (meta, mut ours) = read_dir(root).expect("list");
+        assert_eq!(Fingerprint::of(&meta), Fingerprint::of_path(root).expect("stat"));
+        let mut std_list: Vec<(OsString, Kind)> = std::fs::read_dir(root)
+            .expect("ls")
+            .map(|e| e.expect("entry"))
+            .map(|e| (e.file_name(), Kind::of(e.file_type().expect("type"))))
+            .collect();
+        ours.sort();
+        std_list.sort();
+        assert_eq!(ours.len(), 601);
+        assert_eq!(ours, std_list);
+        assert_eq!(
+            read_dir(&root.join("missing")).map(|_| ()).expect_err("missing").kind(),
+            std::io::ErrorKind::NotFound
+        );
+        assert!(read_dir(&root.join("1_x\u{e9}%\n")).is_err(), "a file is not listed");
+    }
+
+    #[test]
     fn racy_inputs_are_refused_and_old_ones_kept() {
         let start = UNIX_EPOCH + Duration::from_secs(1_700_000_010);
         let mut rec = Recorder::new(start);
@@ -1220,20 +1417,23 @@ mod tests {
         std::fs::write(root.join("specs/1_x/plans/implementation-001.md"), "plan").expect("write");
         std::os::unix::fs::symlink("1_x", root.join("specs/link")).expect("symlink");
         let fs = Fs::recording(Recorder::new(SystemTime::now() + Duration::from_secs(60)));
-        fs.watch_dir(&root.join("specs"));
+        let specs = fs.list(&root.join("specs")).expect("listed");
+        assert_eq!(specs.to_vec(), [("1_x".into(), Kind::Dir), ("link".into(), Kind::Symlink)]);
         assert_eq!(
             fs.read(&root.join("specs/1_x/plans/implementation-001.md")).expect("read").as_deref(),
             Some(&b"plan"[..])
         );
         assert_eq!(fs.read(&root.join("specs/state.json")).expect("read"), None);
-        assert!(fs.probe(&root.join("specs/1_x")).is_some_and(|t| t.is_dir()));
-        assert!(fs.probe(&root.join("specs/2_y")).is_none());
-        assert!(fs.probe(&root.join("specs/link")).is_some_and(|t| t.is_dir()));
-        assert!(fs.probe(&root.join("specs/1_x/.postflight-pending")).is_none());
-        assert_eq!(fs.list(&root.join("specs/1_x/plans")).map(|l| l.len()), Some(1));
-        assert!(fs.probe(&root.join("specs/1_x/plans/implementation-002.md")).is_none());
+        assert_eq!(fs.probe(&root.join("specs/1_x")), Some(Kind::Dir));
+        assert_eq!(fs.probe(&root.join("specs/2_y")), None);
+        assert_eq!(fs.probe(&root.join("specs/link")), Some(Kind::Dir), "followed");
+        assert_eq!(fs.probe(&root.join("specs/1_x/.postflight-pending")), None);
+        let plans = fs.list(&root.join("specs/1_x/plans")).expect("listed");
+        assert_eq!(plans.to_vec(), [("implementation-001.md".into(), Kind::File)]);
+        assert_eq!(fs.probe(&root.join("specs/1_x/plans/implementation-001.md")), Some(Kind::File));
+        assert_eq!(fs.probe(&root.join("specs/1_x/plans/implementation-002.md")), None);
         assert_eq!(fs.list(&root.join("specs/2_y/plans")), None);
-        assert!(fs.probe(&root.join("README.md")).is_none());
+        assert_eq!(fs.probe(&root.join("README.md")), None);
         let rec = fs.into_recorder().expect("recording");
         let stored: Vec<String> = rec
             .finish(root)
@@ -1241,13 +1441,14 @@ mod tests {
             .iter()
             .map(|(p, f)| format!("{} {}", String::from_utf8_lossy(p), if f.is_some() { "stat" } else { "absent" }))
             .collect();
-        // Names in a directory whose fingerprint was taken before (watched, listed, or the
-        // parent of a listing: `specs/2_y` for `specs/2_y/plans`) are vouched for by it; other
-        // names by their own fingerprints, the symlink by its target's.
+        // Names in a directory whose fingerprint was taken before (listed, or the parent of a
+        // listing: `specs/2_y` for `specs/2_y/plans`, the root for `specs`, which then vouches
+        // for `README.md`) are vouched for by it; other names by their own fingerprints, the
+        // symlink by its target's.
         assert_eq!(
             stored,
             [
-                "README.md absent",
+                ". stat",
                 "specs stat",
                 "specs/1_x/.postflight-pending absent",
                 "specs/1_x/plans stat",
