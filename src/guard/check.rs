@@ -6,12 +6,12 @@
 //! [`check_cached`] reuses the last work-tree report while its inputs are unchanged
 //! ([`super::check_cache`]).
 
-use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -271,6 +271,9 @@ pub fn fix(repo: &Repo, dry_run: bool) -> Result<FixReport> {
 // ---------------------------------------------------------------------------------------------
 // Sources: the work tree or the git index.
 
+/// A plan's repository-relative path and bytes.
+type PlanRead = (String, Vec<u8>);
+
 /// Read access to one version of the repository's files (paths are repository-relative).
 trait Source {
     /// The file's bytes, `None` when it does not exist in this version.
@@ -284,6 +287,25 @@ trait Source {
     /// The `.postflight-pending` markers with their content when it parses (work tree only:
     /// markers are never committed).
     fn markers(&self) -> Vec<(PathBuf, Option<Marker>)>;
+
+    /// [`Source::exists`] of each path, in order.
+    fn exist(&self, rels: &[String]) -> Vec<bool> {
+        rels.iter().map(|rel| self.exists(rel)).collect()
+    }
+
+    /// The newest plan of each task with its bytes (`None`: no plan, or it vanished), in order.
+    ///
+    /// # Errors
+    /// The first read error, in task order.
+    fn plans(&self, tasks: &[(u32, Option<&str>)]) -> Result<Vec<Option<PlanRead>>> {
+        tasks.iter().map(|(n, slug)| self.plan_of(*n, *slug)).collect()
+    }
+
+    /// One task's part of [`Source::plans`].
+    fn plan_of(&self, n: u32, slug: Option<&str>) -> Result<Option<PlanRead>> {
+        let Some(rel) = self.find_plan(n, slug) else { return Ok(None) };
+        Ok(self.read(&rel)?.map(|bytes| (rel, bytes)))
+    }
 }
 
 struct WorkSource {
@@ -293,7 +315,7 @@ struct WorkSource {
     fs: Fs,
     /// The entries of `specs/`, and its `{N}_*` directories by number with names sorted (the
     /// fallback order of `plan::task_dir`), listed once on first use.
-    specs_listing: OnceCell<SpecsListing>,
+    specs_listing: OnceLock<SpecsListing>,
 }
 
 /// The names in `specs/`, and its `{N}_*` directories by number.
@@ -301,7 +323,7 @@ type SpecsListing = (Vec<OsString>, BTreeMap<u32, Vec<String>>);
 
 impl WorkSource {
     fn open(repo: &Repo, fs: Fs) -> Result<WorkSource> {
-        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)?, fs, specs_listing: OnceCell::new() })
+        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)?, fs, specs_listing: OnceLock::new() })
     }
 
     /// Lists `specs/` once for both the numbered directories and the markers.
@@ -356,6 +378,16 @@ fn plan_version(name: &str) -> Option<(u64, bool)> {
 }
 
 impl Source for WorkSource {
+    fn exist(&self, rels: &[String]) -> Vec<bool> {
+        check_cache::par_map(rels, |rel| self.exists(rel))
+    }
+
+    fn plans(&self, tasks: &[(u32, Option<&str>)]) -> Result<Vec<Option<PlanRead>>> {
+        // Listed once before the threads start, rather than by whichever needs it first.
+        self.specs_listing();
+        check_cache::par_map(tasks, |(n, slug)| self.plan_of(*n, *slug)).into_iter().collect()
+    }
+
     fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let path = self.repo.root.join(rel);
         self.fs.read(&path).map_err(|e| Error::io("read", path, e))
@@ -396,15 +428,15 @@ impl Source for WorkSource {
         if self.fs.probe(&global) == Some(Kind::File) {
             found.push(global);
         }
-        for name in &self.specs_listing().0 {
-            if name == "archive" {
-                continue;
-            }
-            let p = specs.join(name).join(marker::MARKER_FILE);
-            if self.fs.probe(&p) == Some(Kind::File) {
-                found.push(p);
-            }
-        }
+        let candidates: Vec<PathBuf> = self
+            .specs_listing()
+            .0
+            .iter()
+            .filter(|name| *name != "archive")
+            .map(|name| specs.join(name).join(marker::MARKER_FILE))
+            .collect();
+        let kinds = check_cache::par_map(&candidates, |p| self.fs.probe(p));
+        found.extend(candidates.into_iter().zip(kinds).filter(|(_, k)| *k == Some(Kind::File)).map(|(p, _)| p));
         found.sort();
         found
             .into_iter()
@@ -705,14 +737,13 @@ fn ledger_findings(repo: &Repo, source: &dyn Source, opts: Options) -> Result<(R
         },
     };
     let unique = unique_tasks(&state);
+    let tasks: Vec<(u32, Option<&str>)> = unique.iter().map(|(n, e)| (*n, e.slug.as_deref())).collect();
     let mut plans = BTreeMap::new();
-    for (n, entry) in &unique {
-        if let Some(rel) = source.find_plan(*n, entry.slug.as_deref()) {
-            // An unreadable plan is skipped: TODO.md and state.json are what this check is about.
-            if let Some(bytes) = source.read(&rel)? {
-                if let Ok(text) = std::str::from_utf8(&bytes) {
-                    plans.insert(*n, (rel, plan_header_status(text_lines(text))));
-                }
+    for ((n, _), found) in tasks.iter().zip(source.plans(&tasks)?) {
+        // A plan that is not UTF-8 is skipped: TODO.md and state.json are what this check is about.
+        if let Some((rel, bytes)) = found {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                plans.insert(*n, (rel, plan_header_status(text_lines(text))));
             }
         }
     }
@@ -1147,6 +1178,24 @@ fn structural_findings(view: &View<'_>, report: &mut Report) {
 
 /// Artifact paths of state.json that exist in neither the repository root nor `specs/`.
 fn artifact_findings(view: &View<'_>, source: &dyn Source, report: &mut Report) {
+    // Existence from the root, then from specs/ for those not found: looked up all at once (in
+    // parallel in the work tree), then reported in file order.
+    let rel_of = |path: &str| path.trim_start_matches("./").to_owned();
+    let rels: Vec<String> = view
+        .state
+        .entries
+        .iter()
+        .filter(|e| e.number.is_some())
+        .flat_map(|e| e.artifacts.iter().filter_map(|a| a.path.as_deref()))
+        .map(rel_of)
+        .filter(|rel| !rel.is_empty())
+        .collect();
+    let at_root = source.exist(&rels);
+    let missing: Vec<String> =
+        rels.iter().zip(&at_root).filter(|(_, found)| !**found).map(|(rel, _)| format!("specs/{rel}")).collect();
+    let in_specs = source.exist(&missing);
+    let missing: BTreeSet<&str> =
+        missing.iter().zip(&in_specs).filter(|(_, found)| !**found).map(|(rel, _)| &rel["specs/".len()..]).collect();
     let lines = state_number_lines(view.raw);
     let mut seen_per_number: BTreeMap<u32, usize> = BTreeMap::new();
     for e in &view.state.entries {
@@ -1157,7 +1206,7 @@ fn artifact_findings(view: &View<'_>, source: &dyn Source, report: &mut Report) 
         for a in &e.artifacts {
             let Some(path) = a.path.as_deref() else { continue };
             let rel = path.trim_start_matches("./");
-            if rel.is_empty() || source.exists(rel) || source.exists(&format!("specs/{rel}")) {
+            if rel.is_empty() || !missing.contains(rel) {
                 continue;
             }
             let needle = serde_json::to_string(path).expect("a string serialises");
@@ -1438,7 +1487,7 @@ mod tests {
             repo: repo.clone(),
             tracked: BTreeSet::new(),
             fs: Fs::default(),
-            specs_listing: OnceCell::new(),
+            specs_listing: OnceLock::new(),
         };
         let specs = repo.specs_dir();
         for (n, slug) in [

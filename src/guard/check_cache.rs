@@ -11,7 +11,6 @@
 //! entry changes the directory's mtime), but only for a plain name that is not a symlink.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileType, Metadata};
@@ -20,6 +19,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -232,15 +232,15 @@ impl Recorder {
         }
     }
 
-    /// Marks `dir`'s fingerprint, if it was taken, as vouching for an observation made after it;
-    /// false when there is none.
-    fn cover(&mut self, dir: &Path) -> bool {
-        match self.inputs.get_mut(dir.as_os_str().as_bytes()) {
-            Some(input) => {
-                input.needed = true;
-                true
-            }
-            None => false,
+    /// Whether `path`'s fingerprint has been taken.
+    fn has(&self, path: &Path) -> bool {
+        self.inputs.contains_key(path.as_os_str().as_bytes())
+    }
+
+    /// Marks `dir`'s fingerprint, taken before, as vouching for an observation made after it.
+    fn cover(&mut self, dir: &Path) {
+        if let Some(input) = self.inputs.get_mut(dir.as_os_str().as_bytes()) {
+            input.needed = true;
         }
     }
 
@@ -341,25 +341,36 @@ impl Kind {
 }
 
 /// A directory's entries, sorted by name.
-pub type Listing = std::rc::Rc<[(OsString, Kind)]>;
+pub type Listing = Arc<[(OsString, Kind)]>;
 
 /// File-system reads for a check, each recorded when a [`Recorder`] is attached. Listings are
-/// kept, so a name looked up in a listed directory costs no system call.
+/// kept, so a name looked up in a listed directory costs no system call. Shared by threads:
+/// every fingerprint that vouches for an observation is in the recorder before the
+/// observation is made, whichever thread took it.
 #[derive(Debug, Default)]
 pub struct Fs {
-    rec: Option<RefCell<Recorder>>,
-    listings: RefCell<HashMap<Vec<u8>, Listing, std::hash::BuildHasherDefault<PathHasher>>>,
+    rec: Option<Mutex<Recorder>>,
+    listings: Mutex<HashMap<Vec<u8>, Listing, std::hash::BuildHasherDefault<PathHasher>>>,
+}
+
+/// Locks a mutex; a panic elsewhere (which fails the check anyway) does not poison the data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Fs {
     /// Reads that record what they see.
     pub fn recording(rec: Recorder) -> Fs {
-        Fs { rec: Some(RefCell::new(rec)), listings: RefCell::default() }
+        Fs { rec: Some(Mutex::new(rec)), listings: Mutex::default() }
     }
 
     /// The recorder, when recording.
     pub fn into_recorder(self) -> Option<Recorder> {
-        self.rec.map(RefCell::into_inner)
+        self.rec.map(|m| m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn rec(&self) -> Option<MutexGuard<'_, Recorder>> {
+        self.rec.as_ref().map(lock)
     }
 
     /// A file's bytes, `None` when it does not exist. The fingerprint comes from the open file
@@ -368,10 +379,9 @@ impl Fs {
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(rec) = &self.rec {
+                if let Some(mut rec) = self.rec() {
                     // Absent when opened; if a stat now still finds nothing, that is what the
                     // cache vouches for. Something that appeared in between cannot be.
-                    let mut rec = rec.borrow_mut();
                     match std::fs::metadata(path) {
                         Err(_) => rec.note(path, None),
                         Ok(_) => rec.spoil(format!("{} appeared during the check", path.display())),
@@ -380,15 +390,15 @@ impl Fs {
                 return Ok(None);
             }
             Err(e) => {
-                if let Some(rec) = &self.rec {
-                    rec.borrow_mut().spoil(format!("{} could not be read", path.display()));
+                if let Some(mut rec) = self.rec() {
+                    rec.spoil(format!("{} could not be read", path.display()));
                 }
                 return Err(e);
             }
         };
         let meta = file.metadata()?;
-        if let Some(rec) = &self.rec {
-            rec.borrow_mut().note(path, Some(Fingerprint::of(&meta)));
+        if let Some(mut rec) = self.rec() {
+            rec.note(path, Some(Fingerprint::of(&meta)));
         }
         read_all(&mut file, usize::try_from(meta.len()).unwrap_or(0)).map(Some)
     }
@@ -400,12 +410,12 @@ impl Fs {
     pub fn probe(&self, path: &Path) -> Option<Kind> {
         let parent = listing_parent(path);
         if let Some(dir) = parent {
-            let listing = self.listings.borrow().get(dir.as_os_str().as_bytes()).cloned();
+            let listing = lock(&self.listings).get(dir.as_os_str().as_bytes()).cloned();
             let name = OsStr::from_bytes(&path.as_os_str().as_bytes()[dir.as_os_str().len() + 1..]);
             let listed = listing.as_ref().map(|l| l.binary_search_by(|(n, _)| n.as_os_str().cmp(name)).map(|i| l[i].1));
             if let Some(Ok(kind)) = listed.filter(|k| *k != Ok(Kind::Symlink)) {
-                if let Some(rec) = &self.rec {
-                    rec.borrow_mut().cover(dir);
+                if let Some(mut rec) = self.rec() {
+                    rec.cover(dir);
                 }
                 return Some(kind);
             }
@@ -413,8 +423,11 @@ impl Fs {
         let Some(rec) = &self.rec else {
             return std::fs::metadata(path).ok().map(|m| Kind::of(m.file_type()));
         };
+        // Whether the directory's fingerprint was taken before the look at the name (only then
+        // may it vouch for it; another thread may take it meanwhile).
+        let parent = parent.filter(|dir| lock(rec).has(dir));
         let found = std::fs::symlink_metadata(path);
-        let mut rec = rec.borrow_mut();
+        let mut rec = lock(rec);
         match found {
             Ok(meta) if meta.file_type().is_symlink() => {
                 // A symlink's target can change without its directory changing: vouch with the
@@ -424,16 +437,18 @@ impl Fs {
                 target.map(|m| Kind::of(m.file_type()))
             }
             Ok(meta) => {
-                if !parent.is_some_and(|dir| rec.cover(dir)) {
+                match parent {
+                    Some(dir) => rec.cover(dir),
                     // Not a symlink: what lstat saw is what stat would see.
-                    rec.note(path, Some(Fingerprint::of(&meta)));
+                    None => rec.note(path, Some(Fingerprint::of(&meta))),
                 }
                 Some(Kind::of(meta.file_type()))
             }
             Err(_) => {
-                if !parent.is_some_and(|dir| rec.cover(dir)) {
+                match parent {
+                    Some(dir) => rec.cover(dir),
                     // lstat found nothing, so stat finds nothing either.
-                    rec.note(path, None);
+                    None => rec.note(path, None),
                 }
                 None
             }
@@ -445,22 +460,23 @@ impl Fs {
     /// directory, before it is read.
     pub fn list(&self, dir: &Path) -> Option<Listing> {
         let key = dir.as_os_str().as_bytes();
-        if let Some(listing) = self.listings.borrow().get(key) {
+        if let Some(listing) = lock(&self.listings).get(key) {
             return Some(listing.clone());
         }
         let parent = listing_parent(dir);
-        if let (Some(rec), Some(parent)) = (&self.rec, parent) {
-            rec.borrow_mut().ensure(parent);
+        if let (Some(mut rec), Some(parent)) = (self.rec(), parent) {
+            rec.ensure(parent);
         }
         let listed = read_dir(dir);
-        if let Some(rec) = &self.rec {
-            let mut rec = rec.borrow_mut();
+        if let Some(mut rec) = self.rec() {
             match &listed {
                 Ok((meta, _)) => rec.note(dir, Some(Fingerprint::of(meta))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Absent: the parent's fingerprint, taken before, vouches for that when
                     // there is one; else a stat now that still finds nothing.
-                    if !parent.is_some_and(|parent| rec.cover(parent)) {
+                    if let Some(parent) = parent {
+                        rec.cover(parent);
+                    } else {
                         match std::fs::metadata(dir) {
                             Err(_) => rec.note(dir, None),
                             Ok(_) => rec.spoil(format!("{} appeared during the check", dir.display())),
@@ -480,7 +496,7 @@ impl Fs {
         let (_, mut entries) = listed.ok()?;
         entries.sort_unstable();
         let listing: Listing = entries.into();
-        self.listings.borrow_mut().insert(key.to_vec(), listing.clone());
+        lock(&self.listings).insert(key.to_vec(), listing.clone());
         Some(listing)
     }
 }
@@ -1072,14 +1088,41 @@ pub fn binary_fingerprint() -> Option<Fingerprint> {
     Fingerprint::of_path(&std::env::current_exe().ok()?)
 }
 
+/// How many threads file-system work may use: the available parallelism, at most four (asked
+/// once: the standard library reads cgroup files to answer).
+pub fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4))
+}
+
+/// `items.iter().map(f).collect()`, on up to [`threads`] threads when there are enough items to
+/// be worth starting them (file-system calls are most of a full check, and they run in parallel).
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const PER_THREAD_MIN: usize = 256;
+    let n = threads().min(items.len() / PER_THREAD_MIN).max(1);
+    if n == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(n);
+    std::thread::scope(|s| {
+        let f = &f;
+        let rest: Vec<_> =
+            items.chunks(chunk).skip(1).map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>())).collect();
+        let mut out: Vec<R> = items[..chunk].iter().map(f).collect();
+        for handle in rest {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
 /// Stats every input (on up to four threads) and returns the first that is not as recorded.
 pub fn first_changed<'c>(root: &'c Path, inputs: &'c Inputs) -> Option<&'c [u8]> {
     const PER_THREAD_MIN: usize = 2_000;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(inputs.len().div_ceil(PER_THREAD_MIN))
-        .max(1);
+    let threads = threads().min(inputs.len().div_ceil(PER_THREAD_MIN)).max(1);
     let Ok(root_dir) = File::open(root) else { return Some(root.as_os_str().as_bytes()) };
     // The lowest index of a changed input seen so far (`usize::MAX`: none); a worker stops
     // as soon as any has been seen.
