@@ -192,7 +192,7 @@ pub fn check_cached(repo: &Repo) -> Result<(Report, CacheOutcome)> {
         Ok(bytes) => match Cache::decode(bytes, &repo.root, &binary) {
             Err(why) => format!("cache {why}"),
             Ok(cache) => match check_cache::first_changed(&repo.root, &cache.inputs) {
-                Some(path) => format!("{} changed", String::from_utf8_lossy(path)),
+                Some(path) => format!("{} changed", String::from_utf8_lossy(&path)),
                 None => return reuse(repo, cache, start, &binary),
             },
         },
