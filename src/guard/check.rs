@@ -3,19 +3,27 @@
 //! (TODO.md markers, summary links and frontmatter, plan headers) agree with state.json, the
 //! source of truth, one line at a time, through the ledger's lock and atomic writes. `--staged`
 //! reads the versions in the git index instead of the work tree (the pre-commit mode).
+//! [`check_cached`] reuses the last work-tree report while its inputs are unchanged
+//! ([`super::check_cache`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::check_cache::{self, Cache, Fs, IndexKey, Kind, Recorder};
+use super::state_view::{Entry, StateView};
 
 use crate::context::is_well_formed_session_id;
 use crate::error::{Error, Result};
 use crate::ledger::plan::{self, PlanFile};
-use crate::ledger::state::{entry_number, StateFile};
+use crate::ledger::state::StateFile;
 use crate::ledger::status::Status;
 use crate::ledger::todo::TodoFile;
 use crate::ledger::{Change, Ledger, Snapshot};
@@ -43,7 +51,7 @@ pub const RULES: [(&str, Severity, &str); 13] = [
 pub const TRANSIENT: &[&str] = &crate::tasks::TRANSIENT_FILES;
 
 /// How serious a finding is: errors fail the check (exit 1), warnings are only reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The files disagree or are broken.
@@ -136,8 +144,108 @@ pub struct FixReport {
 /// [`Report::unreadable`] set, not errors.
 pub fn check(repo: &Repo, opts: Options) -> Result<Report> {
     let source: Box<dyn Source> =
-        if opts.staged { Box::new(IndexSource::open(repo)?) } else { Box::new(WorkSource::open(repo)?) };
+        if opts.staged { Box::new(IndexSource::open(repo)?) } else { Box::new(WorkSource::open(repo, Fs::default())?) };
     check_source(repo, source.as_ref(), opts)
+}
+
+/// What the result cache did for one [`check_cached`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOutcome {
+    /// Whether the stored report was reused.
+    pub hit: bool,
+    /// What happened, in words: `hit`, or `miss (<why>); written` / `not written: <why>`.
+    pub note: String,
+}
+
+/// The environment variables that make git read another index or repository than the one
+/// the cache describes; with any of them set the cache is not used.
+const GIT_ENV: [&str; 4] = ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"];
+
+/// Checks the work tree like [`check`] (`Options::default()`), reusing the report stored in
+/// `<git dir>/postflight-check.cache` when every input it consulted has the same fingerprint,
+/// and storing the report otherwise. The findings are the same as [`check`]'s.
+///
+/// # Errors
+/// As [`check`]. Cache problems are never errors: a damaged or foreign cache is ignored and
+/// rewritten, and one that cannot be written is skipped.
+///
+/// # Writes
+/// `<git dir>/postflight-check.cache` (through a temp file beside it and a rename).
+pub fn check_cached(repo: &Repo) -> Result<(Report, CacheOutcome)> {
+    let start = SystemTime::now();
+    let off = |why: String| -> Result<(Report, CacheOutcome)> {
+        Ok((check(repo, Options::default())?, CacheOutcome { hit: false, note: format!("off: {why}") }))
+    };
+    if !cfg!(unix) {
+        return off("only on Unix".into());
+    }
+    if let Some(var) = GIT_ENV.iter().find(|v| std::env::var_os(v).is_some()) {
+        return off(format!("{var} is set"));
+    }
+    let Some(binary) = check_cache::binary_fingerprint() else { return off("cannot stat this program".into()) };
+    let cache_path = repo.git_dir.join(check_cache::FILE_NAME);
+    let index_path = repo.git_dir.join("index");
+    let stored = std::fs::read(&cache_path);
+    let why = match &stored {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no cache".to_owned(),
+        Err(e) => format!("cannot read the cache: {e}"),
+        Ok(bytes) => match Cache::decode(bytes, &repo.root, &binary) {
+            Err(why) => format!("cache {why}"),
+            Ok(cache) => match check_cache::first_changed(&repo.root, &cache.inputs) {
+                Some(path) => format!("{} changed", String::from_utf8_lossy(&path)),
+                None => return reuse(repo, cache, start, &binary),
+            },
+        },
+    };
+    // The index key first, then the index itself (git ls-files): a change in between shows next time.
+    let index = IndexKey::read(&index_path, start);
+    let source = WorkSource::open(repo, Fs::recording(Recorder::new(start)))?;
+    let (ledger, complete) = ledger_findings(repo, &source, Options::default())?;
+    let transient = complete.then(|| tracked_transient(source.tracked()));
+    let report = with_transient(ledger.clone(), transient.as_deref());
+    let recorder = source.fs.into_recorder().expect("the source was opened recording");
+    let written = match recorder.finish(&repo.root) {
+        Ok(inputs) => {
+            let cache = Cache { index, transient, report: ledger, inputs };
+            match check_cache::store(&cache_path, &cache.encode(&repo.root, &binary)) {
+                Ok(()) => "written".to_owned(),
+                Err(e) => format!("not written: {e}"),
+            }
+        }
+        Err(why) => {
+            // A stale cache would only be stat'ed in vain next time.
+            let _ = std::fs::remove_file(&cache_path);
+            format!("not written: {why}")
+        }
+    };
+    Ok((report, CacheOutcome { hit: false, note: format!("miss ({why}); {written}") }))
+}
+
+/// A cache whose inputs all matched: its report, with the transient-file rule run again when
+/// the index has other content than the cache was written for (the cache then records the new
+/// index).
+fn reuse(
+    repo: &Repo,
+    cache: Cache,
+    start: SystemTime,
+    binary: &check_cache::Fingerprint,
+) -> Result<(Report, CacheOutcome)> {
+    let Cache { index, transient, report, inputs } = cache;
+    let hit = |report: Report, note: &str| Ok((report, CacheOutcome { hit: true, note: note.to_owned() }));
+    let Some(transient) = transient else { return hit(report, "hit") };
+    let index_path = repo.git_dir.join("index");
+    if index.matches(&index_path) {
+        return hit(with_transient(report, Some(&transient)), "hit");
+    }
+    let index = IndexKey::read(&index_path, start);
+    let transient = tracked_transient(&ls_files(&repo.root)?);
+    let full = with_transient(report.clone(), Some(&transient));
+    let cache = Cache { index, transient: Some(transient), report, inputs };
+    let note = match check_cache::store(&repo.git_dir.join(check_cache::FILE_NAME), &cache.encode(&repo.root, binary)) {
+        Ok(()) => "hit (the index changed: transient-tracked rerun; cache rewritten)".to_owned(),
+        Err(e) => format!("hit (the index changed: transient-tracked rerun; cache not rewritten: {e})"),
+    };
+    hit(full, &note)
 }
 
 /// Makes the derived parts agree with state.json and returns the changes (written unless
@@ -163,6 +271,9 @@ pub fn fix(repo: &Repo, dry_run: bool) -> Result<FixReport> {
 // ---------------------------------------------------------------------------------------------
 // Sources: the work tree or the git index.
 
+/// A plan's repository-relative path and bytes.
+type PlanRead = (String, Vec<u8>);
+
 /// Read access to one version of the repository's files (paths are repository-relative).
 trait Source {
     /// The file's bytes, `None` when it does not exist in this version.
@@ -173,70 +284,167 @@ trait Source {
     fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String>;
     /// Every path tracked by git (the index).
     fn tracked(&self) -> &BTreeSet<String>;
+    /// The `.postflight-pending` markers with their content when it parses (work tree only:
+    /// markers are never committed).
+    fn markers(&self) -> Vec<(PathBuf, Option<Marker>)>;
+
+    /// [`Source::exists`] of each path, in order.
+    fn exist(&self, rels: &[String]) -> Vec<bool> {
+        rels.iter().map(|rel| self.exists(rel)).collect()
+    }
+
+    /// The newest plan of each task with its bytes (`None`: no plan, or it vanished), in order.
+    ///
+    /// # Errors
+    /// The first read error, in task order.
+    fn plans(&self, tasks: &[(u32, Option<&str>)]) -> Result<Vec<Option<PlanRead>>> {
+        tasks.iter().map(|(n, slug)| self.plan_of(*n, *slug)).collect()
+    }
+
+    /// One task's part of [`Source::plans`].
+    fn plan_of(&self, n: u32, slug: Option<&str>) -> Result<Option<PlanRead>> {
+        let Some(rel) = self.find_plan(n, slug) else { return Ok(None) };
+        Ok(self.read(&rel)?.map(|bytes| (rel, bytes)))
+    }
 }
 
 struct WorkSource {
     repo: Repo,
     tracked: BTreeSet<String>,
-    /// The `specs/{N}_*` directories by number, listed once on first use.
-    numbered_dirs: std::cell::OnceCell<BTreeMap<u32, Vec<String>>>,
+    /// Every file-system read goes through here, so a cached check knows what it consulted.
+    fs: Fs,
+    /// The entries of `specs/`, and its `{N}_*` directories by number with names sorted (the
+    /// fallback order of `plan::task_dir`), listed once on first use.
+    specs_listing: OnceLock<SpecsListing>,
 }
+
+/// The names in `specs/`, and its `{N}_*` directories by number.
+type SpecsListing = (Vec<OsString>, BTreeMap<u32, Vec<String>>);
 
 impl WorkSource {
-    fn open(repo: &Repo) -> Result<WorkSource> {
-        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)?, numbered_dirs: Default::default() })
+    fn open(repo: &Repo, fs: Fs) -> Result<WorkSource> {
+        Ok(WorkSource { repo: repo.clone(), tracked: ls_files(&repo.root)?, fs, specs_listing: OnceLock::new() })
+    }
+
+    /// Lists `specs/` once for both the numbered directories and the markers.
+    fn specs_listing(&self) -> &SpecsListing {
+        self.specs_listing.get_or_init(|| {
+            let listing = self.fs.list(&self.repo.specs_dir()).unwrap_or_default();
+            let mut dirs: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+            for (name, kind) in listing.iter() {
+                if *kind != Kind::Dir {
+                    continue;
+                }
+                let name = name.to_string_lossy().into_owned();
+                if let Some(n) = name.split_once('_').and_then(|(num, _)| num.parse::<u32>().ok()) {
+                    dirs.entry(n).or_default().push(name);
+                }
+            }
+            for names in dirs.values_mut() {
+                names.sort();
+            }
+            (listing.iter().map(|(name, _)| name.clone()).collect(), dirs)
+        })
+    }
+
+    /// The newest plan of a task directory, as `plan::latest_plan` chooses it.
+    fn latest_plan(&self, task_dir: &Path) -> Option<PathBuf> {
+        let dir = task_dir.join("plans");
+        let mut best: Option<((u64, bool, String), PathBuf)> = None;
+        for (name, _) in self.fs.list(&dir)?.iter() {
+            let text = name.to_string_lossy().into_owned();
+            let Some((version, plain)) = plan_version(&text) else { continue };
+            let key = (version, plain, text);
+            if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                best = Some((key, dir.join(name)));
+            }
+        }
+        best.map(|(_, p)| p)
     }
 }
 
-/// The directories of `specs` named `{N}_*`, by number, names sorted (the fallback order of
-/// `plan::task_dir`).
-fn numbered_dirs(specs: &Path) -> BTreeMap<u32, Vec<String>> {
-    let mut out: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for e in std::fs::read_dir(specs).into_iter().flatten().filter_map(|e| e.ok()) {
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.split_once('_').and_then(|(num, _)| num.parse::<u32>().ok()) {
-            out.entry(n).or_default().push(name);
-        }
+/// The version of a plan file name `implementation-{digits}{anything}.md` (`plan::PLAN_NAME`)
+/// and whether nothing follows the digits (a plain name sorts after a suffixed one).
+fn plan_version(name: &str) -> Option<(u64, bool)> {
+    let rest = name.strip_prefix("implementation-")?.strip_suffix(".md")?;
+    if rest.contains('\n') {
+        return None;
     }
-    for names in out.values_mut() {
-        names.sort();
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
     }
-    out
+    Some((rest[..digits].parse::<u64>().ok()?, digits == rest.len()))
 }
 
 impl Source for WorkSource {
+    fn exist(&self, rels: &[String]) -> Vec<bool> {
+        check_cache::par_map(rels, |rel| self.exists(rel))
+    }
+
+    fn plans(&self, tasks: &[(u32, Option<&str>)]) -> Result<Vec<Option<PlanRead>>> {
+        // Listed once before the threads start, rather than by whichever needs it first.
+        self.specs_listing();
+        check_cache::par_map(tasks, |(n, slug)| self.plan_of(*n, *slug)).into_iter().collect()
+    }
+
     fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let path = self.repo.root.join(rel);
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", path, e)),
-        }
+        self.fs.read(&path).map_err(|e| Error::io("read", path, e))
     }
 
     fn exists(&self, rel: &str) -> bool {
-        self.repo.root.join(rel).exists()
+        self.fs.probe(&self.repo.root.join(rel)).is_some()
     }
 
     fn find_plan(&self, n: u32, slug: Option<&str>) -> Option<String> {
         // The same choice as `plan::find_plan`, but the number-only fallback (for the many tasks
         // that have no directory yet) uses one listing of specs/ instead of one per task.
         let specs = self.repo.specs_dir();
+        // Listed first, so that the names looked up in it cost nothing.
+        let (_, numbered) = self.specs_listing();
         let by_slug = slug.filter(|s| !s.is_empty() && *s != "null").and_then(|slug| {
-            [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().map(|d| specs.join(d)).find(|p| p.is_dir())
+            let (plain, padded) = (format!("{n}_{slug}"), format!("{n:03}_{slug}"));
+            let names = if plain == padded { vec![plain] } else { vec![plain, padded] };
+            names.into_iter().map(|d| specs.join(d)).find(|p| self.fs.probe(p) == Some(Kind::Dir))
         });
         let dir = match by_slug {
             Some(dir) => dir,
-            None => specs.join(self.numbered_dirs.get_or_init(|| numbered_dirs(&specs)).get(&n)?.first()?),
+            None => specs.join(numbered.get(&n)?.first()?),
         };
-        plan::latest_plan(&dir).map(|p| self.repo.relative(&p))
+        self.latest_plan(&dir).map(|p| self.repo.relative(&p))
     }
 
     fn tracked(&self) -> &BTreeSet<String> {
         &self.tracked
+    }
+
+    fn markers(&self) -> Vec<(PathBuf, Option<Marker>)> {
+        // `marker::find_markers`: the legacy global marker, then one per entry of specs/ except
+        // `archive`.
+        let specs = self.repo.specs_dir();
+        let mut found = Vec::new();
+        let global = specs.join(marker::MARKER_FILE);
+        if self.fs.probe(&global) == Some(Kind::File) {
+            found.push(global);
+        }
+        let candidates: Vec<PathBuf> = self
+            .specs_listing()
+            .0
+            .iter()
+            .filter(|name| *name != "archive")
+            .map(|name| specs.join(name).join(marker::MARKER_FILE))
+            .collect();
+        let kinds = check_cache::par_map(&candidates, |p| self.fs.probe(p));
+        found.extend(candidates.into_iter().zip(kinds).filter(|(_, k)| *k == Some(Kind::File)).map(|(p, _)| p));
+        found.sort();
+        found
+            .into_iter()
+            .map(|p| {
+                let marker = self.fs.read(&p).ok().flatten().and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
+                (p, marker)
+            })
+            .collect()
     }
 }
 
@@ -388,10 +596,8 @@ impl Source for IndexSource {
             .take_while(|p| p.starts_with(&prefix))
             .filter_map(|p| {
                 let name = &p[prefix.len()..];
-                let rest = name.strip_prefix("implementation-")?.strip_suffix(".md")?;
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                let version = digits.parse::<u64>().ok()?;
-                Some(((version, rest.len() == digits.len(), name.to_owned()), p.clone()))
+                let (version, plain) = plan_version(name)?;
+                Some(((version, plain, name.to_owned()), p.clone()))
             })
             .max_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, p)| p)
@@ -399,6 +605,10 @@ impl Source for IndexSource {
 
     fn tracked(&self) -> &BTreeSet<String> {
         &self.tracked
+    }
+
+    fn markers(&self) -> Vec<(PathBuf, Option<Marker>)> {
+        Vec::new()
     }
 }
 
@@ -454,10 +664,14 @@ enum Edit {
 
 /// The loaded ledger a check looks at.
 struct View<'a> {
-    state: &'a StateFile,
+    state: &'a StateView<'a>,
+    /// The bytes of state.json, for line numbers.
+    raw: &'a [u8],
     todo: &'a TodoFile,
     /// Newest plan per task (unique tasks only), with its repository-relative path.
-    plans: BTreeMap<u32, (String, PlanFile)>,
+    /// Newest plan per task (unique tasks only): its repository-relative path and its header
+    /// status line (0-based) and marker, if it has one.
+    plans: BTreeMap<u32, (String, Option<(usize, String)>)>,
 }
 
 fn finding(rule: &'static str, file: &str, line: Option<usize>, task: Option<u32>, message: String) -> Finding {
@@ -466,34 +680,51 @@ fn finding(rule: &'static str, file: &str, line: Option<usize>, task: Option<u32
 }
 
 fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Report> {
+    let (report, complete) = ledger_findings(repo, source, opts)?;
+    let transient = complete.then(|| tracked_transient(source.tracked()));
+    Ok(with_transient(report, transient.as_deref()))
+}
+
+/// Every finding but the transient-file ones (which depend on the git index alone), sorted,
+/// and whether the check got through (the transient-file rule runs only then).
+fn ledger_findings(repo: &Repo, source: &dyn Source, opts: Options) -> Result<(Report, bool)> {
     let mut report = Report::default();
     let state_bytes = match source.read(STATE)? {
         Some(b) => b,
-        None if opts.staged => return Ok(report),
+        None if opts.staged => return Ok((report, false)),
         None => {
             report.push(finding("state-json", STATE, None, None, "specs/state.json does not exist".into()));
             report.unreadable = true;
-            return Ok(report);
+            return Ok((report, false));
         }
     };
-    let state = match StateFile::parse(Path::new(STATE), state_bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            let line = match &e {
-                Error::Json { line, .. } => Some(*line),
-                Error::Format { line, .. } => *line,
-                _ => None,
-            };
-            report.push(finding("state-json", STATE, line, None, e.to_string()));
-            report.unreadable = true;
-            return Ok(report);
-        }
+    // The fast read of the fields a check needs; where it declines, StateFile::parse has the
+    // error to report (or, should it accept the file after all, the view is taken from it).
+    let parsed: StateFile;
+    let state = match StateView::parse(&state_bytes) {
+        Some(view) => view,
+        None => match StateFile::parse(Path::new(STATE), state_bytes.clone()) {
+            Ok(s) => {
+                parsed = s;
+                StateView::of(&parsed)
+            }
+            Err(e) => {
+                let line = match &e {
+                    Error::Json { line, .. } => Some(*line),
+                    Error::Format { line, .. } => *line,
+                    _ => None,
+                };
+                report.push(finding("state-json", STATE, line, None, e.to_string()));
+                report.unreadable = true;
+                return Ok((report, false));
+            }
+        },
     };
     let todo = match source.read(TODO)? {
         None => {
             report.push(finding("todo-md", TODO, None, None, "specs/TODO.md does not exist".into()));
             report.unreadable = true;
-            return Ok(report);
+            return Ok((report, false));
         }
         Some(bytes) => match TodoFile::parse(Path::new(TODO), &bytes) {
             Ok(t) => t,
@@ -501,72 +732,113 @@ fn check_source(repo: &Repo, source: &dyn Source, opts: Options) -> Result<Repor
                 let line = if let Error::NotUtf8 { line, .. } = &e { Some(*line) } else { None };
                 report.push(finding("todo-md", TODO, line, None, e.to_string()));
                 report.unreadable = true;
-                return Ok(report);
+                return Ok((report, false));
             }
         },
     };
     let unique = unique_tasks(&state);
+    let tasks: Vec<(u32, Option<&str>)> = unique.iter().map(|(n, e)| (*n, e.slug.as_deref())).collect();
     let mut plans = BTreeMap::new();
-    for (n, entry) in &unique {
-        let slug = entry.get("project_name").and_then(Value::as_str);
-        if let Some(rel) = source.find_plan(*n, slug) {
-            // An unreadable plan is skipped: TODO.md and state.json are what this check is about.
-            if let Some(bytes) = source.read(&rel)? {
-                if let Ok(p) = PlanFile::parse(Path::new(&rel), &bytes) {
-                    plans.insert(*n, (rel, p));
-                }
+    for ((n, _), found) in tasks.iter().zip(source.plans(&tasks)?) {
+        // A plan that is not UTF-8 is skipped: TODO.md and state.json are what this check is about.
+        if let Some((rel, bytes)) = found {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                plans.insert(*n, (rel, plan_header_status(text_lines(text))));
             }
         }
     }
-    let view = View { state: &state, todo: &todo, plans };
+    let view = View { state: &state, raw: &state_bytes, todo: &todo, plans };
     for (f, _) in derived_edits(&view) {
         report.push(f);
     }
     structural_findings(&view, &mut report);
     artifact_findings(&view, source, &mut report);
-    session_findings(&state, &mut report);
+    session_findings(&state, &state_bytes, &mut report);
     if !opts.staged {
-        marker_findings(repo, &state, &mut report);
+        marker_findings(repo, source, &state, &mut report);
     }
-    for path in source.tracked() {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        if TRANSIENT.contains(&name) {
-            report.push(finding(
-                "transient-tracked",
-                path,
-                None,
-                None,
-                format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)"),
-            ));
-        }
-    }
+    sort_findings(&mut report);
+    Ok((report, true))
+}
+
+/// Orders findings by file, line and rule (stable: equal keys keep the order they were found in).
+fn sort_findings(report: &mut Report) {
     report.findings.sort_by(|a, b| (&a.file, a.line, a.rule).cmp(&(&b.file, b.line, b.rule)));
-    Ok(report)
+}
+
+/// The tracked paths that are transient workflow files.
+fn tracked_transient(tracked: &BTreeSet<String>) -> Vec<String> {
+    tracked.iter().filter(|path| TRANSIENT.contains(&path.rsplit('/').next().unwrap_or(path))).cloned().collect()
+}
+
+/// The sorted ledger findings plus the `transient-tracked` ones of `transient` (`None`: the
+/// rule did not run), sorted as one check sorts them: the rule ids differ, so no key is shared
+/// between the two groups and the order within each is kept.
+fn with_transient(mut report: Report, transient: Option<&[String]>) -> Report {
+    let Some(paths) = transient else { return report };
+    for path in paths {
+        report.push(finding(
+            "transient-tracked",
+            path,
+            None,
+            None,
+            format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)"),
+        ));
+    }
+    if !paths.is_empty() {
+        sort_findings(&mut report);
+    }
+    report
+}
+
+/// The lines of a text as `TextDoc::line` gives them: split after each `\n`, without the
+/// `\n` and one `\r` before it.
+fn text_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive('\n').map(|l| l.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(l))
+}
+
+/// The marker of a status line, as the ledger's pattern `^(\s*-? ?\*\*Status\*\*:[ \t]*)\[([^\]]*)\](.*)$`
+/// captures it (`TodoFile::status_in`, `PlanFile::header_status`), without a regex engine: on
+/// a ledger of 10,000 tasks the engine cost more than reading the plans.
+fn status_marker(line: &str) -> Option<&str> {
+    // regex-bites' `\s` is ASCII: tab, newline, vertical tab, form feed, carriage return, space.
+    let rest = line.trim_start_matches(['\t', '\n', '\x0b', '\x0c', '\r', ' ']);
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let rest = rest.strip_prefix("**Status**:")?.trim_start_matches([' ', '\t']);
+    let rest = rest.strip_prefix('[')?;
+    rest.find(']').map(|end| &rest[..end])
+}
+
+/// The first status line of a TODO.md block: (0-based line, marker), as `TodoFile::status_in`.
+fn todo_status(todo: &TodoFile, block: std::ops::Range<usize>) -> Option<(usize, &str)> {
+    block.into_iter().find_map(|i| status_marker(todo.doc.line(i)).map(|m| (i, m)))
+}
+
+/// A plan's header status: the first status line before its first `##` heading, as
+/// `PlanFile::header_status` finds it.
+fn plan_header_status<'t>(lines: impl Iterator<Item = &'t str>) -> Option<(usize, String)> {
+    lines
+        .take_while(|l| !l.starts_with("##"))
+        .enumerate()
+        .find_map(|(i, l)| status_marker(l).map(|m| (i, m.to_owned())))
 }
 
 /// Tasks whose number appears exactly once in state.json, with their entries.
-fn unique_tasks(state: &StateFile) -> BTreeMap<u32, &serde_json::Map<String, Value>> {
+fn unique_tasks<'s, 'a>(state: &'s StateView<'a>) -> BTreeMap<u32, &'s Entry<'a>> {
     let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-    for e in state.entries() {
-        if let Some(n) = entry_number(e) {
-            *counts.entry(n).or_default() += 1;
-        }
+    for n in state.entries.iter().filter_map(|e| e.number) {
+        *counts.entry(n).or_default() += 1;
     }
-    state
-        .entries()
-        .iter()
-        .filter_map(|e| Some((entry_number(e)?, e.as_object()?)))
-        .filter(|(n, _)| counts.get(n) == Some(&1))
-        .collect()
+    state.entries.iter().filter_map(|e| Some((e.number?, e))).filter(|(n, _)| counts.get(n) == Some(&1)).collect()
 }
 
 /// 1-based lines of `"project_number": N` in the raw state.json, per number, in file order.
 ///
 /// Only lines holding the key are looked at (found with `memchr::memmem`), so a ledger of
 /// 10,000 tasks costs one fast pass instead of decoding and splitting every line.
-fn state_number_lines(state: &StateFile) -> BTreeMap<u32, Vec<usize>> {
+fn state_number_lines(raw: &[u8]) -> BTreeMap<u32, Vec<usize>> {
     const KEY: &[u8] = b"\"project_number\"";
-    let raw = state.raw();
     let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     // The 1-based line number of `counted_to`, advanced incrementally.
     let (mut counted_to, mut line_no) = (0usize, 1usize);
@@ -589,8 +861,8 @@ fn state_number_lines(state: &StateFile) -> BTreeMap<u32, Vec<usize>> {
 }
 
 /// The first 1-based line at or after `from` containing `needle` in the raw state.json.
-fn state_line_of(state: &StateFile, from: usize, needle: &str) -> Option<usize> {
-    String::from_utf8_lossy(state.raw())
+fn state_line_of(raw: &[u8], from: usize, needle: &str) -> Option<usize> {
+    String::from_utf8_lossy(raw)
         .lines()
         .enumerate()
         .skip(from.saturating_sub(1))
@@ -607,10 +879,6 @@ fn todo_headings(todo: &TodoFile) -> BTreeMap<u32, Vec<usize>> {
     out
 }
 
-fn status_of(entry: &serde_json::Map<String, Value>) -> Status {
-    Status::from_state(entry.get("status").and_then(Value::as_str).unwrap_or(""))
-}
-
 /// Whether a plan header marker agrees with the state status: equal, or `[PARTIAL]` while the
 /// task stays `implementing` after a partial run (reference §8, step 14).
 fn plan_header_agrees(state: &Status, marker: &str) -> bool {
@@ -625,21 +893,20 @@ fn derived_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
     let unique = unique_tasks(view.state);
     let headings = todo_headings(view.todo);
     for (n, entry) in &unique {
-        let status = status_of(entry);
+        let status = entry.status();
         if headings.get(n).map(Vec::len) == Some(1) {
             // One headings() scan for all tasks: `todo.status(n)` would rescan the file per task.
             let heading = headings[n][0];
-            match view.todo.status_in(view.todo.block_at(heading)) {
-                Some(sl) if Status::from_marker(&sl.marker) == status => {}
-                Some(sl) => {
+            match todo_status(view.todo, view.todo.block_at(heading)) {
+                Some((_, marker)) if Status::from_marker(marker) == status => {}
+                Some((line, marker)) => {
                     let mut f = finding(
                         "todo-status",
                         TODO,
-                        Some(sl.line + 1),
+                        Some(line + 1),
                         Some(*n),
                         format!(
-                            "task {n}: TODO.md says [{}] but state.json says {status} (expected [{}])",
-                            sl.marker,
+                            "task {n}: TODO.md says [{marker}] but state.json says {status} (expected [{}])",
                             status.marker()
                         ),
                     );
@@ -661,9 +928,9 @@ fn derived_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
             }
             out.extend(summary_link(view, *n, heading, entry));
         }
-        if let Some((rel, plan)) = view.plans.get(n) {
-            if let Some((line, marker)) = plan.header_status() {
-                if !plan_header_agrees(&status, &marker) {
+        if let Some((rel, Some((line, marker)))) = view.plans.get(n) {
+            {
+                if !plan_header_agrees(&status, marker) {
                     let mut f = finding(
                         "plan-status",
                         rel,
@@ -677,7 +944,7 @@ fn derived_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
             }
         }
     }
-    if let (Some(s), Some((line, t))) = (view.state.next_project_number(), view.todo.next_project_number()) {
+    if let (Some(s), Some((line, t))) = (view.state.next_project_number, view.todo.next_project_number()) {
         if s != t {
             let mut f = finding(
                 "next-number",
@@ -700,7 +967,7 @@ fn derived_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
 fn count_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
     let mut out = Vec::new();
     let Some(range) = view.todo.frontmatter() else { return out };
-    let statuses: Vec<Status> = view.state.entries().iter().filter_map(|e| e.as_object()).map(status_of).collect();
+    let statuses: Vec<Status> = view.state.entries.iter().filter(|e| e.object).map(Entry::status).collect();
     let expected = |key: &str| -> Option<usize> {
         let count = |pred: &dyn Fn(&Status) -> bool| statuses.iter().filter(|s| pred(s)).count();
         match key {
@@ -742,12 +1009,7 @@ fn count_edits(view: &View<'_>) -> Vec<(Finding, Option<Edit>)> {
 /// The `summary-link` rule for one task: TODO.md must link the newest summary artifact.
 /// The edit is `None` when the bullet holds more than one link or text (rewriting it would lose it).
 /// `heading` is the 0-based line of the task's only TODO.md heading.
-fn summary_link(
-    view: &View<'_>,
-    n: u32,
-    heading: usize,
-    entry: &serde_json::Map<String, Value>,
-) -> Option<(Finding, Option<Edit>)> {
+fn summary_link(view: &View<'_>, n: u32, heading: usize, entry: &Entry<'_>) -> Option<(Finding, Option<Edit>)> {
     let paths = summary_paths(entry);
     let newest = paths.last()?;
     let block = view.todo.block_at(heading);
@@ -799,17 +1061,8 @@ fn summary_link(
 }
 
 /// The `path` of every `summary` artifact of an entry, in order.
-fn summary_paths(entry: &serde_json::Map<String, Value>) -> Vec<String> {
-    entry
-        .get("artifacts")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter(|v| v.get("type").and_then(Value::as_str) == Some("summary"))
-                .filter_map(|v| v.get("path").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+fn summary_paths(entry: &Entry<'_>) -> Vec<String> {
+    entry.artifacts.iter().filter(|a| a.summary).filter_map(|a| a.path.as_deref().map(str::to_owned)).collect()
 }
 
 fn is_bullet(line: &str, label: &str) -> bool {
@@ -835,13 +1088,11 @@ fn link_targets(line: &str) -> Vec<String> {
 
 /// Duplicates, tasks missing from one file, and next_project_number problems that --fix cannot repair.
 fn structural_findings(view: &View<'_>, report: &mut Report) {
-    let state_lines = state_number_lines(view.state);
+    let state_lines = state_number_lines(view.raw);
     let headings = todo_headings(view.todo);
     let mut state_counts: BTreeMap<u32, usize> = BTreeMap::new();
-    for e in view.state.entries() {
-        if let Some(n) = entry_number(e) {
-            *state_counts.entry(n).or_default() += 1;
-        }
+    for n in view.state.entries.iter().filter_map(|e| e.number) {
+        *state_counts.entry(n).or_default() += 1;
     }
     for (n, count) in &state_counts {
         let lines = state_lines.get(n).cloned().unwrap_or_default();
@@ -894,11 +1145,11 @@ fn structural_findings(view: &View<'_>, report: &mut Report) {
     let max_state = state_counts.keys().max().copied();
     let max_todo = headings.keys().max().copied();
     let max_used = max_state.max(max_todo);
-    match view.state.next_project_number() {
+    match view.state.next_project_number {
         None => report.push(finding(
             "next-number",
             STATE,
-            state_line_of(view.state, 1, "\"next_project_number\""),
+            state_line_of(view.raw, 1, "\"next_project_number\""),
             None,
             "state.json has no integer next_project_number".into(),
         )),
@@ -907,7 +1158,7 @@ fn structural_findings(view: &View<'_>, report: &mut Report) {
                 report.push(finding(
                     "next-number",
                     STATE,
-                    state_line_of(view.state, 1, "\"next_project_number\""),
+                    state_line_of(view.raw, 1, "\"next_project_number\""),
                     Some(max),
                     format!("next_project_number {next} does not exceed task {max}, which is in use"),
                 ));
@@ -927,25 +1178,42 @@ fn structural_findings(view: &View<'_>, report: &mut Report) {
 
 /// Artifact paths of state.json that exist in neither the repository root nor `specs/`.
 fn artifact_findings(view: &View<'_>, source: &dyn Source, report: &mut Report) {
-    let lines = state_number_lines(view.state);
+    // Existence from the root, then from specs/ for those not found: looked up all at once (in
+    // parallel in the work tree), then reported in file order.
+    let rel_of = |path: &str| path.trim_start_matches("./").to_owned();
+    let rels: Vec<String> = view
+        .state
+        .entries
+        .iter()
+        .filter(|e| e.number.is_some())
+        .flat_map(|e| e.artifacts.iter().filter_map(|a| a.path.as_deref()))
+        .map(rel_of)
+        .filter(|rel| !rel.is_empty())
+        .collect();
+    let at_root = source.exist(&rels);
+    let missing: Vec<String> =
+        rels.iter().zip(&at_root).filter(|(_, found)| !**found).map(|(rel, _)| format!("specs/{rel}")).collect();
+    let in_specs = source.exist(&missing);
+    let missing: BTreeSet<&str> =
+        missing.iter().zip(&in_specs).filter(|(_, found)| !**found).map(|(rel, _)| &rel["specs/".len()..]).collect();
+    let lines = state_number_lines(view.raw);
     let mut seen_per_number: BTreeMap<u32, usize> = BTreeMap::new();
-    for e in view.state.entries() {
-        let Some(n) = entry_number(e) else { continue };
+    for e in &view.state.entries {
+        let Some(n) = e.number else { continue };
         let k = seen_per_number.entry(n).or_default();
         let start = lines.get(&n).and_then(|l| l.get(*k)).copied().unwrap_or(1);
         *k += 1;
-        let Some(artifacts) = e.get("artifacts").and_then(Value::as_array) else { continue };
-        for a in artifacts {
-            let Some(path) = a.as_str().or_else(|| a.get("path").and_then(Value::as_str)) else { continue };
+        for a in &e.artifacts {
+            let Some(path) = a.path.as_deref() else { continue };
             let rel = path.trim_start_matches("./");
-            if rel.is_empty() || source.exists(rel) || source.exists(&format!("specs/{rel}")) {
+            if rel.is_empty() || !missing.contains(rel) {
                 continue;
             }
             let needle = serde_json::to_string(path).expect("a string serialises");
             report.push(finding(
                 "artifact-missing",
                 STATE,
-                state_line_of(view.state, start, &needle),
+                state_line_of(view.raw, start, &needle),
                 Some(n),
                 format!("task {n}: artifact {path} does not exist"),
             ));
@@ -953,21 +1221,21 @@ fn artifact_findings(view: &View<'_>, source: &dyn Source, report: &mut Report) 
     }
 }
 
-fn session_findings(state: &StateFile, report: &mut Report) {
-    let lines = state_number_lines(state);
+fn session_findings(state: &StateView<'_>, raw: &[u8], report: &mut Report) {
+    let lines = state_number_lines(raw);
     let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
-    for e in state.entries() {
-        let Some(n) = entry_number(e) else { continue };
+    for e in &state.entries {
+        let Some(n) = e.number else { continue };
         let k = seen.entry(n).or_default();
         let start = lines.get(&n).and_then(|l| l.get(*k)).copied().unwrap_or(1);
         *k += 1;
-        match e.get("session_id") {
+        match &e.session_id {
             None => {}
             Some(Value::String(s)) if is_well_formed_session_id(s) => {}
             Some(v) => report.push(finding(
                 "session-id",
                 STATE,
-                state_line_of(state, start, "\"session_id\""),
+                state_line_of(raw, start, "\"session_id\""),
                 Some(n),
                 format!("task {n}: session_id {v} is not of the form sess_<10 digits>_<6 hex>"),
             )),
@@ -976,26 +1244,24 @@ fn session_findings(state: &StateFile, report: &mut Report) {
 }
 
 /// Markers left behind for tasks that are not implementing (work tree only: markers are never committed).
-fn marker_findings(repo: &Repo, state: &StateFile, report: &mut Report) {
-    for path in marker::find_markers(&repo.specs_dir()) {
+fn marker_findings(repo: &Repo, source: &dyn Source, state: &StateView<'_>, report: &mut Report) {
+    for (path, marker) in source.markers() {
         let rel = repo.relative(&path);
         let dir_number = path
             .parent()
             .and_then(Path::file_name)
             .and_then(|d| d.to_string_lossy().split_once('_').and_then(|(n, _)| n.parse::<u32>().ok()));
-        let marker = Marker::load(&path).ok();
         let task = marker.as_ref().map(|m| m.task_number).filter(|n| *n > 0).or(dir_number);
         let Some(n) = task else {
             report.push(finding("stale-marker", &rel, None, None, format!("{rel} names no task; remove it")));
             continue;
         };
-        let message = match state.task(n) {
-            Ok(t) if t.status == Status::Implementing => continue,
-            Ok(t) => format!("{rel} is left for task {n}, whose status is {} (not implementing); remove it", t.status),
-            Err(Error::TaskNotFound { .. }) => {
-                format!("{rel} is left for task {n}, which is not in state.json; remove it")
-            }
-            Err(_) => continue,
+        let message = match state.task_status(n) {
+            Ok(Status::Implementing) => continue,
+            Ok(status) => format!("{rel} is left for task {n}, whose status is {status} (not implementing); remove it"),
+            Err(true) => format!("{rel} is left for task {n}, which is not in state.json; remove it"),
+            // Several entries have the number: which one would it be?
+            Err(false) => continue,
         };
         report.push(finding("stale-marker", &rel, None, Some(n), message));
     }
@@ -1008,17 +1274,17 @@ fn marker_findings(repo: &Repo, state: &StateFile, report: &mut Report) {
 fn apply_fixes(repo: &Repo, snap: &mut Snapshot) -> Result<()> {
     let edits: Vec<Edit> = {
         let state = snap.state();
+        let view_state = StateView::of(state);
         let Some(todo) = snap.todo() else { return Ok(()) };
         let mut plans = BTreeMap::new();
-        for (n, entry) in unique_tasks(state) {
-            let slug = entry.get("project_name").and_then(Value::as_str);
-            if let Some(path) = plan::find_plan(&repo.specs_dir(), n, slug) {
+        for (n, entry) in unique_tasks(&view_state) {
+            if let Some(path) = plan::find_plan(&repo.specs_dir(), n, entry.slug.as_deref()) {
                 if let Ok(p) = PlanFile::load(&path) {
-                    plans.insert(n, (repo.relative(&path), p));
+                    plans.insert(n, (repo.relative(&path), p.header_status()));
                 }
             }
         }
-        let view = View { state, todo, plans };
+        let view = View { state: &view_state, raw: state.raw(), todo, plans };
         derived_edits(&view).into_iter().filter_map(|(_, e)| e).collect()
     };
     for edit in edits {
@@ -1067,6 +1333,52 @@ mod tests {
     }
 
     #[test]
+    fn status_lines_are_read_as_the_ledger_reads_them() {
+        let lines = [
+            "- **Status**: [PLANNED]",
+            "**Status**: [IMPLEMENTING] - note",
+            " **Status**: [PLANNED] (waits for 350)",
+            "\t- **Status**:\t [A] tail ] more",
+            "  -**Status**: [X]",
+            "- **Status**:[X]",
+            "-  **Status**: [X]",
+            "- - **Status**: [X]",
+            "\u{a0}\u{2003}**Status**: [X]",
+            "\x0b\x0c\r **Status**: [X]",
+            "\x0b- **Status**: [X]",
+            "-\u{a0}**Status**: [X]",
+            "x **Status**: [X]",
+            "**Status** : [X]",
+            "**Status**: X]",
+            "**Status**: [X",
+            "**Status**: []",
+            "**Status**: [[X]]",
+            "**Status**: [X]\r",
+            "**Status**: \u{a0}[X]",
+            "**status**: [X]",
+            "- **Status**: [NOT STARTED]\u{1f600}",
+            "",
+        ];
+        for line in lines {
+            let todo = TodoFile::parse(Path::new("TODO.md"), format!("### 1. T\n{line}\n").as_bytes()).expect("utf8");
+            let want = todo.status_in(0..2).map(|sl| (sl.line, sl.marker));
+            assert_eq!(todo_status(&todo, 0..2).map(|(i, m)| (i, m.to_owned())), want, "{line:?}");
+            let plan =
+                PlanFile::parse(Path::new("p.md"), format!("# P\n{line}\n## Phases\n- **Status**: [Z]\n").as_bytes())
+                    .expect("utf8");
+            let text = plan.to_text();
+            assert_eq!(plan_header_status(text_lines(&text)), plan.header_status(), "{line:?}");
+        }
+        for text in
+            ["# P\r\n**Status**: [A]\r\n", "**Status**: [A]\r", "##\n**Status**: [A]\n", "", "\n\n- **Status**: [B]"]
+        {
+            let plan = PlanFile::parse(Path::new("p.md"), text.as_bytes()).expect("utf8");
+            assert_eq!(plan_header_status(text_lines(text)), plan.header_status(), "{text:?}");
+            assert_eq!(text_lines(text).collect::<Vec<_>>(), plan.doc.lines().collect::<Vec<_>>(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn plan_header_partial_is_legitimate_while_implementing() {
         assert!(plan_header_agrees(&Status::Implementing, "PARTIAL"));
         assert!(plan_header_agrees(&Status::Implementing, "IMPLEMENTING"));
@@ -1106,7 +1418,7 @@ mod tests {
     fn state_number_lines_only_counts_keys_that_start_a_line() {
         let raw = "{\r\n  \"active_projects\": [\r\n    {\"project_number\": 7, \"x\": 1},\n    {\n      \"project_number\":12,\n      \"note\": \"\\\"project_number\\\": 99 \u{e9}\"\n    },\n    {\n  \t\"project_number\" : 7\n    }\n  ],\n  \"project_number\": \"x\"\n}\n";
         let state = StateFile::parse(Path::new("state.json"), raw.as_bytes().to_vec()).expect("parses");
-        let lines = state_number_lines(&state);
+        let lines = state_number_lines(state.raw());
         assert_eq!(lines, BTreeMap::from([(7, vec![9]), (12, vec![5])]));
         // The same as decoding and splitting every line, which this replaced.
         let mut slow: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -1171,7 +1483,12 @@ mod tests {
             std::fs::write(root.join(f), "").expect("write");
         }
         let repo = Repo::discover(root).expect("repo");
-        let src = WorkSource { repo: repo.clone(), tracked: BTreeSet::new(), numbered_dirs: Default::default() };
+        let src = WorkSource {
+            repo: repo.clone(),
+            tracked: BTreeSet::new(),
+            fs: Fs::default(),
+            specs_listing: OnceLock::new(),
+        };
         let specs = repo.specs_dir();
         for (n, slug) in [
             (7, Some("x")),

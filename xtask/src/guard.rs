@@ -77,19 +77,34 @@ pub struct CheckArgs {
     /// Print the findings as JSON
     #[arg(long)]
     json: bool,
+    /// Neither reuse nor write the result cache (.git/postflight-check.cache); so does the
+    /// environment variable POSTFLIGHT_NO_CACHE=1
+    #[arg(long)]
+    no_cache: bool,
+}
+
+/// Whether an environment variable is set to something other than empty or `0`.
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 impl CheckArgs {
     /// Exit 0 clean (warnings allowed), 1 errors found, 2 an input is unreadable.
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let CheckArgs { fix, dry_run, staged, json } = self;
+        let CheckArgs { fix, dry_run, staged, json, no_cache } = self;
         let (report, diffs) = if fix || dry_run {
             let fixed = check::fix(&ctx.repo, dry_run)?;
             let diffs: Vec<(String, String)> =
                 fixed.changes.iter().map(|c| (ctx.repo.relative(&c.path), c.unified_diff(&ctx.repo.root))).collect();
             (fixed.after.unwrap_or(fixed.before), Some(diffs))
-        } else {
+        } else if staged || no_cache || env_flag("POSTFLIGHT_NO_CACHE") {
             (check::check(&ctx.repo, check::Options { staged })?, None)
+        } else {
+            let (report, cache) = check::check_cached(&ctx.repo)?;
+            if env_flag("POSTFLIGHT_CHECK_CACHE_LOG") {
+                eprintln!("check cache: {}", cache.note);
+            }
+            (report, None)
         };
         if json {
             let mut value = serde_json::json!({

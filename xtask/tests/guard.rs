@@ -402,6 +402,252 @@ fn check_staged_reads_the_index_not_the_work_tree() {
     assert_eq!(out.status.code(), Some(0), "{}", render(&out));
 }
 
+// ---------------------------------------------------------------------------------------------
+// check's result cache
+
+const CACHE: &str = ".git/postflight-check.cache";
+const TODO_350_PLANNED: &str = "- **Status**: [PLANNED]\n- **Language**: general\n- **Priority**";
+
+/// Runs `xtask check [args]` with the cache's log on: the output and the cache's note.
+fn check_logged(repo: &TestRepo, args: &[&str]) -> (Output, String) {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    let out = repo.xtask(&all).env("POSTFLIGHT_CHECK_CACHE_LOG", "1").output().expect("run xtask");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let note = stderr.lines().find_map(|l| l.strip_prefix("check cache: ")).unwrap_or("(none)").to_owned();
+    (out, note)
+}
+
+/// What `check --json --no-cache` says: the truth the cache must reproduce.
+fn uncached(repo: &TestRepo) -> Output {
+    repo.run(&["check", "--json", "--no-cache"])
+}
+
+/// Sleeps past the cache's 2 s racy margin, so that files written before count as settled.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+}
+
+/// The modification time of a file.
+fn mtime(repo: &TestRepo, rel: &str) -> std::time::SystemTime {
+    std::fs::metadata(repo.file(rel)).expect("stat").modified().expect("mtime")
+}
+
+/// Rewrites `rel` in place with `content` (same inode), then sets its modification time back
+/// to what it was, as `touch -d` would: only the ctime tells.
+fn edit_keeping_mtime(repo: &TestRepo, rel: &str, content: &str) {
+    let before = mtime(repo, rel);
+    assert_eq!(std::fs::metadata(repo.file(rel)).expect("stat").len(), content.len() as u64, "same size");
+    std::fs::write(repo.file(rel), content).expect("write");
+    std::fs::File::options().write(true).open(repo.file(rel)).expect("open").set_modified(before).expect("touch");
+    assert_eq!(mtime(repo, rel), before);
+}
+
+/// A clean repository whose cache holds a clean report and is used: a first check writes it,
+/// a second one hits it.
+fn cached_clean(repo: &TestRepo) {
+    let (out, note) = check_logged(repo, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(note, "miss (no cache); written", "{}", render(&out));
+    let (out, note) = check_logged(repo, &["--json"]);
+    assert_eq!(note, "hit", "{}", render(&out));
+    assert_eq!(out.stdout, uncached(repo).stdout, "a hit reports what a full check reports");
+    assert!(repo.exists(CACHE));
+}
+
+#[test]
+fn check_cache_never_hides_a_change() {
+    let plan = "specs/350_add_feature/plans/implementation-001.md";
+    let plan_of_351 = "specs/351_second_feature/plans/implementation-001.md";
+    type Change = fn(&TestRepo);
+    let changes: Vec<(&str, &str, Change)> = vec![
+        ("state.json: a status", "todo-status", |r| {
+            let s = r.read("specs/state.json").replacen("\"status\": \"planned\"", "\"status\": \"researched\"", 1);
+            r.write("specs/state.json", &s);
+        }),
+        ("TODO.md: a marker", "todo-status", |r| {
+            r.write(
+                "specs/TODO.md",
+                &r.read("specs/TODO.md").replace(TODO_350_PLANNED, &TODO_350_PLANNED.replace("PLANNED", "PLANNING")),
+            );
+        }),
+        ("TODO.md: same size, mtime put back", "todo-status", |r| {
+            let todo =
+                r.read("specs/TODO.md").replace(TODO_350_PLANNED, &TODO_350_PLANNED.replace("PLANNED", "BLOCKED"));
+            edit_keeping_mtime(r, "specs/TODO.md", &todo);
+        }),
+        ("a plan's header, same size, mtime put back", "plan-status", |r| {
+            let p = "specs/350_add_feature/plans/implementation-001.md";
+            edit_keeping_mtime(r, p, &r.read(p).replace("- **Status**: [PLANNED]", "- **Status**: [BLOCKED]"));
+        }),
+        ("a newer plan", "plan-status", |r| {
+            r.write("specs/351_second_feature/plans/implementation-002.md", "# Plan\n\n**Status**: [COMPLETED]\n");
+        }),
+        ("an artifact deleted", "artifact-missing", |r| {
+            std::fs::remove_file(r.file("specs/352_odd_legacy_task/reports/research-001.md")).expect("rm");
+        }),
+        ("an artifact's directory renamed", "artifact-missing", |r| {
+            std::fs::rename(r.file("specs/352_odd_legacy_task/reports"), r.file("specs/352_odd_legacy_task/old"))
+                .expect("mv");
+        }),
+        ("a marker added", "stale-marker", |r| {
+            r.write("specs/351_second_feature/.postflight-pending", &json!({"task_number": 351}).to_string());
+        }),
+        ("a legacy global marker added", "stale-marker", |r| {
+            r.write("specs/.postflight-pending", &json!({"task_number": 352}).to_string());
+        }),
+        ("a transient file staged in a task directory", "transient-tracked", |r| {
+            r.write("specs/350_add_feature/.return-meta.json", "{}");
+            r.git(&["add", "-f", "specs/350_add_feature/.return-meta.json"]);
+        }),
+        ("a transient file staged where the check looks at nothing else", "transient-tracked", |r| {
+            r.write("notes/.return-meta.json", "{}");
+            r.git(&["add", "-f", "notes/.return-meta.json"]);
+        }),
+        ("a plans directory where there was none", "plan-status", |r| {
+            // Task 352 is ready for review and had no plan: one saying PLANNED disagrees.
+            r.write("specs/352_odd_legacy_task/plans/implementation-001.md", "**Status**: [PLANNED]\n");
+        }),
+    ];
+    let repos: Vec<TestRepo> = changes.iter().map(|_| clean_repo()).collect();
+    settle();
+    for (repo, (what, rule, change)) in repos.iter().zip(&changes) {
+        cached_clean(repo);
+        change(repo);
+        let truth = uncached(repo);
+        let v: Value = serde_json::from_slice(&truth.stdout).expect("json");
+        assert!(rules(&v).contains(&rule.to_string()), "{what}: the change itself must be a finding: {v}");
+        let (out, note) = check_logged(repo, &["--json"]);
+        assert_eq!(
+            (out.status.code(), String::from_utf8_lossy(&out.stdout)),
+            (truth.status.code(), String::from_utf8_lossy(&truth.stdout)),
+            "{what}: the cache ({note}) hid the change"
+        );
+        assert!(note.starts_with("miss") || note.starts_with("hit (the index changed"), "{what}: {note}");
+        if what.contains("nothing else") {
+            assert_eq!(note, "hit (the index changed: transient-tracked rerun; cache rewritten)");
+        }
+    }
+    // The plain 'plan' and 'plan_of_351' paths stay untouched by the other repositories.
+    assert!(repos[0].exists(plan) && repos[0].exists(plan_of_351));
+}
+
+#[test]
+fn check_cache_is_not_written_for_inputs_younger_than_two_seconds() {
+    // Just written: a same-tick edit could keep every fingerprint, so nothing is cached.
+    let repo = clean_repo();
+    let (out, note) = check_logged(&repo, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert!(
+        note.starts_with("miss (no cache); not written: ") && note.ends_with("changed less than 2 s before the check"),
+        "{note}"
+    );
+    assert!(!repo.exists(CACHE));
+    edit_keeping_mtime(
+        &repo,
+        "specs/TODO.md",
+        &repo.read("specs/TODO.md").replace(TODO_350_PLANNED, &TODO_350_PLANNED.replace("PLANNED", "BLOCKED")),
+    );
+    let (out, _) = check_logged(&repo, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("error[todo-status]"), "{}", render(&out));
+
+    // A cached check followed at once by an edit, then a check in the same second: the edit is
+    // seen, and the young file keeps the cache from being written again.
+    let repo = clean_repo();
+    settle();
+    cached_clean(&repo);
+    edit_keeping_mtime(
+        &repo,
+        "specs/TODO.md",
+        &repo.read("specs/TODO.md").replace(TODO_350_PLANNED, &TODO_350_PLANNED.replace("PLANNED", "BLOCKED")),
+    );
+    let (out, note) = check_logged(&repo, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", render(&out));
+    assert!(note.starts_with("miss (specs/TODO.md changed); not written: "), "{note}");
+    assert!(!repo.exists(CACHE), "the stale cache is removed");
+    let (_, note) = check_logged(&repo, &[]);
+    assert!(note.starts_with("miss (no cache); not written"), "{note}");
+}
+
+#[test]
+fn check_cache_lives_in_the_git_dir_ignores_damage_and_can_be_turned_off() {
+    let repo = clean_repo();
+    let worktree = TestRepo::new();
+    let linked = worktree.path().join("linked");
+    worktree.git(&["worktree", "add", "-q", linked.to_str().expect("utf8"), "-b", "side"]);
+    settle();
+    // Off: nothing written, nothing read.
+    let out = repo.run(&["check", "--no-cache"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let out = repo.xtask(&["check"]).env("POSTFLIGHT_NO_CACHE", "1").output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert!(!repo.exists(CACHE));
+    let (_, note) = check_logged(&repo, &[]);
+    assert_eq!(note, "miss (no cache); written");
+    // In the git directory, never in the work tree.
+    assert!(repo.exists(CACHE));
+    assert_eq!(repo.git(&["status", "--porcelain", "--ignored"]), "");
+    // A linked worktree keeps its own, in its own git directory.
+    let out =
+        worktree.xtask(&["check"]).current_dir(&linked).env("POSTFLIGHT_CHECK_CACHE_LOG", "1").output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("check cache: miss (no cache); written"), "{}", render(&out));
+    assert!(worktree.exists(".git/worktrees/linked/postflight-check.cache"));
+    assert!(!linked.join(".git").is_dir() && !worktree.exists(CACHE));
+
+    // An index rewritten with the same content (new inode and times, same checksum) is the same
+    // index; one with other content has the transient-file rule run again.
+    std::fs::copy(repo.file(".git/index"), repo.file(".git/index.copy")).expect("cp");
+    std::fs::rename(repo.file(".git/index.copy"), repo.file(".git/index")).expect("mv");
+    let (_, note) = check_logged(&repo, &[]);
+    assert_eq!(note, "hit");
+    repo.git(&["rm", "-q", "--cached", "README.md"]);
+    let (out, note) = check_logged(&repo, &[]);
+    assert_eq!(note, "hit (the index changed: transient-tracked rerun; cache rewritten)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "check: clean\n");
+    repo.git(&["add", "README.md"]);
+
+    // Damaged (garbage, cut short, one byte changed): ignored and rewritten.
+    let good = std::fs::read(repo.file(CACHE)).expect("cache");
+    let mut flipped = good.clone();
+    let at = good.len() / 2;
+    flipped[at] ^= 1;
+    for (what, bytes) in
+        [("garbage", b"not a cache\n".to_vec()), ("cut", good[..good.len() / 2].to_vec()), ("flipped", flipped)]
+    {
+        std::fs::write(repo.file(CACHE), &bytes).expect("write");
+        let (out, note) = check_logged(&repo, &["--json"]);
+        assert_eq!(out.stdout, uncached(&repo).stdout, "{what}");
+        assert!(note.starts_with("miss (cache ") && note.ends_with("; written"), "{what}: {note}");
+        let (_, note) = check_logged(&repo, &[]);
+        assert_eq!(note, "hit", "{what}: rewritten");
+    }
+    // With findings, --fix and --staged give what they give without the cache.
+    repo.write("specs/TODO.md", &repo.read("specs/TODO.md").replace("  active: 3", "  active: 7"));
+    settle();
+    let (first, note) = check_logged(&repo, &["--json"]);
+    assert!(note.starts_with("miss") && note.ends_with("written"), "{note}");
+    let (second, note) = check_logged(&repo, &["--json"]);
+    assert_eq!(note, "hit");
+    assert_eq!(first.stdout, second.stdout);
+    assert_eq!(first.stdout, uncached(&repo).stdout);
+    assert_eq!(second.status.code(), Some(0), "a warning only: {}", render(&second));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("task-counts"));
+    let (staged, note) = check_logged(&repo, &["--staged"]);
+    assert_eq!(note, "(none)", "--staged does not use the cache");
+    assert_eq!(staged.status.code(), Some(0), "{}", render(&staged));
+    let (fixed, note) = check_logged(&repo, &["--fix"]);
+    assert_eq!(note, "(none)", "--fix does not use the cache");
+    assert!(
+        String::from_utf8_lossy(&fixed.stdout).contains("check --fix: changed 1 file(s): specs/TODO.md"),
+        "{}",
+        render(&fixed)
+    );
+    let (out, note) = check_logged(&repo, &[]);
+    assert!(note.starts_with("miss ("), "{note}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "check: clean\n");
+}
+
 /// Copies one fixture pair into a fresh repository (the fixture files are read in place).
 fn fixture_repo(fx: &Path, hash: &str) -> TestRepo {
     let repo = TestRepo::empty();
