@@ -1226,7 +1226,7 @@ pub fn first_changed(root: &Path, inputs: &Inputs) -> Option<Vec<u8>> {
 pub fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::atomic::sweep_stale_temp_files(dir, FILE_NAME, crate::atomic::STALE_TEMP_AGE);
+    crate::atomic::sweep_stale_temp_files(dir, &[FILE_NAME], crate::atomic::STALE_TEMP_AGE);
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{FILE_NAME}.")).suffix(".tmp").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
