@@ -83,7 +83,7 @@ pub fn init(ctx: &Context) -> Result<InitReport> {
             report.kept.push(ctx.repo.relative(&path));
         } else {
             report.created.push(ctx.repo.relative(&path));
-            changes.push(Change { path, old: Vec::new(), new: bytes });
+            changes.push(Change { path, old: Vec::new(), new: bytes, entry: None });
         }
     }
     let gitignore = ctx.repo.root.join(".gitignore");
@@ -106,7 +106,7 @@ pub fn init(ctx: &Context) -> Result<InitReport> {
             new.push('\n');
             report.ignored.push((*f).to_owned());
         }
-        changes.push(Change { path: gitignore, old, new: new.into_bytes() });
+        changes.push(Change { path: gitignore, old, new: new.into_bytes(), entry: None });
     }
     write_changes(&changes)?;
     Ok(report)

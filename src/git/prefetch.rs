@@ -18,8 +18,15 @@ type Blobs = HashMap<ObjectId, Vec<u8>>;
 pub struct Prefetch {
     root: PathBuf,
     head: Mutex<Fetch>,
-    /// Blobs written ahead, by repository-relative path: the bytes and the blob's id.
-    written: Mutex<HashMap<String, (Vec<u8>, ObjectId)>>,
+    /// Blobs written ahead, by repository-relative path.
+    written: Mutex<HashMap<String, Written>>,
+}
+
+/// A blob written ahead: the bytes, its id, and the range of the entry the update replaced.
+struct Written {
+    bytes: Vec<u8>,
+    id: ObjectId,
+    entry: Option<(usize, usize)>,
 }
 
 enum Fetch {
@@ -65,15 +72,17 @@ impl Prefetch {
     }
 
     /// Keeps blob `id`, written ahead with `bytes` as the new content of `path`
-    /// (repository-relative): the commit uses it when the file still holds exactly these bytes.
-    pub fn keep(&self, path: &str, id: ObjectId, bytes: Vec<u8>) {
-        lock(&self.written).insert(path.to_owned(), (bytes, id));
+    /// (repository-relative), with the byte range of the one state.json entry the update
+    /// replaced, when known: the commit uses them when the file still holds exactly these bytes.
+    pub fn keep(&self, path: &str, id: ObjectId, bytes: Vec<u8>, entry: Option<(usize, usize)>) {
+        lock(&self.written).insert(path.to_owned(), Written { bytes, id, entry });
     }
 
-    /// The id of the blob written ahead for `path`, when it holds exactly `bytes`.
-    pub(crate) fn written(&self, path: &str, bytes: &[u8]) -> Option<ObjectId> {
-        let (content, id) = lock(&self.written).remove(path)?;
-        (content == bytes).then_some(id)
+    /// The id of the blob written ahead for `path` and the entry's range, when the blob holds
+    /// exactly `bytes`.
+    pub(crate) fn written(&self, path: &str, bytes: &[u8]) -> Option<(ObjectId, Option<(usize, usize)>)> {
+        let written = lock(&self.written).remove(path)?;
+        (written.bytes == bytes).then_some((written.id, written.entry))
     }
 
     /// The bytes of blob `id`, when it was read (waits for the reading to finish); each blob is
@@ -164,9 +173,9 @@ mod tests {
         let ids = ahead.write_blobs(&[("specs/state.json", b"new\n"), ("specs/TODO.md", b"todo\n")]);
         assert_eq!(ids.len(), 2);
         for ((path, id), bytes) in ids.into_iter().zip([b"new\n".to_vec(), b"todo\n".to_vec()]) {
-            ahead.keep(&path, id, bytes);
+            ahead.keep(&path, id, bytes, None);
         }
-        let id = ahead.written("specs/state.json", b"new\n").expect("written");
+        let (id, _) = ahead.written("specs/state.json", b"new\n").expect("written");
         assert_eq!(git(root, &["cat-file", "-t", &id.to_string()]), "blob");
         assert_eq!(git(root, &["cat-file", "-p", &id.to_string()]), "new");
         assert_eq!(ahead.written("specs/TODO.md", b"changed since\n"), None, "other bytes: not used");

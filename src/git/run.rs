@@ -664,8 +664,9 @@ impl<'a> Ctx<'a> {
                 }
             };
             let file = Path::new(path);
+            let ahead = self.req.prefetch.as_ref().and_then(|ahead| ahead.written(path, &bytes));
             let scoped = if path == STATE {
-                scope::scope_state_in(file, &head_bytes, &bytes, task)?
+                scope::scope_state_hinted(file, &head_bytes, &bytes, task, ahead.and_then(|(_, entry)| entry))?
             } else {
                 scope::scope_todo_in(file, &head_bytes, &bytes, task)?
             };
@@ -676,11 +677,10 @@ impl<'a> Ctx<'a> {
             };
             // Other tasks' edits stay in the working tree: a stat that cannot match makes git look again.
             let stat = if same { stat } else { Stat::default() };
-            let ahead = || self.req.prefetch.as_ref().and_then(|ahead| ahead.written(path, &bytes));
             let id = match scoped {
                 scope::Scoped::Head => head_id,
-                scope::Scoped::Worktree => match ahead() {
-                    Some(id) => id,
+                scope::Scoped::Worktree => match ahead {
+                    Some((id, _)) => id,
                     None => self.write_blob(&bytes)?,
                 },
                 scope::Scoped::New(new) => self.write_blob(&new)?,

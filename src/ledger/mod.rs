@@ -41,6 +41,9 @@ pub struct Change {
     pub old: Vec<u8>,
     /// Its bytes after.
     pub new: Vec<u8>,
+    /// The byte range in `new` of the one state.json entry the change replaced in place, when
+    /// that is all it changed (a hint for the task-scoped commit, which checks it).
+    pub entry: Option<(usize, usize)>,
 }
 
 impl Change {
@@ -308,20 +311,21 @@ impl Snapshot {
             let new = self.state.to_bytes();
             if new != self.state.raw() {
                 let path = self.state.path.clone();
-                out.push(Change { path, old: self.state.into_raw(), new });
+                let entry = self.state.spliced_entry(new.len());
+                out.push(Change { path, old: self.state.into_raw(), new, entry });
             }
         }
         if let Some(todo) = self.todo {
             let new = todo.to_text().into_bytes();
             if new != todo.original().as_bytes() {
                 let path = todo.path.clone();
-                out.push(Change { path, old: todo.doc.into_original().into_bytes(), new });
+                out.push(Change { path, old: todo.doc.into_original().into_bytes(), new, entry: None });
             }
         }
         for (path, (raw, plan)) in self.plans {
             let new = plan.to_text().into_bytes();
             if new != raw {
-                out.push(Change { path, old: raw, new });
+                out.push(Change { path, old: raw, new, entry: None });
             }
         }
         out
@@ -368,8 +372,8 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let ledger = ledger_in(tmp.path());
         let changes = vec![
-            Change { path: ledger.state_path(), old: Vec::new(), new: b"{}\n".to_vec() },
-            Change { path: ledger.todo_path(), old: Vec::new(), new: b"x\n".to_vec() },
+            Change { path: ledger.state_path(), old: Vec::new(), new: b"{}\n".to_vec(), entry: None },
+            Change { path: ledger.todo_path(), old: Vec::new(), new: b"x\n".to_vec(), entry: None },
         ];
         write_changes_journaled(&changes, &ledger.journal_path()).expect("write");
         let names: Vec<String> = std::fs::read_dir(tmp.path().join("specs"))

@@ -57,15 +57,34 @@ impl Scoped {
 /// # Errors
 /// As [`scope_state`].
 pub fn scope_state_in(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Result<Scoped> {
+    scope_state_hinted(path, head, worktree, task, None)
+}
+
+/// [`scope_state_in`], told where the task's entry is in the working tree's bytes (as the
+/// ledger update that wrote them knows), which spares locating it in a large file. The hint is
+/// checked: a range that is not the task's entry is not used.
+///
+/// # Errors
+/// As [`scope_state`].
+pub fn scope_state_hinted(
+    path: &Path,
+    head: &[u8],
+    worktree: &[u8],
+    task: u32,
+    entry: Option<(usize, usize)>,
+) -> Result<Scoped> {
     if head == worktree {
         return Ok(Scoped::Head);
     }
-    if let Some((start, end)) = unique_entry_span(worktree, task) {
+    let is_task = |bytes: &[u8]| {
+        serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.is_object() && entry_number(&v) == Some(task))
+    };
+    let entry = entry.filter(|(s, e)| s <= e && worktree.get(*s..*e).is_some_and(is_task));
+    if let Some((start, end)) = entry.or_else(|| unique_entry_span(worktree, task)) {
         if let Some(mid) = between(head, &worktree[..start], &worktree[end..]) {
             // HEAD is the working tree with another value in the task's place: when that value is
             // the task's own entry, the working tree differs from HEAD only by the task's change.
-            let old: Option<Value> = serde_json::from_slice(mid).ok();
-            if old.as_ref().is_some_and(|v| v.is_object() && entry_number(v) == Some(task)) {
+            if is_task(mid) {
                 return Ok(Scoped::Worktree);
             }
         }
@@ -502,6 +521,28 @@ mod tests {
         let wt = json::to_jq_pretty(&v);
         let out = scope_state(p(), HEAD_STATE.as_bytes(), &wt, 11).expect("scope");
         assert_eq!(statuses(&doc(&out)), [(12, "planned".into()), (11, "completed".into())]);
+    }
+
+    #[test]
+    fn state_hints_are_checked_before_they_are_used() {
+        let mut v = doc(HEAD_STATE.as_bytes());
+        v["active_projects"][1]["status"] = "completed".into();
+        let wt = json::to_jq_pretty(&v);
+        let text = String::from_utf8(wt.clone()).expect("utf8");
+        let start = text.find("    {\n      \"project_number\": 11").expect("11") + 4;
+        let end = start + text[start..].find("\n    }").expect("end") + 6;
+        let other = (text.find('{').expect("{") + 1, start);
+        for hint in [Some((start, end)), Some(other), Some((end, start)), Some((0, wt.len() + 5)), None] {
+            assert_eq!(scope_state_hinted(p(), HEAD_STATE.as_bytes(), &wt, 11, hint).expect("scope"), Scoped::Worktree);
+        }
+        // A working tree with another task's edit too: no hint makes it the whole file.
+        v["active_projects"][0]["status"] = "abandoned".into();
+        let both = json::to_jq_pretty(&v);
+        let out = scope_state_hinted(p(), HEAD_STATE.as_bytes(), &both, 11, Some((start, end))).expect("scope");
+        assert_eq!(
+            statuses(&doc(out.bytes(HEAD_STATE.as_bytes(), &both))),
+            [(12, "planned".into()), (11, "completed".into())]
+        );
     }
 
     #[test]

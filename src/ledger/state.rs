@@ -175,6 +175,17 @@ impl StateFile {
         json::to_jq_pretty(self.doc())
     }
 
+    /// When [`StateFile::to_bytes`] replaced exactly one entry's bytes in place, that entry's
+    /// byte range in the printed file of length `printed_len`.
+    pub fn spliced_entry(&self, printed_len: usize) -> Option<(usize, usize)> {
+        let sparse = self.sparse.as_ref().filter(|s| s.jq_printed && self.full.get().is_none())?;
+        let mut edited = sparse.edited.iter();
+        let (Some(i), None) = (edited.next(), edited.next()) else { return None };
+        let (start, end) = sparse.spans[*i];
+        let len = (printed_len + (end - start)).checked_sub(self.raw.len())?;
+        Some((start, start + len))
+    }
+
     fn projects(&self) -> Result<&Vec<Value>> {
         let obj = self
             .doc()
@@ -567,10 +578,14 @@ mod tests {
         let mut sparse = StateFile::parse_sparse(Path::new("s"), jq.clone().into_bytes()).expect("sparse");
         full.merge(1, fields()).expect("merge");
         sparse.merge(1, fields()).expect("merge");
+        let printed = sparse.to_bytes();
         assert_eq!(
-            String::from_utf8(sparse.to_bytes()).expect("utf8"),
+            String::from_utf8(printed.clone()).expect("utf8"),
             String::from_utf8(full.to_bytes()).expect("utf8")
         );
+        let (start, end) = sparse.spliced_entry(printed.len()).expect("one entry spliced");
+        let entry: Value = serde_json::from_slice(&printed[start..end]).expect("the range is the entry");
+        assert_eq!((entry["project_number"].as_u64(), entry["status"].as_str()), (Some(1), Some("implementing")));
         assert_eq!(sparse.task(1).expect("task").status, Status::Implementing);
         assert_eq!(sparse.task(2).expect("task").language, "lean4");
         assert_eq!(sparse.max_number(), Some(2));

@@ -542,7 +542,7 @@ fn keep_ahead(
     for change in changes {
         let rel = ctx.repo.relative(&change.path);
         if let Some((_, id)) = ahead.iter().find(|(path, _)| *path == rel) {
-            prefetch.keep(&rel, *id, change.new);
+            prefetch.keep(&rel, *id, change.new, change.entry);
         }
     }
 }

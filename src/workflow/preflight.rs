@@ -202,7 +202,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     let marker_bytes = crate::ledger::json::to_jq_pretty(&serde_json::to_value(&marker).expect("marker serialises"));
     if dry_run {
         let old = std::fs::read(task.marker_path()).unwrap_or_default();
-        changes.push(Change { path: task.marker_path(), old, new: marker_bytes });
+        changes.push(Change { path: task.marker_path(), old, new: marker_bytes, entry: None });
     } else {
         std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
         crate::atomic::write(&task.marker_path(), &marker_bytes)?;
