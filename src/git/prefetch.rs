@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gix::ObjectId;
@@ -22,10 +22,11 @@ pub struct Prefetch {
     written: Mutex<HashMap<String, Written>>,
 }
 
-/// A blob written ahead: the bytes, its id, and the range of the entry the update replaced.
+/// A blob being written ahead: the bytes, the thread writing them (it returns the blob's id),
+/// and the range of the entry the update replaced.
 struct Written {
-    bytes: Vec<u8>,
-    id: ObjectId,
+    bytes: Arc<Vec<u8>>,
+    thread: JoinHandle<Option<ObjectId>>,
     entry: Option<(usize, usize)>,
 }
 
@@ -54,35 +55,25 @@ impl Prefetch {
         }
     }
 
-    /// Writes each file's new content as a blob, the files on threads of their own; returns the
-    /// ids of those written (hand them to [`Prefetch::keep`] with the bytes).
-    pub fn write_blobs(&self, files: &[(&str, &[u8])]) -> Vec<(String, ObjectId)> {
-        let write = |bytes: &[u8]| {
-            let repo = gix::open(&self.root).ok()?;
-            repo.write_blob(bytes).ok().map(gix::Id::detach)
-        };
-        std::thread::scope(|scope| {
-            let threads: Vec<_> =
-                files.iter().map(|(path, bytes)| (*path, scope.spawn(move || write(bytes)))).collect();
-            threads
-                .into_iter()
-                .filter_map(|(path, thread)| Some((path.to_owned(), thread.join().ok().flatten()?)))
-                .collect()
-        })
-    }
-
-    /// Keeps blob `id`, written ahead with `bytes` as the new content of `path`
+    /// Starts writing `bytes` as a blob on a thread of its own, as the new content of `path`
     /// (repository-relative), with the byte range of the one state.json entry the update
     /// replaced, when known: the commit uses them when the file still holds exactly these bytes.
-    pub fn keep(&self, path: &str, id: ObjectId, bytes: Vec<u8>, entry: Option<(usize, usize)>) {
-        lock(&self.written).insert(path.to_owned(), Written { bytes, id, entry });
+    pub fn write_ahead(&self, path: &str, bytes: Vec<u8>, entry: Option<(usize, usize)>) {
+        let bytes = Arc::new(bytes);
+        let (root, content) = (self.root.clone(), Arc::clone(&bytes));
+        let thread = std::thread::spawn(move || {
+            let repo = gix::open(root).ok()?;
+            repo.write_blob(content.as_slice()).ok().map(gix::Id::detach)
+        });
+        lock(&self.written).insert(path.to_owned(), Written { bytes, thread, entry });
     }
 
     /// The id of the blob written ahead for `path` and the entry's range, when the blob holds
-    /// exactly `bytes`.
+    /// exactly `bytes` (waits for the writing to finish).
     pub(crate) fn written(&self, path: &str, bytes: &[u8]) -> Option<(ObjectId, Option<(usize, usize)>)> {
         let written = lock(&self.written).remove(path)?;
-        (written.bytes == bytes).then_some((written.id, written.entry))
+        let id = written.thread.join().ok().flatten()?;
+        (written.bytes.as_slice() == bytes).then_some((id, written.entry))
     }
 
     /// The bytes of blob `id`, when it was read (waits for the reading to finish); each blob is
@@ -170,12 +161,10 @@ mod tests {
         let root = tmp.path();
         git(root, &["init", "-q"]);
         let ahead = Prefetch::start(root, &[]);
-        let ids = ahead.write_blobs(&[("specs/state.json", b"new\n"), ("specs/TODO.md", b"todo\n")]);
-        assert_eq!(ids.len(), 2);
-        for ((path, id), bytes) in ids.into_iter().zip([b"new\n".to_vec(), b"todo\n".to_vec()]) {
-            ahead.keep(&path, id, bytes, None);
-        }
-        let (id, _) = ahead.written("specs/state.json", b"new\n").expect("written");
+        ahead.write_ahead("specs/state.json", b"new\n".to_vec(), Some((0, 3)));
+        ahead.write_ahead("specs/TODO.md", b"todo\n".to_vec(), None);
+        let (id, entry) = ahead.written("specs/state.json", b"new\n").expect("written");
+        assert_eq!(entry, Some((0, 3)));
         assert_eq!(git(root, &["cat-file", "-t", &id.to_string()]), "blob");
         assert_eq!(git(root, &["cat-file", "-p", &id.to_string()]), "new");
         assert_eq!(ahead.written("specs/TODO.md", b"changed since\n"), None, "other bytes: not used");

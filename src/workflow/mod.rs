@@ -490,11 +490,10 @@ fn finish(
     let ts = ctx.timestamp();
     let agent_session = report.agent_session_id.clone();
     let prefetch = read_head_ledger(ctx, no_commit);
-    let ((), changes, ahead) = ctx.ledger().update_with(
+    ctx.ledger().update_with(
         |snap| record_outcome(snap, task, &outcome, meta, artifacts, &ts, agent_session),
         |changes| write_ahead(ctx, prefetch.as_deref(), changes),
     )?;
-    keep_ahead(ctx, prefetch.as_deref(), changes, ahead);
     let changed = scope::changed(scope_before, &ctx.repo.root, scope_dirs);
     after_record(ctx, prepared, outcome, meta, artifacts, &changed, identity, no_commit, prefetch, report)
 }
@@ -510,39 +509,14 @@ fn read_head_ledger(ctx: &Context, no_commit: bool) -> Option<std::sync::Arc<cra
 /// more than it saves).
 const WRITE_AHEAD_SIZE: usize = 1 << 20;
 
-/// Writes the blobs of the shared ledger files' new contents (when large) for the commit,
-/// while the files are being written.
-fn write_ahead(
-    ctx: &Context,
-    prefetch: Option<&crate::git::Prefetch>,
-    changes: &[crate::ledger::Change],
-) -> Vec<(String, gix::ObjectId)> {
-    let Some(prefetch) = prefetch else { return Vec::new() };
-    let rels: Vec<String> = changes.iter().map(|c| ctx.repo.relative(&c.path)).collect();
-    let files: Vec<(&str, &[u8])> = changes
-        .iter()
-        .zip(&rels)
-        .filter(|(c, rel)| c.new.len() >= WRITE_AHEAD_SIZE && crate::git::LEDGER_FILES.contains(&rel.as_str()))
-        .map(|(c, rel)| (rel.as_str(), c.new.as_slice()))
-        .collect();
-    if files.is_empty() {
-        return Vec::new();
-    }
-    prefetch.write_blobs(&files)
-}
-
-/// Hands the blobs written ahead, with the contents they hold, to the commit.
-fn keep_ahead(
-    ctx: &Context,
-    prefetch: Option<&crate::git::Prefetch>,
-    changes: Vec<crate::ledger::Change>,
-    ahead: Vec<(String, gix::ObjectId)>,
-) {
+/// Starts writing the blobs of the shared ledger files' new contents (when large) for the
+/// commit; the copies are made here, on the thread that runs alongside the ledger's writes.
+fn write_ahead(ctx: &Context, prefetch: Option<&crate::git::Prefetch>, changes: &[crate::ledger::Change]) {
     let Some(prefetch) = prefetch else { return };
-    for change in changes {
+    for change in changes.iter().filter(|c| c.new.len() >= WRITE_AHEAD_SIZE) {
         let rel = ctx.repo.relative(&change.path);
-        if let Some((_, id)) = ahead.iter().find(|(path, _)| *path == rel) {
-            prefetch.keep(&rel, *id, change.new, change.entry);
+        if crate::git::LEDGER_FILES.contains(&rel.as_str()) {
+            prefetch.write_ahead(&rel, change.new.clone(), change.entry);
         }
     }
 }
@@ -661,7 +635,7 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
     let ts = ctx.timestamp();
     // The task is looked up in the snapshot the outcome is recorded in: state.json is read once
     // (it is 14 MB at 10,000 tasks), and a refusal here still writes nothing.
-    let (recorded, changes, ahead) = ctx.ledger().update_with(
+    let (recorded, _, ()) = ctx.ledger().update_with(
         |snap| {
             let info = snap.state().task(n)?;
             let dir =
@@ -722,7 +696,6 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
         },
         |changes| write_ahead(ctx, prefetch.as_deref(), changes),
     )?;
-    keep_ahead(ctx, prefetch.as_deref(), changes, ahead);
     let (prepared, mut report, outcome, meta, artifacts) = recorded;
     after_record(
         ctx,
