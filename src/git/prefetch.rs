@@ -93,6 +93,19 @@ impl Prefetch {
     }
 }
 
+impl Drop for Prefetch {
+    /// Waits for the threads still running, so that none is cut off mid-write at process exit
+    /// (a commit that failed before using them).
+    fn drop(&mut self) {
+        for (_, written) in lock(&self.written).drain() {
+            let _ = written.thread.join();
+        }
+        if let Fetch::Running(handle) = std::mem::replace(&mut *lock(&self.head), Fetch::Done(Blobs::new())) {
+            let _ = handle.join();
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
