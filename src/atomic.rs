@@ -55,17 +55,8 @@ pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// [`stage`], sweeping the directory for leftovers of the file's killed writers or not, and
 /// syncing or not.
 fn stage_swept(path: &Path, bytes: &[u8], sweep: bool, sync: bool) -> Result<Staged> {
-    let target = match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            std::fs::canonicalize(path).map_err(|e| Error::io("resolve symlink", path, e))?
-        }
-        _ => path.to_path_buf(),
-    };
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (target, dir, name) = placement(path)?;
+    let dir = dir.as_path();
     if sweep {
         sweep_stale_temp_files(dir, &[name.as_str()], STALE_TEMP_AGE);
     }
@@ -86,6 +77,23 @@ fn stage_swept(path: &Path, bytes: &[u8], sweep: bool, sync: bool) -> Result<Sta
     Ok(Staged { tmp, target })
 }
 
+/// Where a write of `path` goes: the file written (a symlink's target, so the link survives),
+/// the directory its temp file is made in, and its name.
+fn placement(path: &Path) -> Result<(PathBuf, PathBuf, String)> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| Error::io("resolve symlink", path, e))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok((target, dir, name))
+}
+
 /// Stages several files at once, each on its own thread, so their writes and syncs overlap (a
 /// sync of a large ledger file takes tens of milliseconds). On error the files staged so far are
 /// dropped (their temp files removed) and the first error is returned.
@@ -100,12 +108,10 @@ pub fn stage_all(files: &[(&Path, &[u8])]) -> Result<Vec<Staged>> {
     // its 10,000 task directories, is not free).
     let mut dirs: Vec<(PathBuf, Vec<String>)> = Vec::new();
     for (path, _) in files {
-        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else { continue };
-        let name = name.to_string_lossy().into_owned();
-        match dirs.iter_mut().find(|(d, _)| d == dir) {
+        let (_, dir, name) = placement(path)?;
+        match dirs.iter_mut().find(|(d, _)| *d == dir) {
             Some((_, names)) => names.push(name),
-            None => dirs.push((dir.to_path_buf(), vec![name])),
+            None => dirs.push((dir, vec![name])),
         }
     }
     for (dir, names) in &dirs {
