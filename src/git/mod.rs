@@ -33,6 +33,12 @@ pub use prefetch::Prefetch;
 /// The shared ledger files, which a task's commit takes task-scoped.
 pub const LEDGER_FILES: [&str; 2] = ["specs/state.json", "specs/TODO.md"];
 
+/// From this size on, a shared ledger file is worked on by a thread of its own: its new blob is
+/// written while the ledger is written (`Prefetch::write_ahead`) and the commit scopes it on
+/// another thread. Below it, starting the thread and opening the repository again for it cost
+/// more than they save.
+pub const LARGE_LEDGER_FILE: u64 = 1 << 20;
+
 /// What to commit and how to describe it.
 #[derive(Debug, Clone, Default)]
 pub struct CommitRequest {

@@ -27,10 +27,6 @@ const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// git's defaults for `core.filesRefLockTimeout` and `core.packedRefsTimeout`.
 const REF_LOCK_WAIT: Duration = Duration::from_millis(100);
 const PACKED_REFS_LOCK_WAIT: Duration = Duration::from_millis(1000);
-/// From this size on, a shared ledger file of a task commit is scoped and written on a thread
-/// of its own (below it, opening the repository again for the thread costs more than it saves).
-const PARALLEL_LEDGER_SIZE: u64 = 1 << 20;
-
 /// How often the branch update is tried when HEAD moves under us.
 const ATTEMPTS: usize = 3;
 
@@ -323,18 +319,23 @@ impl<'a> Ctx<'a> {
         let head_entries = candidates.iter().map(|p| tree_entry(&head_tree, p)).collect::<Result<Vec<_>>>()?;
         // The shared ledger files (megabytes in a large ledger: read, scoped, hashed and
         // compressed) are done on threads of their own while this one does the other paths.
-        let ledger = |p: &str| {
-            self.req.task.is_some()
-                && (p == STATE || p == TODO)
-                && std::fs::metadata(self.root.join(p)).is_ok_and(|m| m.len() >= PARALLEL_LEDGER_SIZE)
-        };
+        // Decided once per path: a file that grows or shrinks meanwhile must not fall between
+        // the threads and this one.
+        let on_thread: Vec<bool> = candidates
+            .iter()
+            .map(|p| {
+                self.req.task.is_some()
+                    && (p == STATE || p == TODO)
+                    && std::fs::metadata(self.root.join(p)).is_ok_and(|m| m.len() >= super::LARGE_LEDGER_FILE)
+            })
+            .collect();
         let mut results: Vec<Option<EntryResult>> = Vec::new();
         std::thread::scope(|scope| {
             let threads: Vec<_> = candidates
                 .iter()
                 .zip(&head_entries)
                 .enumerate()
-                .filter(|(_, (p, _))| ledger(p))
+                .filter(|(i, _)| on_thread[*i])
                 .map(|(i, (path, head_entry))| {
                     let (root, req, settings, index) = (self.root, self.req, self.settings, self.index);
                     let work = move || {
@@ -352,8 +353,9 @@ impl<'a> Ctx<'a> {
             results = candidates
                 .iter()
                 .zip(&head_entries)
-                .map(|(path, head_entry)| {
-                    (!ledger(path)).then(|| {
+                .zip(&on_thread)
+                .map(|((path, head_entry), on_thread)| {
+                    (!on_thread).then(|| {
                         let mut own_skipped = Vec::new();
                         let new = self.new_entry(path, *head_entry, &mut attributes_seen, &mut own_skipped)?;
                         Ok((new, own_skipped))

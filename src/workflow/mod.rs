@@ -504,16 +504,11 @@ fn read_head_ledger(ctx: &Context, no_commit: bool) -> Option<std::sync::Arc<cra
     (!no_commit).then(|| std::sync::Arc::new(crate::git::Prefetch::start(&ctx.repo.root, &crate::git::LEDGER_FILES)))
 }
 
-/// From this size on, the new content of a shared ledger file is written as a blob while the
-/// ledger files are being written and synced, ready for the commit (below it, the thread costs
-/// more than it saves).
-const WRITE_AHEAD_SIZE: usize = 1 << 20;
-
 /// Starts writing the blobs of the shared ledger files' new contents (when large) for the
 /// commit; the copies are made here, on the thread that runs alongside the ledger's writes.
 fn write_ahead(ctx: &Context, prefetch: Option<&crate::git::Prefetch>, changes: &[crate::ledger::Change]) {
     let Some(prefetch) = prefetch else { return };
-    for change in changes.iter().filter(|c| c.new.len() >= WRITE_AHEAD_SIZE) {
+    for change in changes.iter().filter(|c| c.new.len() as u64 >= crate::git::LARGE_LEDGER_FILE) {
         let rel = ctx.repo.relative(&change.path);
         if crate::git::LEDGER_FILES.contains(&rel.as_str()) {
             prefetch.write_ahead(&rel, change.new.clone(), change.entry);
