@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::json;
 use super::state::{entry_number, unique_entry_span, StateFile};
-use super::todo::TodoFile;
+use super::todo::{self, TodoFile};
 use crate::error::{Error, Result};
 
 /// HEAD's state.json with only task `task`'s changes from the working tree applied, printed as
@@ -279,12 +279,7 @@ fn is_block_of(text: &[u8], task: u32, at_end: bool) -> bool {
         return false;
     }
     let mut lines = text.lines();
-    let heading = lines.next().unwrap_or_default();
-    let doc = TodoFile::parse(Path::new(""), heading.as_bytes()).ok();
-    if doc.map(|d| d.headings()) != Some(vec![(0, task)]) {
-        return false;
-    }
-    lines.all(|l| !(l.trim_end() == "---" || l.starts_with("### ") || l.starts_with("## ") || l.starts_with("# ")))
+    lines.next().and_then(todo::heading_number) == Some(task) && !lines.any(todo::ends_block)
 }
 
 /// The end of a block's span: past its `---` separator line and the blank lines after it.

@@ -22,7 +22,7 @@ static NEXT_NUMBER: LazyLock<Regex> =
 
 /// The task number of a `### N. Title` heading line (also `### ✓ N. Title`), as [`HEADING`]
 /// matches it, without running the regular expression on every heading of a large file.
-fn heading_number(line: &str) -> Option<u32> {
+pub(crate) fn heading_number(line: &str) -> Option<u32> {
     let rest = line.strip_prefix("### ")?;
     let rest = match rest.chars().next()? {
         c if c.is_ascii_digit() => rest,
@@ -41,6 +41,11 @@ fn heading_number(line: &str) -> Option<u32> {
         return None;
     }
     rest[..digits].parse().ok()
+}
+
+/// Whether `line` ends the task block above it: a `---` separator or any heading.
+pub(crate) fn ends_block(line: &str) -> bool {
+    line.trim_end() == "---" || line.starts_with("### ") || line.starts_with("## ") || line.starts_with("# ")
 }
 
 /// `\s` of the regular expressions (ASCII only, vertical tab included).
@@ -193,12 +198,7 @@ impl TodoFile {
     }
 
     fn block_end(&self, heading: usize) -> usize {
-        (heading + 1..self.doc.len())
-            .find(|&i| {
-                let l = self.doc.line(i);
-                l.trim_end() == "---" || l.starts_with("### ") || l.starts_with("## ") || l.starts_with("# ")
-            })
-            .unwrap_or(self.doc.len())
+        (heading + 1..self.doc.len()).find(|&i| ends_block(self.doc.line(i))).unwrap_or(self.doc.len())
     }
 
     /// Task `n`'s status line, when the task and the line exist.
