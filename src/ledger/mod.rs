@@ -128,13 +128,19 @@ impl Ledger {
     /// # Writes
     /// The ledger files `edit` changed.
     pub fn update<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
-        let _lock = self.lock()?;
+        let (_lock, value, changes) = self.edit_locked(edit)?;
+        write_changes_journaled(&changes, &self.journal_path())?;
+        Ok((value, changes))
+    }
+
+    /// Takes the lock, finishes an interrupted write, reads a fresh snapshot and runs `edit` on
+    /// it; returns the lock (still held) and the changes, written by the caller.
+    fn edit_locked<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(Lock, T, Vec<Change>)> {
+        let lock = self.lock()?;
         self.recover()?;
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
-        let changes = snap.into_changes();
-        write_changes_journaled(&changes, &self.journal_path())?;
-        Ok((value, changes))
+        Ok((lock, value, snap.into_changes()))
     }
 
     /// Like [`Ledger::update`], running `alongside` on a thread of its own with the changes once
@@ -151,11 +157,7 @@ impl Ledger {
         edit: impl FnOnce(&mut Snapshot) -> Result<T>,
         alongside: impl FnOnce(&[Change]) -> A + Send,
     ) -> Result<(T, Vec<Change>, A)> {
-        let _lock = self.lock()?;
-        self.recover()?;
-        let mut snap = self.snapshot()?;
-        let value = edit(&mut snap)?;
-        let changes = snap.into_changes();
+        let (_lock, value, changes) = self.edit_locked(edit)?;
         let journal = self.journal_path();
         let (written, extra) = std::thread::scope(|scope| {
             let thread = scope.spawn(|| alongside(&changes));
