@@ -18,8 +18,9 @@ pub const ENV_SESSION_ID: &str = "XTASK_SESSION_ID";
 pub struct Context {
     /// The repository worked on.
     pub repo: Repo,
-    /// The moment used for every timestamp of this command.
-    pub now: jiff::Timestamp,
+    /// The moment `XTASK_NOW` fixes for every timestamp, if any; otherwise each timestamp is
+    /// the moment it is written (see [`Context::now`]).
+    pub fixed_now: Option<jiff::Timestamp>,
     /// The session id given by the environment, if any.
     pub session_id: Option<String>,
 }
@@ -33,9 +34,9 @@ impl Context {
     /// holds whitespace or control characters.
     pub fn from_env(dir: &Path) -> Result<Context> {
         let repo = Repo::discover(dir)?;
-        let now = match std::env::var(ENV_NOW) {
-            Ok(v) if !v.trim().is_empty() => parse_now(&v)?,
-            _ => jiff::Timestamp::now(),
+        let fixed_now = match std::env::var(ENV_NOW) {
+            Ok(v) if !v.trim().is_empty() => Some(parse_now(&v)?),
+            _ => None,
         };
         let session_id = std::env::var(ENV_SESSION_ID).ok().filter(|s| !s.trim().is_empty());
         if let Some(id) = &session_id {
@@ -50,7 +51,7 @@ impl Context {
                 });
             }
         }
-        Ok(Context { repo, now, session_id })
+        Ok(Context { repo, fixed_now, session_id })
     }
 
     /// The ledger of this repository.
@@ -58,24 +59,30 @@ impl Context {
         Ledger::new(self.repo.clone())
     }
 
-    /// `2026-03-16T21:11:23Z`, the ledger's timestamp form.
+    /// Now: the moment `XTASK_NOW` fixes, else the clock read at this call (a run that takes two
+    /// hours records its start and its end two hours apart).
+    pub fn now(&self) -> jiff::Timestamp {
+        self.fixed_now.unwrap_or_else(jiff::Timestamp::now)
+    }
+
+    /// `2026-03-16T21:11:23Z`, the ledger's timestamp form, of [`Context::now`].
     pub fn timestamp(&self) -> String {
-        self.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+        self.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
     /// `2026-03-16`, TODO.md's date form.
     pub fn date(&self) -> String {
-        self.now.strftime("%Y-%m-%d").to_string()
+        self.now().strftime("%Y-%m-%d").to_string()
     }
 
     /// `20260316`, the summary file name's date form.
     pub fn compact_date(&self) -> String {
-        self.now.strftime("%Y%m%d").to_string()
+        self.now().strftime("%Y%m%d").to_string()
     }
 
     /// The session id from the environment, else a new `sess_{epoch}_{6 hex}`.
     pub fn session_id_or_new(&self) -> String {
-        self.session_id.clone().unwrap_or_else(|| new_session_id(self.now))
+        self.session_id.clone().unwrap_or_else(|| new_session_id(self.now()))
     }
 }
 

@@ -473,8 +473,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join(".git")).expect("mkdir");
         let repo = crate::repo::Repo::discover(dir.path()).expect("repo");
-        let now = "2026-03-16T21:11:23Z".parse().expect("time");
-        (dir, Context { repo, now, session_id: None })
+        let now: jiff::Timestamp = "2026-03-16T21:11:23Z".parse().expect("time");
+        (dir, Context { repo, fixed_now: Some(now), session_id: None })
     }
 
     #[test]

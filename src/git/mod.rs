@@ -14,12 +14,14 @@
 //! an attributes file), commits are created with `git commit-tree -S` when `commit.gpgSign` is
 //! set, and `git gc --auto` runs when git's own loose-object heuristic says so.
 
+mod cli;
 mod hooks;
 mod index_lock;
 mod message;
 mod paths;
 mod prefetch;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 
@@ -27,8 +29,9 @@ use crate::error::Result;
 use crate::repo::Repo;
 
 pub use message::{build_message, stripspace};
-pub use paths::is_transient;
+pub use paths::{exclude_transient, is_transient, TRANSIENT_PATTERNS};
 pub use prefetch::Prefetch;
+pub use status::{ignored, Stamp, WorkTreeState};
 
 /// The shared ledger files, which a task's commit takes task-scoped.
 pub const LEDGER_FILES: [&str; 2] = ["specs/state.json", "specs/TODO.md"];
@@ -57,6 +60,9 @@ pub struct CommitRequest {
     pub agent_identity: Option<String>,
     /// Skip the `pre-commit` and `commit-msg` hooks.
     pub no_verify: bool,
+    /// Repository-relative paths (transient files a task left tracked, as the bash workflow
+    /// did) that the commit removes from HEAD's tree and the index, whatever the work tree holds.
+    pub untrack: Vec<String>,
     /// Work started ahead of the commit (HEAD's ledger files read, new ledger blobs written).
     pub prefetch: Option<std::sync::Arc<Prefetch>>,
 }

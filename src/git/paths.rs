@@ -13,6 +13,45 @@ pub fn is_transient(name: &str) -> bool {
     name == ".return-meta.json" || name.starts_with(".postflight-") || is_atomic_temp(name)
 }
 
+/// The gitignore patterns of the transient files ([`is_transient`]), written to the
+/// repository's `info/exclude` so that a run leaves nothing in `git status` even where
+/// `xtask init` never added them to `.gitignore`.
+pub const TRANSIENT_PATTERNS: [&str; 3] = [".return-meta.json", ".postflight-*", ".*.??????.tmp"];
+
+/// Adds the [`TRANSIENT_PATTERNS`] missing from `<common git dir>/info/exclude` (the file git
+/// reads for every work tree of the repository, never committed). Returns whether it wrote.
+///
+/// # Errors
+/// I/O errors.
+pub fn exclude_transient(repo: &crate::repo::Repo) -> Result<bool> {
+    let path = repo.common_dir().join("info").join("exclude");
+    let old = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let text = String::from_utf8_lossy(&old);
+    let missing: Vec<&str> =
+        TRANSIENT_PATTERNS.iter().copied().filter(|p| !text.lines().any(|l| l.trim() == *p)).collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let mut new = old.clone();
+    if !new.is_empty() && !new.ends_with(b"\n") {
+        new.push(b'\n');
+    }
+    new.extend_from_slice(b"# postflight transient files (never committed)\n");
+    for p in missing {
+        new.extend_from_slice(p.as_bytes());
+        new.push(b'\n');
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    crate::atomic::write(&path, &new)?;
+    Ok(true)
+}
+
 /// `.<name>.<6 letters or digits>.tmp`, as [`crate::atomic::stage`] names its temp files.
 fn is_atomic_temp(name: &str) -> bool {
     let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };

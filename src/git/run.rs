@@ -414,6 +414,17 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        // Transient files left tracked go, from the tree and from the index.
+        for path in &self.req.untrack {
+            let path = path.trim_start_matches("./");
+            if tree_entry(&head_tree, path)?.is_some() {
+                editor.remove(path).map_err(|e| git("cannot edit the tree", &e))?;
+                changed.push(path.to_owned());
+            }
+            if self.index.entry_by_path(path.as_bytes().as_bstr()).is_some() {
+                updates.push(Update::Remove { path: path.into() });
+            }
+        }
         let tree = editor.write().map_err(|e| git("cannot write the tree", &e))?.detach();
         Ok(Plan { tree, updates, changed, hook_paths: Vec::new(), skipped, editor })
     }

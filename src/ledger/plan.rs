@@ -166,6 +166,45 @@ impl PlanFile {
         let phases = self.phases();
         (phases.iter().filter(|p| p.is_done()).count(), phases.len())
     }
+
+    /// The paths the plan's `**Files to modify**:` lists name, in file order without repeats:
+    /// on each list item under the label (up to the next label, heading or rule), the backticked
+    /// words that read as a path (no space, not an option, not a bare identifier: a `/` or a
+    /// `.` in it), as the seed's planner writes them (`` - `src/a.rs` - add the parser ``).
+    pub fn files_to_modify(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut in_list = false;
+        for line in self.doc.lines() {
+            let t = line.trim();
+            if t.starts_with("**Files to modify**") || t.starts_with("- **Files to modify**") {
+                in_list = true;
+                continue;
+            }
+            if !in_list {
+                continue;
+            }
+            if t.starts_with('#') || t == "---" || (t.starts_with("**") && t.contains("**:")) {
+                in_list = false;
+                continue;
+            }
+            if !(t.starts_with("- ") || t.starts_with("* ")) {
+                continue;
+            }
+            for (i, span) in t.split('`').enumerate() {
+                let span = span.trim_start_matches("./");
+                let looks_like_path = i % 2 == 1
+                    && !span.is_empty()
+                    && !span.contains(char::is_whitespace)
+                    && !span.starts_with('-')
+                    && (span.contains('/') || span.contains('.'))
+                    && !span.ends_with('/');
+                if looks_like_path && !out.iter().any(|p| p == span) {
+                    out.push(span.to_owned());
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Splits `Title text [MARKER - note] extra` into the title and the marker word: the first
@@ -240,6 +279,13 @@ pub fn find_plan(specs: &Path, n: u32, slug: Option<&str>) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_to_modify_are_the_backticked_paths_of_the_lists() {
+        let text = "# Plan\n\n## Phases\n\n### Phase 1: A [NOT STARTED]\n\n**Files to modify**:\n- `src/a.rs` - add the parser near `parse_items`\n- `docs/guide.md`, `./README.md` -- document it\n- `lake build` then `Cargo.toml`\n\n**Verification**:\n- `tests/run.sh` passes\n\n### Phase 2: B [NOT STARTED]\n\n**Files to modify**:\n* `src/a.rs` - again\n* `src/b/` - a directory is not a file\n\nNot a list item `x/y.rs`\n";
+        let plan = PlanFile::parse(Path::new("p.md"), text.as_bytes()).expect("parse");
+        assert_eq!(plan.files_to_modify(), ["src/a.rs", "docs/guide.md", "README.md", "Cargo.toml"]);
+    }
 
     const PLAN: &str = "# Implementation Plan: Task #7\n\n- **Task**: 7 - x\n**Status**: [NOT STARTED] - draft\n- **Effort**: 2h\n\n## Overview\n\n\
 ## Implementation Phases\n\n### Phase 1: Setup [COMPLETED]\n\n- **Status**: [COMPLETED]\n\n### Phase 3A: Middle part [BLOCKED - See Note Above]\n\n\

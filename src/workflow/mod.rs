@@ -6,6 +6,7 @@
 //! exposed for an LLM session that orchestrates ([`preflight_only`], [`postflight_only`]).
 
 pub mod agent;
+pub mod baseline;
 pub mod claude;
 pub mod config;
 pub mod demo;
@@ -92,7 +93,16 @@ pub struct Report {
     pub agent_session_id: Option<String>,
     /// The Claude Code CLI's final result object of each invocation.
     pub agent_results: Vec<Value>,
+    /// Why the loop stopped, when the outcome itself has no reason (a timeout, no progress).
+    pub stop_reason: Option<String>,
+    /// The outcome was recorded but the run's final commit failed: git's (or the hook's) words.
+    pub commit_error: Option<String>,
+    /// The command that finishes the failed commit by hand.
+    pub commit_command: Option<String>,
 }
+
+/// Exit code: the outcome was recorded but the run's commit failed.
+pub const EXIT_COMMIT_FAILED: u8 = 5;
 
 impl Report {
     /// The `--json` object `{task, status, iterations, session_id, commits, artifacts, resume_phase}`.
@@ -105,11 +115,27 @@ impl Report {
             "commits": self.commits,
             "artifacts": self.artifacts,
             "resume_phase": self.outcome.resume_phase(),
-            "reason": self.outcome.reason(),
+            "reason": self.reason(),
             "warnings": self.warnings,
             "agent_session_id": self.agent_session_id,
             "agent_results": self.agent_results,
+            "commit_error": self.commit_error,
+            "commit_command": self.commit_command,
         })
+    }
+
+    /// The outcome's reason, else why the loop stopped.
+    pub fn reason(&self) -> Option<String> {
+        self.outcome.reason().or_else(|| self.stop_reason.clone())
+    }
+
+    /// The exit code: the outcome's, or 5 when its commit failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.commit_error.is_some() {
+            EXIT_COMMIT_FAILED
+        } else {
+            self.outcome.exit_code()
+        }
     }
 }
 
@@ -168,6 +194,9 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         resumed: prepared.resumed,
         agent_session_id: None,
         agent_results: Vec::new(),
+        stop_reason: None,
+        commit_error: None,
+        commit_command: None,
     };
     if opts.dry_run {
         report.planned_changes = prepared.changes;
@@ -181,8 +210,11 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         ));
     }
     let task = prepared.task.clone();
+    let root = ctx.repo.root.clone();
     let scope_dirs = cfg.scope(&task.language);
-    let scope_before = scope::snapshot(&ctx.repo.root, &scope_dirs);
+    let scope_before = scope::snapshot(&root, &scope_dirs);
+    let baseline = baseline::Baseline::start(&root, &task, prepared.resumed, &mut report.warnings);
+    let mut watch = baseline::ProgressWatch::new(&baseline, plan_progress(ctx, &task).0);
     let is_claude = opts.agent == claude::AGENT_NAME;
     let identity = opts
         .agent_identity
@@ -194,14 +226,20 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let mut handoff: Option<String> = None;
     let mut iteration = prepared.iterations_done;
     let mut reuse_existing = prepared.resumed;
+    let timeout_reason = format!("timed out after {0}s (--timeout {0}); killed its process group", opts.timeout);
+    let stalled_reason = |k: u32| {
+        format!("iteration {k} made no progress (no phase newly completed, no file of the task changed); the agent was not invoked again")
+    };
     let (outcome, final_meta) = loop {
         // After a crash, metadata the agent already finished is the result of that invocation.
         let existing = if reuse_existing { metadata::read(&task.metadata_path()).ok() } else { None };
         reuse_existing = false;
-        let (result, timed_out) = match existing.filter(|m| m.status != AgentStatus::InProgress && iteration > 0) {
+        let (result, timed_out, invoked) = match existing
+            .filter(|m| m.status != AgentStatus::InProgress && iteration > 0)
+        {
             Some(m) => {
                 progress.note(&format!("task {}: using the metadata the interrupted run's agent left", task.number));
-                (Ok(m), false)
+                (Ok(m), false, false)
             }
             None => {
                 iteration += 1;
@@ -237,20 +275,27 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                     Err(problem) => Err(Failure::Metadata(problem)),
                 };
                 progress.finish(&match &result {
+                    _ if finished.timed_out => timeout_reason.clone(),
                     Ok(m) => format!("agent reported `{}`", m.reported),
                     Err(f) => f.describe(&task),
                 });
-                (result, finished.timed_out)
+                (result, finished.timed_out, true)
             }
         };
         report.iterations = iteration;
+        report.stop_reason = timed_out.then(|| timeout_reason.clone());
         let meta = match result {
             Ok(m) => m,
             Err(_) if timed_out => {
                 // A timed-out invocation counts as partial (D20), with the plan's own progress.
                 let (done, total) = plan_progress(ctx, &task);
                 let m = timeout_metadata(done, total, opts.timeout);
-                if iteration >= opts.max_iterations {
+                let belongs = |p: &str| belongs_to_task(&task, p, &all_artifacts, &baseline, &scope_dirs);
+                let stalled = !watch.advanced(&root, done, belongs);
+                if stalled {
+                    report.warnings.push(stalled_reason(iteration));
+                }
+                if iteration >= opts.max_iterations || stalled {
                     break (partial_outcome(done, total), Some(m));
                 }
                 resume_phase = Some(done + 1);
@@ -259,7 +304,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
             Err(failure) => break (failure.outcome(&task), None),
         };
         report.warnings.extend(meta.warnings.iter().map(|w| format!("iteration {iteration}: {w}")));
-        let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
+        let artifacts = vet_artifacts(ctx, &meta, &mut report.warnings);
         merge_artifacts(&mut all_artifacts, &artifacts);
         // A timed-out invocation counts as partial whatever its metadata said (D20).
         let meta = if timed_out { Metadata { status: AgentStatus::Partial, ..meta } } else { meta };
@@ -267,18 +312,32 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         let Outcome::Partial { resume_phase: next, phases_completed: done, phases_total: total } = outcome else {
             break (outcome, Some(meta));
         };
+        if invoked {
+            let belongs = |p: &str| belongs_to_task(&task, p, &all_artifacts, &baseline, &scope_dirs);
+            if !watch.advanced(&root, done, belongs) {
+                if timed_out {
+                    report.warnings.push(stalled_reason(iteration));
+                } else {
+                    report.stop_reason = Some(stalled_reason(iteration));
+                }
+                break (outcome, Some(meta));
+            }
+        }
         if iteration >= opts.max_iterations {
             break (outcome, Some(meta));
         }
         if !opts.no_commit {
             let subject = format!("task {}: iteration {iteration} partial progress", task.number);
-            let paths = postflight::commit_paths(
-                &task,
-                &artifacts,
-                &scope::changed(&scope_before, &ctx.repo.root, &scope_dirs),
-            );
+            let paths =
+                postflight::commit_paths(&task, &artifacts, &run_changes(ctx, &baseline, &scope_before, &scope_dirs));
             let body = Some(meta.summary.clone()).filter(|s| !s.trim().is_empty());
-            commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), None, &mut report);
+            if let Err(e) =
+                commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), None, Some(&baseline), &mut report)
+            {
+                report
+                    .warnings
+                    .push(format!("commit `{subject}` failed: {e}; its files go into the run's final commit"));
+            }
         }
         resume_phase = Some(next);
         handoff = meta.handoff_path.clone().filter(|h| postflight::safe_artifact_path(&ctx.repo.root, h));
@@ -291,13 +350,48 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         outcome,
         final_meta.as_ref(),
         &all_artifacts,
-        &scope_before,
-        &scope_dirs,
+        &run_changes(ctx, &baseline, &scope_before, &scope_dirs),
+        Some(&baseline),
         identity.as_deref(),
         opts.no_commit,
         &mut report,
     )?;
     Ok(report)
+}
+
+/// The files a task's commit takes besides its directory, artifacts and ledger share: those
+/// under the language's scope that changed during the run, and the plan-listed files that did.
+fn run_changes(
+    ctx: &Context,
+    baseline: &baseline::Baseline,
+    scope_before: &scope::Snapshot,
+    scope_dirs: &[String],
+) -> Vec<String> {
+    let mut out = scope::changed(scope_before, &ctx.repo.root, scope_dirs);
+    for p in baseline.plan_files_changed(&ctx.repo.root) {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Whether a changed path is one the task's commit would take.
+fn belongs_to_task(
+    task: &TaskRef,
+    path: &str,
+    artifacts: &[Artifact],
+    baseline: &baseline::Baseline,
+    scope_dirs: &[String],
+) -> bool {
+    let in_dir = |d: &str| {
+        let d = d.trim_end_matches('/');
+        !d.is_empty() && path.strip_prefix(d).is_some_and(|rest| rest.starts_with('/'))
+    };
+    ["summaries", "plans", "handoffs"].iter().any(|sub| in_dir(&format!("{}/{sub}", task.dir_rel)))
+        || artifacts.iter().any(|a| a.path == path)
+        || baseline.plan_files.iter().any(|(p, _)| p == path)
+        || scope_dirs.iter().any(|d| in_dir(d))
 }
 
 /// Why an invocation produced no usable metadata.
@@ -405,18 +499,57 @@ fn initial_resume_phase(ctx: &Context, task: &TaskRef) -> Option<u64> {
     }
 }
 
-fn safe_artifacts(ctx: &Context, meta: &Metadata, warnings: &mut Vec<String>) -> Vec<Artifact> {
-    let mut out = Vec::new();
+/// The reported artifacts that are linked and committed: files of the repository that exist
+/// and that git does not ignore. Each one left out is named in a warning; the outcome is
+/// recorded as reported all the same.
+fn vet_artifacts(ctx: &Context, meta: &Metadata, warnings: &mut Vec<String>) -> Vec<Artifact> {
+    let root = &ctx.repo.root;
+    let mut out: Vec<Artifact> = Vec::new();
     for a in &meta.artifacts {
-        let path = a.path.trim_start_matches("./").to_owned();
-        if postflight::safe_artifact_path(&ctx.repo.root, &path) {
-            out.push(Artifact { path, ..a.clone() });
+        let shown = a.path.replace('\0', "\\0");
+        let raw = a.path.as_str();
+        let relative = if raw.starts_with('~') {
+            warnings
+                .push(format!("artifact `{shown}` is a home-directory path, not a file of the repository; not linked"));
+            continue;
+        } else if Path::new(raw).is_absolute() {
+            // The root is canonical; the path may reach it through links (`/tmp` -> `/private/tmp`).
+            let inside = Path::new(raw).strip_prefix(root).map(Path::to_path_buf).ok().or_else(|| {
+                let parent = Path::new(raw).parent().and_then(|d| std::fs::canonicalize(d).ok())?;
+                let name = Path::new(raw).file_name()?;
+                parent.join(name).strip_prefix(root).map(Path::to_path_buf).ok()
+            });
+            match inside {
+                Some(rel) => rel.to_string_lossy().into_owned(),
+                // Refused below with the other paths that are not files of the repository.
+                None => raw.to_owned(),
+            }
         } else {
+            raw.trim_start_matches("./").to_owned()
+        };
+        if !postflight::safe_artifact_path(root, &relative) {
             warnings.push(format!(
-                "artifact `{}` is not a file of the repository (outside it, in .git, behind a symlink that leaves it, a directory, or a transient file); ignored",
-                a.path.replace('\0', "\\0")
+                "artifact `{shown}` is not a file of the repository (outside it, in .git, behind a symlink that leaves it, a directory, or a transient file); ignored"
             ));
+            continue;
         }
+        if std::fs::symlink_metadata(root.join(&relative)).is_err() {
+            let what = if a.kind == "deletion" { "names a file the run deleted" } else { "does not exist" };
+            warnings.push(format!("artifact `{shown}` {what}; not linked"));
+            continue;
+        }
+        out.push(Artifact { path: relative, ..a.clone() });
+    }
+    let paths: Vec<String> = out.iter().map(|a| a.path.clone()).collect();
+    match crate::git::ignored(root, &paths) {
+        Ok(ignored) if !ignored.is_empty() => {
+            for p in &ignored {
+                warnings.push(format!("artifact `{p}` is ignored by git (.gitignore); not linked"));
+            }
+            out.retain(|a| !ignored.contains(&a.path));
+        }
+        Ok(_) => {}
+        Err(e) => warnings.push(format!("cannot ask git which artifacts it ignores: {e}")),
     }
     out
 }
@@ -480,8 +613,8 @@ fn finish(
     outcome: Outcome,
     meta: Option<&Metadata>,
     artifacts: &[Artifact],
-    scope_before: &scope::Snapshot,
-    scope_dirs: &[String],
+    run_changes: &[String],
+    baseline: Option<&baseline::Baseline>,
     identity: Option<&str>,
     no_commit: bool,
     report: &mut Report,
@@ -494,8 +627,7 @@ fn finish(
         |snap| record_outcome(snap, task, &outcome, meta, artifacts, &ts, agent_session),
         |changes| write_ahead(ctx, prefetch.as_deref(), changes),
     )?;
-    let changed = scope::changed(scope_before, &ctx.repo.root, scope_dirs);
-    after_record(ctx, prepared, outcome, meta, artifacts, &changed, identity, no_commit, prefetch, report)
+    after_record(ctx, prepared, outcome, meta, artifacts, run_changes, baseline, identity, no_commit, prefetch, report)
 }
 
 /// Starts reading HEAD's ledger files for the commit (unless there is none), so that it
@@ -536,6 +668,8 @@ fn record_outcome(
 }
 
 /// Stages 9-10 once the outcome is recorded: the commit (unless `no_commit`) and the cleanup.
+/// With the run's `baseline`, the user's earlier edits that went into the commit and the
+/// files the run changed but did not commit are named in warnings.
 #[allow(clippy::too_many_arguments)]
 fn after_record(
     ctx: &Context,
@@ -544,6 +678,7 @@ fn after_record(
     meta: Option<&Metadata>,
     artifacts: &[Artifact],
     scoped_changes: &[String],
+    baseline: Option<&baseline::Baseline>,
     identity: Option<&str>,
     no_commit: bool,
     prefetch: Option<std::sync::Arc<crate::git::Prefetch>>,
@@ -561,14 +696,68 @@ fn after_record(
         let paths = postflight::commit_paths(task, artifacts, scoped_changes);
         let subject = outcome.subject(task.number);
         let body = postflight::commit_body(&outcome, meta);
-        commit(ctx, prepared, &subject, body, &paths, identity, prefetch, report);
+        if let Err(e) = commit(ctx, prepared, &subject, body, &paths, identity, prefetch, baseline, report) {
+            let existing: Vec<&String> = paths.iter().filter(|p| ctx.repo.root.join(p).exists()).collect();
+            let quoted: Vec<String> = existing.iter().map(|p| shell_quote(p)).collect();
+            report.commit_command =
+                Some(format!("xtask commit {} -m {} -- {}", task.number, shell_quote(&subject), quoted.join(" ")));
+            report.commit_error = Some(e.to_string());
+        }
     }
     postflight::cleanup(&ctx.repo.git_dir, task, &outcome)?;
+    if let (Some(b), false) = (baseline, no_commit) {
+        if report.commit_error.is_none() {
+            report_left_uncommitted(ctx, task, b, report);
+        }
+    }
     report.outcome = outcome;
     Ok(())
 }
 
-/// Commits through the task-scoped commit; a failure is a warning, never lost ledger state.
+/// Warns about the files that changed during the run, are not ignored, and are in no commit of
+/// it. The shared ledger files are committed task-scoped and never named; nor are other tasks'
+/// directories. While another run is pending in the same work tree, its agent's edits cannot be
+/// told from this one's, so only the task's own directory is looked at.
+fn report_left_uncommitted(ctx: &Context, task: &TaskRef, baseline: &baseline::Baseline, report: &mut Report) {
+    let (Some(before), Ok(now)) = (&baseline.state, crate::git::WorkTreeState::read(&ctx.repo.root)) else { return };
+    let own_dir = format!("{}/", task.dir_rel);
+    let others_pending = marker::indexed_markers(&ctx.repo.root, &ctx.repo.git_dir)
+        .unwrap_or_default()
+        .iter()
+        .any(|m| *m != task.marker_path());
+    let other_task_dir = |p: &str| {
+        p.strip_prefix("specs/").and_then(|rest| rest.split_once('/')).is_some_and(|(dir, _)| {
+            dir.split_once('_').is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let left: Vec<String> = before
+        .changed_until(&now)
+        .into_iter()
+        .filter(|p| !crate::git::LEDGER_FILES.contains(&p.as_str()))
+        .filter(|p| p.starts_with(&own_dir) || (!others_pending && !other_task_dir(p)))
+        .collect();
+    if !left.is_empty() {
+        report
+            .warnings
+            .push(format!("left uncommitted: {} (changed during the run, not in the task's commit)", left.join(", ")));
+    }
+}
+
+/// `'…'` for a POSIX shell, unless the word needs no quoting.
+fn shell_quote(word: &str) -> String {
+    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b)) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Commits through the task-scoped commit; a failure is returned for the caller to report,
+/// and never loses ledger state (the ledger is written first). The user's uncommitted edits
+/// that ride along in a file the task commits are named in a warning.
+///
+/// # Errors
+/// The commit's error (a hook's refusal, git).
 #[allow(clippy::too_many_arguments)]
 fn commit(
     ctx: &Context,
@@ -578,29 +767,52 @@ fn commit(
     paths: &[String],
     identity: Option<&str>,
     prefetch: Option<std::sync::Arc<crate::git::Prefetch>>,
+    baseline: Option<&baseline::Baseline>,
     report: &mut Report,
-) {
+) -> Result<()> {
+    let task = &prepared.task;
+    let untrack = [
+        marker::MARKER_FILE,
+        marker::METADATA_FILE,
+        marker::ITERATION_FILE,
+        marker::HOOK_COUNTER_FILE,
+        preflight::AGENT_LOG_FILE,
+        baseline::BASELINE_FILE,
+    ]
+    .iter()
+    .map(|name| format!("{}/{name}", task.dir_rel))
+    .collect();
     let req = crate::git::CommitRequest {
-        task: Some(prepared.task.number),
+        task: Some(task.number),
         paths: paths.iter().map(|p| Path::new(p).to_path_buf()).collect(),
         subject: subject.to_owned(),
         body,
         session_id: prepared.session_id.clone(),
         agent_identity: identity.map(str::to_owned),
         no_verify: false,
+        untrack,
         prefetch,
     };
-    match crate::git::commit(&ctx.repo, &req) {
-        Ok(crate::git::CommitOutcome::Committed { id, paths, .. }) => {
-            report.commits.push(CommitInfo { id, subject: subject.to_owned(), paths })
+    match crate::git::commit(&ctx.repo, &req)? {
+        crate::git::CommitOutcome::Committed { id, paths, .. } => {
+            let own = |p: &&String| {
+                !crate::git::LEDGER_FILES.contains(&p.as_str()) && !p.starts_with(&format!("{}/", task.dir_rel))
+            };
+            for p in paths.iter().filter(own) {
+                if baseline.is_some_and(|b| b.was_dirty(p)) {
+                    let w = format!("{p} had uncommitted changes before the run; they are in this commit");
+                    if !report.warnings.contains(&w) {
+                        report.warnings.push(w);
+                    }
+                }
+            }
+            report.commits.push(CommitInfo { id, subject: subject.to_owned(), paths });
         }
-        Ok(crate::git::CommitOutcome::NothingToCommit { .. }) => {
+        crate::git::CommitOutcome::NothingToCommit { .. } => {
             report.warnings.push(format!("`{subject}`: nothing to commit"))
         }
-        Err(e) => report
-            .warnings
-            .push(format!("commit `{subject}` failed: {e}; the ledger is up to date, commit the task's files by hand")),
     }
+    Ok(())
 }
 
 /// `xtask preflight N`: stages 1-4 for an orchestrating LLM session. Returns the delegation
@@ -675,11 +887,14 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
                 resumed: true,
                 agent_session_id: m.agent_session_id.clone(),
                 agent_results: Vec::new(),
+                stop_reason: None,
+                commit_error: None,
+                commit_command: None,
             };
             let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
                 Ok(meta) => {
                     report.warnings.extend(meta.warnings.iter().cloned());
-                    let artifacts = safe_artifacts(ctx, &meta, &mut report.warnings);
+                    let artifacts = vet_artifacts(ctx, &meta, &mut report.warnings);
                     let outcome = outcome_of(ctx, &task, &meta);
                     (outcome, Some(meta), artifacts)
                 }
@@ -699,6 +914,7 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
         meta.as_ref(),
         &artifacts,
         &[],
+        None,
         identity.as_deref(),
         no_commit,
         prefetch,

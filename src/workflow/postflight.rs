@@ -233,12 +233,13 @@ pub fn record(
         let state = snap.state_mut();
         state.merge(n, fields)?;
         let entry = state.entry_mut(n)?;
+        // Each outcome removes the reasons of earlier outcomes that no longer hold; a completed
+        // task also has nothing to resume (D16).
         if *outcome == Outcome::Completed {
-            // A completed task has nothing to resume (D16).
             entry.shift_remove("resume_phase");
-            entry.shift_remove("failure_reason");
-            entry.shift_remove("blocked_reason");
-            entry.shift_remove("review_reason");
+        }
+        for key in stale_reasons(outcome) {
+            entry.shift_remove(*key);
         }
         if link_artifacts {
             link(entry, artifacts);
@@ -258,6 +259,16 @@ pub fn record(
         plan.set_header_status(&plan_status);
     }
     Ok(())
+}
+
+/// The reason fields an outcome makes stale: every one it does not set itself.
+fn stale_reasons(outcome: &Outcome) -> &'static [&'static str] {
+    match outcome {
+        Outcome::Completed | Outcome::Partial { .. } => &["failure_reason", "blocked_reason", "review_reason"],
+        Outcome::ReviewNeeded { .. } => &["failure_reason", "blocked_reason"],
+        Outcome::Blocked { .. } => &["failure_reason", "review_reason"],
+        _ => &["blocked_reason", "review_reason"],
+    }
 }
 
 /// Links artifacts into a state entry: the summary artifact replaces every earlier summary
@@ -337,6 +348,7 @@ pub fn cleanup(git_dir: &Path, task: &TaskRef, outcome: &Outcome) -> Result<()> 
         remove_if_exists(&task.marker_path())?;
         crate::workflow::marker::unregister(git_dir, task.number)?;
         remove_if_exists(&task.dir.join(crate::workflow::marker::HOOK_COUNTER_FILE))?;
+        remove_if_exists(&task.dir.join(crate::workflow::baseline::BASELINE_FILE))?;
     }
     remove_if_exists(&task.counter_path())?;
     if !matches!(outcome, Outcome::MetadataInvalid { .. }) {

@@ -204,6 +204,10 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         let old = std::fs::read(task.marker_path()).unwrap_or_default();
         changes.push(Change { path: task.marker_path(), old, new: marker_bytes, entry: None });
     } else {
+        // Every file a run creates stays out of `git status`, with or without `xtask init`.
+        if let Err(e) = crate::git::exclude_transient(&ctx.repo) {
+            warnings.push(format!("cannot add the transient files to info/exclude: {e}"));
+        }
         std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
         crate::atomic::write(&task.marker_path(), &marker_bytes)?;
         crate::workflow::marker::register(&ctx.repo.git_dir, n, &ctx.repo.relative(&task.marker_path()))?;

@@ -41,6 +41,7 @@ impl CommitArgs {
             session_id: ctx.session_id_or_new(),
             agent_identity,
             no_verify,
+            untrack: Vec::new(),
             prefetch: None,
         };
         let skipped = match git::commit(&ctx.repo, &req)? {

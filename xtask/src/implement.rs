@@ -86,9 +86,13 @@ fn render(ctx: &Context, report: &workflow::Report, json: bool, out: &mut dyn Wr
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    if let (Some(error), Some(command)) = (&report.commit_error, &report.commit_command) {
+        eprintln!("error: the outcome is recorded, but the task's commit failed: {error}");
+        eprintln!("hint: fix what it reports, then finish with: {command}");
+    }
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report.to_json())?)?;
-        return Ok(ExitCode::from(report.outcome.exit_code()));
+        return Ok(ExitCode::from(report.exit_code()));
     }
     let n = report.task;
     let outcome = &report.outcome;
@@ -111,6 +115,9 @@ fn render(ctx: &Context, report: &workflow::Report, json: bool, out: &mut dyn Wr
         ),
     };
     writeln!(out, "{headline}")?;
+    if let (Some(reason), None) = (&report.stop_reason, outcome.reason()) {
+        writeln!(out, "  reason      {reason}")?;
+    }
     writeln!(out, "  session     {}", report.session_id)?;
     writeln!(out, "  iterations  {}{}", report.iterations, if report.resumed { " (resumed)" } else { "" })?;
     for c in &report.commits {
@@ -119,8 +126,11 @@ fn render(ctx: &Context, report: &workflow::Report, json: bool, out: &mut dyn Wr
     if !report.artifacts.is_empty() {
         writeln!(out, "  artifacts   {}", report.artifacts.join(", "))?;
     }
+    if report.commit_error.is_some() {
+        writeln!(out, "  commit      FAILED (exit 5): the outcome is recorded; see the hint above")?;
+    }
     let _ = ctx;
-    Ok(ExitCode::from(report.outcome.exit_code()))
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 #[derive(clap::Args, Debug)]

@@ -670,17 +670,68 @@ fn implement_commit_failure_is_reported_and_loses_no_ledger_state() {
         &["1", "2", "3"],
         implemented_meta(json!([{"type": "summary", "path": SUMMARY}]))
     )]);
-    let out = implement(&repo, steps, &[]);
-    assert_eq!(out.status.code(), Some(0), "the outcome stands: {}", render(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("commit `task 350: complete implementation` failed"),
-        "{}",
-        render(&out)
-    );
+    let out = implement(&repo, steps.clone(), &[]);
+    // The outcome stands, but a run whose commit failed never exits 0 (issue 11: exit 5).
+    assert_eq!(out.status.code(), Some(5), "{}", render(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the task's commit failed"), "{}", render(&out));
+    assert!(stderr.contains("pre-commit: refusing for the test"), "the hook's output is shown: {}", render(&out));
+    assert!(stderr.contains("xtask commit 350 -m 'task 350: complete implementation' -- "), "{}", render(&out));
     assert!(commits(&repo).is_empty());
     assert_eq!(state_entry(&repo)["status"], "completed", "the ledger is recorded even though the commit failed");
     assert!(todo_block(&repo).contains("[COMPLETED]"));
     assert_transients_gone(&repo);
+
+    // --json says so too; the printed command finishes the job once the hook lets it.
+    let repo = setup();
+    repo.write(".git/hooks/pre-commit", "#!/bin/sh\n[ -f allow ] && exit 0\necho 'pre-commit: refusing' >&2\nexit 1\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(repo.file(".git/hooks/pre-commit"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let out = implement(&repo, steps, &["--json"]);
+    assert_eq!(out.status.code(), Some(5), "{}", render(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["commits"], json!([]));
+    assert!(report["commit_error"].as_str().is_some_and(|e| e.contains("pre-commit")), "{report}");
+    let command = report["commit_command"].as_str().expect("command").to_owned();
+    repo.write("allow", "");
+    let words: Vec<String> = shell_words(&command);
+    assert_eq!(words[0], "xtask");
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let out = repo.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{command}: {}", render(&out));
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1, "{command}");
+    assert_eq!(c[0].subject, "task 350: complete implementation");
+    assert!(c[0].files.iter().any(|f| f == SUMMARY), "{:?}", c[0].files);
+}
+
+/// Splits a command line printed with POSIX single quotes into its words.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    for ch in line.chars() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 #[test]

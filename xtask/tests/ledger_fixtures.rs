@@ -586,7 +586,11 @@ fn task_new_on_every_real_ledger_only_adds_the_entry_and_bumps_the_counters() {
         let stem = state_path.file_stem().expect("stem").to_string_lossy().into_owned();
         let (dir, ledger) = scratch_repo(&state_path);
         std::fs::copy(fx.join("todos").join(format!("{stem}.md")), dir.path().join("specs/TODO.md")).expect("copy");
-        let ctx = postflight::Context { repo: ledger.repo.clone(), now: TS.parse().expect("time"), session_id: None };
+        let ctx = postflight::Context {
+            repo: ledger.repo.clone(),
+            fixed_now: Some(TS.parse().expect("time")),
+            session_id: None,
+        };
         let old_state = StateFile::load(&ledger.state_path()).expect("state");
         let old_todo = std::fs::read_to_string(ledger.todo_path()).expect("todo");
         let old_todo_file = TodoFile::parse(&ledger.todo_path(), old_todo.as_bytes()).expect("todo");

@@ -341,7 +341,14 @@ fn crash_run(run: usize, delay: Duration, own_group: u32) -> Outcome {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), paths.len(), "{what}: duplicated artifacts {paths:?}");
-    assert_eq!(unique, [PLAN, SUMMARY, "src/feature.rs", "src/feature_more.rs", "src/feature_test.rs"], "{what}");
+    // Every reported artifact that exists is linked; one a killed invocation never wrote (the
+    // resumed run's agent reports it all the same) is not (issue 11: no link to a missing file).
+    let expected: Vec<&str> = [PLAN, SUMMARY, "src/feature.rs", "src/feature_more.rs", "src/feature_test.rs"]
+        .into_iter()
+        .filter(|p| *p == PLAN || repo.exists(p))
+        .collect();
+    assert!(expected.len() >= 4, "{what}: {expected:?}");
+    assert_eq!(unique, expected, "{what}");
     let todo = TodoFile::load(&repo.file("specs/TODO.md")).expect("todo");
     assert_eq!(todo.status(350).expect("ok").expect("line").marker, "COMPLETED", "{what}");
     assert_eq!(repo.read("specs/TODO.md").matches("- **Summary**:").count(), 1, "{what}");
