@@ -134,6 +134,14 @@ pub enum Error {
         /// Its stdout and stderr, interleaved as written.
         output: String,
     },
+    /// A SIGINT, SIGTERM or SIGHUP stopped the run at a safe point: the agent's process group
+    /// was killed and reaped, the marker records the interruption, and the task stays
+    /// implementing (`xtask implement N` resumes).
+    #[error("interrupted by {signal}")]
+    Interrupted {
+        /// The signal received.
+        signal: crate::sys::Interrupt,
+    },
     /// A timestamp or environment value could not be understood.
     #[error("{name}: {message}")]
     Env {
@@ -151,7 +159,7 @@ impl Error {
     /// Whether the caller was refused (exit 2) or something broke (exit 1).
     pub fn kind(&self) -> Kind {
         match self {
-            Error::Io { .. } => Kind::Internal,
+            Error::Io { .. } | Error::Interrupted { .. } => Kind::Internal,
             Error::Git { refused, .. } => {
                 if *refused {
                     Kind::Refused
@@ -160,6 +168,14 @@ impl Error {
                 }
             }
             _ => Kind::Refused,
+        }
+    }
+
+    /// The signal that interrupted the run, when this is an interruption.
+    pub fn interrupted(&self) -> Option<crate::sys::Interrupt> {
+        match self {
+            Error::Interrupted { signal } => Some(*signal),
+            _ => None,
         }
     }
 

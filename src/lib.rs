@@ -8,6 +8,7 @@
 //! - [`tasks`]: `init`, `task new`, `set-status` and the `status` report.
 //! - [`guard`]: the Claude Code stop hook, the ledger consistency check and hook installation.
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
+//! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
 //! - [`context`]: repository, clock (`XTASK_NOW`) and session id (`XTASK_SESSION_ID`).
 //!
 //! The reference is `../shared/spec/reference-formats.md` (seen from the project root).
@@ -20,6 +21,7 @@ pub mod guard;
 pub mod ledger;
 pub mod query;
 pub mod repo;
+pub mod sys;
 pub mod tasks;
 pub mod workflow;
 

@@ -54,7 +54,8 @@ impl IndexLock {
         let record_path = dir.join("postflight-locks.owner");
         if let Ok(text) = std::fs::read_to_string(&record_path) {
             // We hold the commit lock, so the process that wrote the record is not committing.
-            for stale in stale_locks(&text) {
+            let written = std::fs::metadata(&record_path).and_then(|m| m.modified()).ok();
+            for stale in stale_locks_written(&text, written) {
                 let _ = std::fs::remove_file(stale);
             }
             let _ = std::fs::remove_file(&record_path);
@@ -207,12 +208,26 @@ fn lock_path(index_path: &Path) -> PathBuf {
     index_path.with_file_name(name)
 }
 
-/// The files a record names that are still as recorded, when the recording process is gone;
-/// nothing for a live process or a garbled record. Only `*.lock` files are ever named.
+/// [`stale_locks_written`] of a record whose time of writing is unknown.
+#[cfg(test)]
 fn stale_locks(record: &str) -> Vec<PathBuf> {
+    stale_locks_written(record, None)
+}
+
+/// Whether the process that has `pid` now started after the record was `written`: then it
+/// cannot have written it, the pid was recycled (the record keeps the format of a bare pid; its
+/// own modification time stands in for the writer's start time).
+fn recycled(pid: u32, written: Option<std::time::SystemTime>) -> bool {
+    written.is_some_and(|t| crate::sys::started_after(pid, t))
+}
+
+/// The files a record names that are still as recorded, when the recording process is gone
+/// (or its pid now belongs to a process started after the record was `written`); nothing for a
+/// live process or a garbled record. Only `*.lock` files are ever named.
+fn stale_locks_written(record: &str, written: Option<std::time::SystemTime>) -> Vec<PathBuf> {
     let mut lines = record.lines();
     let Some(Ok(pid)) = lines.next().map(|l| l.trim().parse::<u32>()) else { return Vec::new() };
-    if crate::workflow::marker::process_alive(pid) {
+    if crate::sys::process_alive(pid, None) && !recycled(pid, written) {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -378,5 +393,23 @@ mod tests {
         write_record(&index, DEAD_PID, &[line_ino(identity(&index).expect("id"), &index)]);
         assert!(IndexLock::acquire(&index, WAIT).is_err());
         assert!(index.exists() && lock.exists());
+    }
+
+    #[test]
+    fn a_record_older_than_the_process_with_its_pid_names_a_recycled_pid() {
+        let (_tmp, _index, lock) = setup();
+        std::fs::write(&lock, "").expect("lock");
+        let line = line_ino(identity(&lock).expect("id"), &lock);
+        let text = format!("{}\n{line}\n", std::process::id());
+        let now = std::time::SystemTime::now();
+        assert!(stale_locks_written(&text, Some(now)).is_empty(), "written by this live process");
+        if cfg!(target_os = "linux") {
+            let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(86_400);
+            assert_eq!(
+                stale_locks_written(&text, Some(long_ago)),
+                std::slice::from_ref(&lock),
+                "a record written before this process started names a recycled pid"
+            );
+        }
     }
 }

@@ -1,6 +1,12 @@
 //! Runs one agent invocation: `sh -c <command>` in the repository root, in its own process
 //! group, with the prompt on stdin and the delegation in the environment. Its output streams to
 //! the user and into the run log; on timeout the whole process group is killed.
+//!
+//! The group is recorded in the run's marker as soon as it is spawned (so that a later run can
+//! see an agent that outlived a killed `xtask`). When an interrupt arrives ([`crate::sys`]'s
+//! flag, checked every round of the wait), the group gets SIGTERM, two seconds, then SIGKILL;
+//! it is reaped and waited for until no process of it runs, the interruption is recorded in the
+//! marker and the log, and [`run`] returns [`Error::Interrupted`].
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -10,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::sys::{self, Interrupt, Kill};
+use crate::workflow::marker::{self, Interrupted};
 use crate::workflow::progress::Progress;
 
 /// One agent invocation.
@@ -27,6 +35,8 @@ pub struct Invocation<'a> {
     pub timeout: Duration,
     /// The run log (appended).
     pub log_path: &'a Path,
+    /// The run's marker, which records the agent's process group and an interruption.
+    pub marker: Option<std::path::PathBuf>,
 }
 
 /// How an invocation ended.
@@ -44,6 +54,58 @@ pub struct Finished {
 
 const STDOUT_CAPTURE_LIMIT: usize = 1 << 20;
 
+/// How long an interrupted agent's group has between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+/// How long a killed group may take to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// A safe point: when an interrupt has arrived, records it (in the marker at `marker_path`, and
+/// a line in the log) and returns [`Error::Interrupted`]; otherwise nothing.
+///
+/// # Errors
+/// [`Error::Interrupted`].
+///
+/// # Writes
+/// The marker's `interrupted`, a line of `log_path`, when interrupted.
+pub fn stop_if_interrupted(marker_path: Option<&Path>, log_path: &Path) -> Result<()> {
+    match sys::interrupted() {
+        Some(signal) => Err(record_interrupt(marker_path, log_path, signal, None)),
+        None => Ok(()),
+    }
+}
+
+/// Records an interruption (best effort: the run stops either way) and returns its error.
+fn record_interrupt(marker_path: Option<&Path>, log_path: &Path, signal: Interrupt, pgid: Option<u32>) -> Error {
+    let at = marker::now_utc();
+    let what = match pgid {
+        Some(g) => format!("; the agent's process group {g} was killed"),
+        None => String::new(),
+    };
+    marker::append_log(log_path, &format!("interrupted by {signal} at {at}{what}; `xtask implement` resumes the run"));
+    if let Some(m) = marker_path {
+        let _ = marker::record_interrupt(m, Interrupted { signal: signal.name().into(), at, by: None });
+    }
+    Error::Interrupted { signal }
+}
+
+/// Stops the agent's whole group: SIGTERM, up to [`TERM_GRACE`] for the leader to exit, SIGKILL
+/// to every process left, the leader reaped, then a wait until no process of the group runs.
+fn stop_group(
+    child: &mut std::process::Child,
+    pgid: u32,
+    start: Option<u64>,
+) -> std::io::Result<std::process::ExitStatus> {
+    sys::signal_group(pgid, Kill::Term);
+    let deadline = Instant::now() + TERM_GRACE;
+    while child.try_wait()?.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sys::signal_group(pgid, Kill::Kill);
+    let status = child.wait()?;
+    sys::wait_group_gone(pgid, start, KILL_WAIT);
+    Ok(status)
+}
+
 /// Runs the invocation to its end (or its timeout).
 ///
 /// # Errors
@@ -52,6 +114,7 @@ const STDOUT_CAPTURE_LIMIT: usize = 1 << 20;
 /// # Writes
 /// Appends to `log_path`.
 pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
+    stop_if_interrupted(inv.marker.as_deref(), inv.log_path)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -76,6 +139,14 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| Error::io("start the agent with", Path::new("sh"), e))?;
     let pid = child.id();
+    let start = sys::start_time(pid);
+    if let Some(m) = &inv.marker {
+        // Without the record a killed `xtask` would leave an agent no later run can see.
+        if let Err(e) = marker::record_agent(m, pid, start) {
+            let _ = stop_group(&mut child, pid, start);
+            return Err(e);
+        }
+    }
 
     if let Some(mut stdin) = child.stdin.take() {
         let prompt = inv.stdin.clone();
@@ -97,14 +168,19 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
 
     let mut pause = Duration::from_millis(5);
     let mut timed_out = false;
+    let mut interrupted = None;
     let mut open = readers.len();
     let status = loop {
+        if let Some(signal) = sys::interrupted() {
+            interrupted = Some(signal);
+            break stop_group(&mut child, pid, start).map_err(|e| Error::io("wait for", Path::new("the agent"), e))?;
+        }
         match child.try_wait().map_err(|e| Error::io("wait for", Path::new("the agent"), e))? {
             Some(status) => break status,
             None => {
                 if started.elapsed() >= inv.timeout {
                     timed_out = true;
-                    kill_group(pid);
+                    sys::signal_group(pid, Kill::Kill);
                     break child.wait().map_err(|e| Error::io("wait for", Path::new("the agent"), e))?;
                 }
                 progress.tick();
@@ -131,6 +207,13 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
             }
         }
     };
+    // An interrupt that arrived as the agent exited by itself stops the run all the same; what
+    // is left of its group goes at once.
+    let interrupted = interrupted.or_else(sys::interrupted);
+    if interrupted.is_some() {
+        sys::signal_group(pid, Kill::Kill);
+        sys::wait_group_gone(pid, start, KILL_WAIT);
+    }
     // Output pipes close when every process holding them is gone. Leftover background processes
     // of the agent's group get a short grace period, then the group is killed.
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -139,7 +222,7 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
         match done_rx.recv_timeout(left) {
             Ok(()) => open -= 1,
             Err(_) => {
-                kill_group(pid);
+                sys::signal_group(pid, Kill::Kill);
                 break;
             }
         }
@@ -149,6 +232,10 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     }
     if let Ok(mut f) = log.lock() {
         let _ = f.flush();
+    }
+    if let Some(signal) = interrupted {
+        progress.finish(&format!("interrupted by {signal}; the agent's process group was killed"));
+        return Err(record_interrupt(inv.marker.as_deref(), inv.log_path, signal, Some(pid)));
     }
     let stdout = captured.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(Finished { exit_code: status.code(), timed_out, stdout, elapsed: started.elapsed() })
@@ -191,19 +278,6 @@ fn spawn_reader(
     })
 }
 
-/// Sends SIGKILL to the process group led by `pid`.
-fn kill_group(pid: u32) {
-    #[cfg(unix)]
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = pid;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +290,7 @@ mod tests {
             env: vec![("XTASK_TEST_VAR".into(), "v1".into())],
             timeout,
             log_path: log,
+            marker: None,
         }
     }
 

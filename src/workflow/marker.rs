@@ -1,6 +1,8 @@
 //! The `.postflight-pending` marker (reference §7.1): written before the agent starts, removed
 //! only after a finished postflight. Read leniently (legacy markers lack fields); written with
-//! the seed's fields plus `pid`, `agent_session_id`, `timeout` and `metadata_file`.
+//! the seed's fields plus `pid`, `pid_start`, `agent_session_id`, `timeout`, `metadata_file`,
+//! and, once the agent runs, `agent_pgid` and `agent_pgid_start` (so that a later run can tell
+//! that an agent outlived a killed `xtask`), and `interrupted` when a signal stopped the run.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +20,7 @@ pub const ITERATION_FILE: &str = ".postflight-loop-guard";
 pub const HOOK_COUNTER_FILE: &str = ".postflight-hook-blocks";
 
 /// A pending-postflight marker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Marker {
     /// The session that owns the run.
     #[serde(default)]
@@ -44,6 +46,10 @@ pub struct Marker {
     /// The process running the implement loop (absent in legacy markers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// The start time of `pid` (Linux: clock ticks since boot), which tells it from a later
+    /// process that got the same pid; absent in legacy markers and off Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
     /// The agent's own session id (Claude Code's `session_id`), when the tool chose it.
     #[serde(default)]
     pub agent_session_id: Option<String>,
@@ -53,6 +59,30 @@ pub struct Marker {
     /// The metadata file the agent must write (repository-relative).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_file: Option<String>,
+    /// The process group of the agent invocation running now (or last), recorded as soon as it
+    /// is spawned; it is the pid of the group's leader (`sh -c <agent>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_pgid: Option<u32>,
+    /// The start time of the agent group's leader (see `pid_start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_pgid_start: Option<u64>,
+    /// Set when a signal (or `xtask cancel`) stopped the run; the run stays resumable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// How a run was interrupted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupted {
+    /// `SIGINT`, `SIGTERM`, `SIGHUP`, or `SIGKILL` when `xtask cancel` killed the agent.
+    #[serde(default)]
+    pub signal: String,
+    /// When (UTC, wall clock).
+    #[serde(default)]
+    pub at: String,
+    /// `xtask cancel` when the cancel command stopped the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Marker {
@@ -85,7 +115,7 @@ impl Marker {
     /// Whether the marker is stale: its process is gone (or unknown) and it is older than its
     /// timeout (default 7200 s). An unparseable `created` counts as old.
     pub fn is_stale(&self, now: jiff::Timestamp) -> bool {
-        if self.pid.is_some_and(process_alive) {
+        if self.run_alive() {
             return false;
         }
         let timeout = self.timeout.unwrap_or(7200) as i64;
@@ -94,24 +124,167 @@ impl Marker {
             Err(_) => true,
         }
     }
+
+    /// Whether the `xtask` process that wrote the marker still runs (its pid, and its start
+    /// time when recorded: a recycled pid is another process).
+    pub fn run_alive(&self) -> bool {
+        self.pid.is_some_and(|pid| crate::sys::process_alive(pid, self.pid_start))
+    }
+
+    /// The agent's process group, when a process of it still runs.
+    pub fn live_agent(&self) -> Option<u32> {
+        self.agent_pgid.filter(|g| crate::sys::group_alive(*g, self.agent_pgid_start))
+    }
 }
 
-/// Whether a process with this id exists (Unix `kill(pid, 0)`).
-pub fn process_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: signal 0 performs only the existence and permission check.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// The current wall-clock time as recorded in `interrupted.at`.
+pub fn now_utc() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Records the agent invocation just spawned (its process group and the leader's start time)
+/// in the marker at `path`.
+///
+/// # Errors
+/// I/O or JSON errors reading or writing the marker.
+///
+/// # Writes
+/// `path`.
+pub fn record_agent(path: &Path, pgid: u32, start: Option<u64>) -> Result<()> {
+    let mut m = Marker::load(path)?;
+    m.agent_pgid = Some(pgid);
+    m.agent_pgid_start = start;
+    m.save(path)
+}
+
+/// Records in the marker at `path` that the run was interrupted.
+///
+/// # Errors
+/// I/O or JSON errors reading or writing the marker.
+///
+/// # Writes
+/// `path`.
+pub fn record_interrupt(path: &Path, interrupted: Interrupted) -> Result<()> {
+    let mut m = Marker::load(path)?;
+    m.interrupted = Some(interrupted);
+    m.save(path)
+}
+
+/// The marker of task `n`'s pending run: the one the index names, else one under `specs/` that
+/// says it is task `n`'s.
+pub fn task_marker(root: &Path, git_dir: &Path, specs: &Path, n: u32) -> Option<PathBuf> {
+    let indexed = std::fs::read_to_string(index_dir(git_dir).join(n.to_string())).ok().and_then(|rel| {
+        let rel = rel.trim().to_owned();
+        let p = root.join(&rel);
+        (!rel.is_empty() && !rel.contains("..") && !Path::new(&rel).is_absolute() && p.is_file()).then_some(p)
+    });
+    indexed.or_else(|| find_markers(specs).into_iter().find(|p| Marker::load(p).is_ok_and(|m| m.task_number == n)))
+}
+
+/// How long a group found alive gets to vanish before it counts as running: a group that was
+/// just sent SIGKILL (by a test, or by hand) may take a moment to be reaped.
+const DYING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Refuses to start a run of task `n` while the agent of an earlier run of it still runs (its
+/// `xtask` was killed with SIGKILL, so nothing stopped the agent): starting a second agent
+/// beside it would have two of them edit the same files. Only the marker index is read (a
+/// marker that records an agent is always indexed).
+///
+/// # Errors
+/// The refusal, naming the agent's pid and `xtask cancel N`.
+pub fn refuse_if_agent_alive(root: &Path, git_dir: &Path, n: u32) -> Result<()> {
+    let Ok(rel) = std::fs::read_to_string(index_dir(git_dir).join(n.to_string())) else { return Ok(()) };
+    let rel = rel.trim();
+    if rel.is_empty() || rel.contains("..") || Path::new(rel).is_absolute() {
+        return Ok(());
     }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
+    let Ok(m) = Marker::load(&root.join(rel)) else { return Ok(()) };
+    let Some(pgid) = m.live_agent() else { return Ok(()) };
+    if crate::sys::wait_group_gone(pgid, m.agent_pgid_start, DYING_GRACE) {
+        return Ok(());
+    }
+    Err(Error::refused(
+        format!(
+            "task {n}: the agent of an earlier run is still running (pid {pgid}, process group {pgid}), though the `xtask` that started it is gone; refusing to start a second agent"
+        ),
+        Some(&format!("stop it with `xtask cancel {n}`, then `xtask implement {n}` resumes the run")),
+    ))
+}
+
+/// What `xtask cancel` stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancelled {
+    /// The marker of the run.
+    pub marker: PathBuf,
+    /// The `xtask` process sent SIGTERM, when it was alive.
+    pub xtask_pid: Option<u32>,
+    /// Whether that process had to be killed (it did not stop within the wait).
+    pub xtask_killed: bool,
+    /// The agent's process group killed with SIGKILL, when it was still alive after that.
+    pub agent_pgid: Option<u32>,
+}
+
+/// How long `cancel` waits for a signalled `xtask` to stop its agent and exit.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stops the live run whose marker is at `path`: SIGTERM to its `xtask` process if that is
+/// alive (which kills its agent, records the interruption and exits), a wait, then SIGKILL to
+/// the agent's process group if any of it still runs, waiting until it is gone. The marker
+/// stays and the ledger is not touched, so `xtask implement N` resumes.
+///
+/// # Errors
+/// A refusal when nothing of the run is alive; an internal error when the group does not die.
+///
+/// # Writes
+/// The marker's `interrupted` (when this command killed the agent) and a line in `log`.
+pub fn cancel(path: &Path, log: &Path, n: u32) -> Result<Cancelled> {
+    let m = Marker::load(path)?;
+    let own = std::process::id();
+    // Never signal a process by a pid alone where start times exist: it may be a recycled pid.
+    let start_known = m.pid_start.is_some() || crate::sys::own_start_time().is_none();
+    let xtask = m.pid.filter(|p| *p != own && start_known && m.run_alive());
+    let agent = m.live_agent();
+    if xtask.is_none() && agent.is_none() {
+        return Err(Error::refused(
+            format!(
+                "no run of task {n} is live (neither the `xtask` process nor the agent recorded in its marker runs)"
+            ),
+            Some(&format!("`xtask implement {n}` resumes the run")),
+        ));
+    }
+    let mut out = Cancelled { marker: path.to_path_buf(), xtask_pid: xtask, xtask_killed: false, agent_pgid: None };
+    if let Some(pid) = xtask {
+        crate::sys::signal_process(pid, crate::sys::Kill::Term);
+        if !crate::sys::wait_process_gone(pid, m.pid_start, CANCEL_WAIT) {
+            crate::sys::signal_process(pid, crate::sys::Kill::Kill);
+            out.xtask_killed = true;
+            crate::sys::wait_process_gone(pid, m.pid_start, CANCEL_WAIT);
+        }
+    }
+    // The agent the marker names now (the signalled run may have started another invocation).
+    let m = Marker::load(path).unwrap_or(m);
+    if let Some(pgid) = m.live_agent() {
+        crate::sys::signal_group(pgid, crate::sys::Kill::Kill);
+        if !crate::sys::wait_group_gone(pgid, m.agent_pgid_start, CANCEL_WAIT) {
+            return Err(Error::io(
+                "stop the agent's process group of",
+                path,
+                std::io::Error::other(format!("process group {pgid} is still running after SIGKILL")),
+            ));
+        }
+        out.agent_pgid = Some(pgid);
+        let at = now_utc();
+        append_log(log, &format!("xtask cancel killed the agent (process group {pgid}) at {at}"));
+        record_interrupt(path, Interrupted { signal: "SIGKILL".into(), at, by: Some("xtask cancel".into()) })?;
+    }
+    Ok(out)
+}
+
+/// Appends one `[postflight] <line>` to the agent log (best effort: the log is informational).
+pub fn append_log(log: &Path, line: &str) {
+    use std::io::Write as _;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "\n[postflight] {line}");
     }
 }
 
@@ -218,5 +391,40 @@ mod tests {
         assert!(!live.is_stale(t0 + jiff::SignedDuration::from_secs(99999)));
         live.save(&p).expect("save");
         assert_eq!(Marker::load(&p).expect("reload"), live);
+    }
+
+    #[test]
+    fn a_recycled_pid_does_not_keep_a_marker_alive() {
+        let t0: jiff::Timestamp = "2026-03-16T21:11:23Z".parse().expect("ts");
+        let later = t0 + jiff::SignedDuration::from_secs(99999);
+        let me = std::process::id();
+        let start = crate::sys::own_start_time();
+        let m = Marker { created: t0.to_string(), pid: Some(me), pid_start: start, ..Marker::default() };
+        assert!(m.run_alive() && !m.is_stale(later), "this process, recorded with its start time");
+        if let Some(start) = start {
+            let reused = Marker { pid_start: Some(start + 1), ..m.clone() };
+            assert!(!reused.run_alive(), "the same pid with another start time is another process");
+            assert!(reused.is_stale(later));
+            let agent = Marker { agent_pgid: Some(me), agent_pgid_start: Some(start + 1), ..m.clone() };
+            assert_eq!(agent.live_agent(), None, "an agent group whose number was reused is gone");
+        }
+        let legacy = Marker { pid_start: None, ..m };
+        assert!(legacy.run_alive(), "a legacy marker: the pid alone decides, as before");
+    }
+
+    #[test]
+    fn agent_and_interrupt_records_round_trip() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let p = tmp.path().join(MARKER_FILE);
+        Marker { task_number: 7, ..Marker::default() }.save(&p).expect("save");
+        record_agent(&p, 4242, Some(99)).expect("agent");
+        let at = now_utc();
+        record_interrupt(&p, Interrupted { signal: "SIGTERM".into(), at: at.clone(), by: None }).expect("interrupt");
+        let m = Marker::load(&p).expect("load");
+        assert_eq!((m.agent_pgid, m.agent_pgid_start), (Some(4242), Some(99)));
+        assert_eq!(m.interrupted, Some(Interrupted { signal: "SIGTERM".into(), at, by: None }));
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert!(text.contains("\"agent_pgid\": 4242") && text.contains("\"interrupted\": {"), "{text}");
+        assert!(!text.contains("\"by\""), "absent fields are not written: {text}");
     }
 }

@@ -242,6 +242,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 (Ok(m), false, false)
             }
             None => {
+                agent::stop_if_interrupted(Some(&task.marker_path()), &task.log_path())?;
                 iteration += 1;
                 preflight::write_counter(&task, iteration)?;
                 preflight::remove_if_exists(&task.metadata_path())?;
@@ -602,6 +603,7 @@ fn invoke(
         env,
         timeout: Duration::from_secs(opts.timeout),
         log_path: &task.log_path(),
+        marker: Some(task.marker_path()),
     };
     Ok((agent::run(&inv, progress)?, agent_session))
 }

@@ -130,6 +130,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
             )
         })?)
     };
+    crate::workflow::marker::refuse_if_agent_alive(&ctx.repo.root, &ctx.repo.git_dir, n)?;
     let ledger = ctx.ledger();
     let ts = ctx.timestamp();
     let mut warnings = Vec::new();
@@ -194,9 +195,11 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         created: previous.as_ref().map(|m| m.created.clone()).filter(|c| !c.is_empty()).unwrap_or_else(|| ts.clone()),
         stop_hook_active: false,
         pid: opts.pid,
+        pid_start: opts.pid.and_then(crate::sys::start_time),
         agent_session_id: agent_session_id.clone(),
         timeout: Some(opts.timeout),
         metadata_file: Some(task.metadata_rel()),
+        ..Marker::default()
     };
     let iterations_done = if resumed { read_counter(&task) } else { 0 };
     let marker_bytes = crate::ledger::json::to_jq_pretty(&serde_json::to_value(&marker).expect("marker serialises"));

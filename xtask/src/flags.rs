@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand};
     version,
     propagate_version = true,
     after_help = "Exit codes: 0 ok, 1 internal error, 2 bad usage or input (no file changed), \
-                  3 implement stopped partial, 4 implement blocked or failed.\n\
+                  3 implement stopped partial, 4 implement blocked or failed, \
+                  129/130/143 implement interrupted by SIGHUP/SIGINT/SIGTERM (resumable).\n\
                   XTASK_NOW (RFC 3339) fixes every timestamp written, XTASK_SESSION_ID the session id."
 )]
 pub struct Cli {
@@ -55,6 +56,8 @@ pub enum Command {
     Preflight(crate::implement::PreflightArgs),
     /// Stages 6-10 only: record the outcome from the metadata file, commit, clean up
     Postflight(crate::implement::PostflightArgs),
+    /// Stop a live run of a task (its xtask and its agent's process group); the run stays resumable
+    Cancel(crate::cancel::CancelArgs),
     /// Show the main job on a throwaway repository with a scripted agent
     Demo(crate::implement::DemoArgs),
     /// The scripted agent used by `demo` and the tests (reads XTASK_DELEGATION, XTASK_DEMO_SCRIPT)

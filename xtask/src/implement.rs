@@ -1,5 +1,10 @@
 //! `implement`, `preflight`, `postflight`, `demo` and `demo-agent`: thin wrappers over
 //! `postflight::workflow`.
+//!
+//! `implement`, `postflight` and `demo` install the interrupt handlers first: SIGINT, SIGTERM
+//! and SIGHUP only raise a flag, the workflow stops at its next safe point (killing the agent's
+//! process group, never in the middle of a ledger write or a commit), and the command exits
+//! 130, 143 or 129.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -39,6 +44,7 @@ pub struct ImplementArgs {
 impl ImplementArgs {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let ImplementArgs { task, agent, max_iterations, timeout, no_commit, dry_run, force, json } = self;
+        postflight::sys::install_interrupt_handlers()?;
         let agent = if dry_run {
             workflow::resolve_agent(ctx, agent.as_deref()).unwrap_or_else(|_| "(no agent configured)".into())
         } else {
@@ -55,7 +61,10 @@ impl ImplementArgs {
             force,
             agent_identity: None,
         };
-        let report = workflow::implement(ctx, &opts, &stderr_progress())?;
+        let report = match workflow::implement(ctx, &opts, &stderr_progress()) {
+            Err(e) => return interrupted(task, e, json, out),
+            Ok(report) => report,
+        };
         if dry_run {
             writeln!(
                 out,
@@ -64,9 +73,40 @@ impl ImplementArgs {
             for change in &report.planned_changes {
                 write!(out, "{}", change.unified_diff(&ctx.repo.root))?;
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(deferred(ExitCode::SUCCESS));
         }
-        render(ctx, &report, json, out)
+        Ok(deferred(render(ctx, &report, json, out)?))
+    }
+}
+
+/// The exit of a run an interrupt stopped: one line (or, with `--json`, one object) saying so
+/// and how to resume, and 130, 143 or 129. Any other error is passed on.
+fn interrupted(task: u32, err: postflight::Error, json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let Some(signal) = err.interrupted() else { return Err(err.into()) };
+    let resume = format!("xtask implement {task}");
+    if json {
+        let value = serde_json::json!({
+            "task": task,
+            "status": "interrupted",
+            "signal": signal.name(),
+            "resume": resume,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        writeln!(out, "task {task}: interrupted; run `{resume}` to resume")?;
+    }
+    Ok(ExitCode::from(signal.exit_code()))
+}
+
+/// The exit code of a run that finished: its outcome's, unless an interrupt arrived while its
+/// outcome was being recorded or committed (the exit was deferred until that was done).
+fn deferred(code: ExitCode) -> ExitCode {
+    match postflight::sys::interrupted() {
+        Some(signal) => {
+            eprintln!("warning: {signal} arrived while the outcome was being recorded; it was finished first");
+            ExitCode::from(signal.exit_code())
+        }
+        None => code,
     }
 }
 
@@ -175,8 +215,9 @@ pub struct PostflightArgs {
 
 impl PostflightArgs {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        postflight::sys::install_interrupt_handlers()?;
         let report = workflow::postflight_only(ctx, self.task, self.no_commit, self.agent_identity)?;
-        render(ctx, &report, self.json, out)
+        Ok(deferred(render(ctx, &report, self.json, out)?))
     }
 }
 
@@ -189,6 +230,7 @@ pub struct DemoArgs {
 
 impl DemoArgs {
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        postflight::sys::install_interrupt_handlers()?;
         let dir = match self.dir {
             Some(d) => {
                 std::fs::create_dir_all(&d)?;
@@ -216,8 +258,11 @@ impl DemoArgs {
             force: false,
             agent_identity: None,
         };
-        let report = workflow::implement(&ctx, &opts, &stderr_progress())?;
-        let code = render(&ctx, &report, false, out)?;
+        let report = match workflow::implement(&ctx, &opts, &stderr_progress()) {
+            Err(e) => return interrupted(1, e, false, out),
+            Ok(report) => report,
+        };
+        let code = deferred(render(&ctx, &report, false, out)?);
         writeln!(out)?;
         writeln!(out, "$ git log --stat")?;
         write!(out, "{}", workflow::demo::git(&dir, &["log", "--stat"])?)?;

@@ -2,6 +2,7 @@
 //! library call and maps its outcome to an exit code (documented in README.md).
 
 mod bench;
+mod cancel;
 mod commit;
 mod flags;
 mod guard;
@@ -83,6 +84,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Implement(args) => args.run(&ctx()?, out),
         Command::Preflight(args) => args.run(&ctx()?, out),
         Command::Postflight(args) => args.run(&ctx()?, out),
+        Command::Cancel(args) => args.run(&ctx()?, out),
         Command::Demo(args) => args.run(out),
         Command::DemoAgent(args) => args.run(),
     }

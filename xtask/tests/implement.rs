@@ -872,3 +872,324 @@ fn implement_on_a_large_ledger_leaves_another_tasks_uncommitted_edit_out() {
     assert!(head_todo.contains("### 350.") && todo_block(&repo).contains("[COMPLETED]"));
     assert!(!repo.git(&["show", "HEAD:specs/state.json"]).contains("Rewritten task"));
 }
+
+// ---- Interrupts, `xtask cancel`, recycled pids (issue 11, points 1 and 12) ----
+
+const MARKER: &str = "specs/350_add_feature/.postflight-pending";
+const AGENT_LOG: &str = "specs/350_add_feature/.postflight-agent.log";
+
+/// Waits until `ready` holds (at most a minute).
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `/proc/<pid>/stat`'s state, process group and start time (fields 3, 5, 22).
+fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some((fields[0].chars().next()?, fields[2].parse().ok()?, fields[19].parse().ok()?))
+}
+
+/// The processes of group `pgid` that still run (zombies, which only wait to be reaped, do not).
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if proc_stat(pid).is_some_and(|(state, group, _)| group == pgid && state != 'Z' && state != 'X') {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Sends `sig` to one process (kill(2) with a positive pid; never a group, never 0 or 1).
+fn signal(pid: u32, sig: i32) {
+    assert!(pid > 1, "refusing to signal pid {pid}");
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    // SAFETY: kill(2) with a positive pid signals that one process; no memory is touched.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill {pid}");
+}
+
+/// Kills a test's agent group when the test ends, whatever happened.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(g) = self.0 {
+            if !group_members(g).is_empty() {
+                support::kill_process_group(&g.to_string());
+            }
+        }
+    }
+}
+
+fn marker_json(repo: &TestRepo) -> Value {
+    serde_json::from_str(&repo.read(MARKER)).expect("the marker is JSON")
+}
+
+/// Starts `xtask implement 350` with a shell agent and waits until the agent wrote `started`
+/// and the marker names its process group; returns the tool and the group.
+fn start_shell_agent(repo: &TestRepo, agent: &str, extra: &[&str]) -> (std::process::Child, u32) {
+    let started = repo.home().join("started");
+    let _ = std::fs::remove_file(&started);
+    let mut args = vec!["implement", "350", "--agent", agent];
+    args.extend_from_slice(extra);
+    let child = repo
+        .xtask(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_until("the agent to start", || started.exists());
+    let mut pgid = 0;
+    wait_until("the marker to name the agent's group", || {
+        pgid = repo.exists(MARKER).then(|| marker_json(repo)["agent_pgid"].as_u64()).flatten().unwrap_or(0) as u32;
+        pgid > 1
+    });
+    (child, pgid)
+}
+
+fn quick_completion(repo: &TestRepo) -> Output {
+    let steps = json!([step_writing(
+        &[("src/feature.rs", "pub fn feature() {}\n")],
+        &["1", "2", "3"],
+        implemented_meta(json!([{"type": "implementation", "path": "src/feature.rs"}])),
+    )]);
+    implement(repo, steps, &[])
+}
+
+/// Signals a running `implement` and checks the interrupted run: the exit code, the one line,
+/// the agent's whole group gone, the marker kept (with the interruption), still implementing.
+fn interrupt_and_check(repo: &TestRepo, agent: &str, sig: i32, name: &str, code: i32) {
+    let (child, pgid) = start_shell_agent(repo, agent, &[]);
+    let _guard = GroupGuard(Some(pgid));
+    let members = group_members(pgid);
+    assert!(!members.is_empty(), "the agent runs");
+    signal(child.id(), sig);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(code), "{name}: {}", render(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("task 350: interrupted; run `xtask implement 350` to resume"), "{}", render(&out));
+    assert_eq!(group_members(pgid), Vec::<u32>::new(), "{name}: a process of the agent's group survived");
+    for pid in members {
+        assert!(proc_stat(pid).is_none_or(|(state, ..)| state == 'Z'), "{name}: agent process {pid} survived");
+    }
+    assert!(repo.exists(MARKER), "the marker stays");
+    let m = marker_json(repo);
+    assert_eq!(m["interrupted"]["signal"], name, "{m}");
+    assert_eq!(m["agent_pgid"], pgid);
+    assert_eq!(state_entry(repo)["status"], "implementing");
+    assert!(repo.read(AGENT_LOG).contains(&format!("interrupted by {name}")), "{}", repo.read(AGENT_LOG));
+}
+
+fn interrupt_resume_cycle(sig: i32, name: &str, code: i32) {
+    let repo = setup();
+    let started = repo.home().join("started");
+    let late = repo.home().join("late");
+    // An agent that ignores nothing, then one that leaves a grandchild behind its back.
+    interrupt_and_check(&repo, &format!("echo x > '{}'; sleep 30", started.display()), sig, name, code);
+    interrupt_and_check(
+        &repo,
+        &format!("(sleep 30; touch '{}') & echo x > '{}'; sleep 30", late.display(), started.display()),
+        sig,
+        name,
+        code,
+    );
+    assert!(!late.exists());
+    let out = quick_completion(&repo);
+    assert_eq!(out.status.code(), Some(0), "the interrupted run resumes: {}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(resumed)"), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "completed");
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn implement_interrupted_by_sigint_kills_the_agent_group_exits_130_and_resumes() {
+    interrupt_resume_cycle(libc::SIGINT, "SIGINT", 130);
+}
+
+#[test]
+fn implement_interrupted_by_sigterm_kills_the_agent_group_exits_143_and_resumes() {
+    interrupt_resume_cycle(libc::SIGTERM, "SIGTERM", 143);
+}
+
+#[test]
+fn implement_interrupted_by_sighup_kills_the_agent_group_exits_129_and_resumes() {
+    interrupt_resume_cycle(libc::SIGHUP, "SIGHUP", 129);
+}
+
+#[test]
+fn implement_interrupted_kills_an_agent_that_ignores_sigterm_and_reports_json() {
+    let repo = setup();
+    let started = repo.home().join("started");
+    // `sleep` inherits the ignored SIGTERM: only the SIGKILL after the grace period stops it.
+    let agent = format!("trap '' TERM; echo x > '{}'; sleep 30", started.display());
+    let (child, pgid) = start_shell_agent(&repo, &agent, &["--json"]);
+    let _guard = GroupGuard(Some(pgid));
+    signal(child.id(), libc::SIGTERM);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(143), "{}", render(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["status"], "interrupted");
+    assert_eq!(report["signal"], "SIGTERM");
+    assert_eq!(report["task"], 350);
+    assert_eq!(group_members(pgid), Vec::<u32>::new(), "the group ignoring SIGTERM was killed");
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+}
+
+#[test]
+fn implement_refuses_while_a_killed_runs_agent_lives_and_cancel_stops_it() {
+    let repo = setup();
+    let started = repo.home().join("started");
+    let starts = repo.home().join("agent-starts");
+    let agent = format!("echo start >> '{}'; echo x > '{}'; sleep 60", starts.display(), started.display());
+    let (mut child, pgid) = start_shell_agent(&repo, &agent, &[]);
+    let _guard = GroupGuard(Some(pgid));
+    child.kill().expect("SIGKILL the tool");
+    let _ = child.wait();
+    assert!(!group_members(pgid).is_empty(), "SIGKILL left the agent running");
+
+    let before = repo.snapshot();
+    let out = repo.run(&["implement", "350", "--agent", &agent]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("pid {pgid}")) && stderr.contains("xtask cancel 350"), "{}", render(&out));
+    assert_eq!(std::fs::read_to_string(&starts).expect("starts").lines().count(), 1, "no second agent started");
+    assert_eq!(before, repo.snapshot(), "the refused run changed a file");
+    assert!(!group_members(pgid).is_empty(), "the orphan is left alone");
+
+    let out = repo.run(&["cancel", "350", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["status"], "cancelled");
+    assert_eq!(report["agent_pgid"], pgid);
+    assert_eq!(group_members(pgid), Vec::<u32>::new(), "cancel waits until the group is gone");
+    assert!(repo.exists(MARKER), "the run stays resumable");
+    assert_eq!(marker_json(&repo)["interrupted"]["by"], "xtask cancel");
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+
+    let out = repo.run(&["cancel", "350"]);
+    assert_eq!(out.status.code(), Some(2), "nothing is live any more: {}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run of task 350 is live"), "{}", render(&out));
+
+    let out = quick_completion(&repo);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "completed");
+    assert_eq!(std::fs::read_to_string(&starts).expect("starts").lines().count(), 1);
+}
+
+#[test]
+fn cancel_stops_a_live_implement_through_its_xtask() {
+    let repo = setup();
+    let started = repo.home().join("started");
+    let (child, pgid) = start_shell_agent(&repo, &format!("echo x > '{}'; sleep 60", started.display()), &[]);
+    let _guard = GroupGuard(Some(pgid));
+    let xtask_pid = child.id();
+    let out = repo.run(&["cancel", "350"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("stopped xtask (pid {xtask_pid})")),
+        "{}",
+        render(&out)
+    );
+    let run = child.wait_with_output().expect("wait");
+    assert_eq!(run.status.code(), Some(143), "the run was told SIGTERM: {}", render(&run));
+    assert_eq!(group_members(pgid), Vec::<u32>::new());
+    assert_eq!(marker_json(&repo)["interrupted"]["signal"], "SIGTERM");
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+}
+
+#[test]
+fn cancel_without_a_run_exits_2() {
+    let repo = setup();
+    let out = repo.run(&["cancel", "350"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run of task 350 is live"), "{}", render(&out));
+}
+
+#[test]
+fn implement_resumes_a_marker_whose_pids_were_recycled() {
+    use std::os::unix::process::CommandExt;
+    let repo = setup();
+    // A live process group standing for the recorded agent, and this test process standing for
+    // the recorded xtask, both with other start times than recorded: recycled pids.
+    let mut other = std::process::Command::new("sleep").arg("60").process_group(0).spawn().expect("spawn");
+    let _guard = GroupGuard(Some(other.id()));
+    let (_, _, other_start) = proc_stat(other.id()).expect("stat");
+    let me = std::process::id();
+    let (_, _, my_start) = proc_stat(me).expect("stat");
+    let marker = json!({
+        "session_id": SESSION, "skill": "postflight", "task_number": 350, "operation": "implement",
+        "reason": "r", "created": NOW, "stop_hook_active": false,
+        "pid": me, "pid_start": my_start + 1, "timeout": 7200,
+        "agent_pgid": other.id(), "agent_pgid_start": other_start + 1
+    });
+    repo.write(MARKER, &marker.to_string());
+    let index = repo.path().join(".git/postflight-pending");
+    std::fs::create_dir_all(&index).expect("mkdir");
+    std::fs::write(index.join("350"), format!("{MARKER}\n")).expect("index");
+    let out = quick_completion(&repo);
+    assert_eq!(out.status.code(), Some(0), "a recycled pid is a dead run: {}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(resumed)"), "{}", render(&out));
+
+    // The same marker with the true start time of the group's leader is a live agent.
+    let repo = setup();
+    let marker = json!({"session_id": SESSION, "task_number": 350, "created": NOW,
+        "pid": me, "pid_start": my_start + 1, "agent_pgid": other.id(), "agent_pgid_start": other_start});
+    repo.write(MARKER, &marker.to_string());
+    let index = repo.path().join(".git/postflight-pending");
+    std::fs::create_dir_all(&index).expect("mkdir");
+    std::fs::write(index.join("350"), format!("{MARKER}\n")).expect("index");
+    let out = quick_completion(&repo);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+#[test]
+fn implement_signal_during_the_commit_is_deferred_until_the_run_is_recorded() {
+    let repo = setup();
+    // The pre-commit hook runs as a child of xtask while the final commit is being made.
+    let hook = repo.path().join(".git/hooks/pre-commit");
+    std::fs::create_dir_all(hook.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&hook, "#!/bin/sh\n[ \"$PPID\" -gt 1 ] && kill -s TERM \"$PPID\"\nexit 0\n").expect("hook");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = quick_completion(&repo);
+    assert_eq!(out.status.code(), Some(143), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("task 350: completed"), "{}", render(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SIGTERM arrived while the outcome was being recorded"),
+        "{}",
+        render(&out)
+    );
+    assert_eq!(state_entry(&repo)["status"], "completed");
+    let c = commits(&repo);
+    assert_eq!(c.len(), 1, "the commit was finished");
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn implement_signal_as_the_agent_exits_is_an_interrupt_and_the_resume_uses_its_metadata() {
+    let repo = setup();
+    let meta = implemented_meta(json!([{"type": "implementation", "path": "src/feature.rs"}]));
+    let meta_path = repo.file("specs/350_add_feature/.return-meta.json");
+    // The agent finishes its work, then signals its xtask (its parent) and exits at once.
+    let agent = format!(
+        "mkdir -p src && echo 'pub fn feature() {{}}' > src/feature.rs && printf '%s' '{}' > '{}' && [ \"$PPID\" -gt 1 ] && kill -s INT \"$PPID\"; exit 0",
+        meta.to_string().replace("{session_id}", SESSION),
+        meta_path.display()
+    );
+    let out = repo.run(&["implement", "350", "--agent", &agent]);
+    assert_eq!(out.status.code(), Some(130), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "implementing");
+    assert!(meta_path.exists(), "the agent's metadata is kept for the resume");
+    let out = repo.run(&["implement", "350", "--agent", "exit 9"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("using the metadata the interrupted run's agent left"));
+    assert_eq!(state_entry(&repo)["status"], "completed");
+}

@@ -1,0 +1,453 @@
+//! The system calls the workflow needs, in one bottom module: whether a recorded process is
+//! still the one that was recorded (pid plus start time, so a recycled pid does not keep a dead
+//! run alive), signals to a process or a whole process group, and the interrupt handlers
+//! (SIGINT, SIGTERM, SIGHUP) that only raise a flag the long-running loops check at safe points.
+//!
+//! Process start times are Linux's: field 22 of `/proc/<pid>/stat`, in clock ticks since boot.
+//! Elsewhere there is no start time and a pid alone decides, as before.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// An interrupt `implement`, `postflight` and `demo` handle by stopping cleanly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// SIGINT (Ctrl-C): exit 130.
+    Int,
+    /// SIGTERM: exit 143.
+    Term,
+    /// SIGHUP (the terminal went away): exit 129.
+    Hup,
+}
+
+impl Interrupt {
+    /// `SIGINT`, `SIGTERM`, `SIGHUP`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interrupt::Int => "SIGINT",
+            Interrupt::Term => "SIGTERM",
+            Interrupt::Hup => "SIGHUP",
+        }
+    }
+
+    /// The conventional exit status of a process that stopped on this signal: 128 + its number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Interrupt::Int => 130,
+            Interrupt::Term => 143,
+            Interrupt::Hup => 129,
+        }
+    }
+
+    #[cfg(unix)]
+    fn number(self) -> i32 {
+        match self {
+            Interrupt::Int => libc::SIGINT,
+            Interrupt::Term => libc::SIGTERM,
+            Interrupt::Hup => libc::SIGHUP,
+        }
+    }
+
+    fn from_number(n: i32) -> Option<Interrupt> {
+        [Interrupt::Int, Interrupt::Term, Interrupt::Hup].into_iter().find(|i| i.raw() == n)
+    }
+
+    fn raw(self) -> i32 {
+        #[cfg(unix)]
+        {
+            self.number()
+        }
+        #[cfg(not(unix))]
+        {
+            match self {
+                Interrupt::Int => 2,
+                Interrupt::Term => 15,
+                Interrupt::Hup => 1,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The first interrupt received (its signal number), 0 for none.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+#[cfg(unix)]
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    // Only an atomic store, which is async-signal-safe. The first signal wins; the process
+    // stops at its next safe point, never inside the handler.
+    let _ = RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// Installs the handlers of SIGINT, SIGTERM and SIGHUP, which only record the signal (see
+/// [`interrupted`]). A signal the process was started ignoring (`nohup`, a background job) stays
+/// ignored. Call once, early, from the command line of a command that runs an agent or writes
+/// the ledger at length.
+///
+/// # Errors
+/// `sigaction` fails (it does not for these signals).
+pub fn install_interrupt_handlers() -> std::io::Result<()> {
+    #[cfg(unix)]
+    for sig in [Interrupt::Int, Interrupt::Term, Interrupt::Hup] {
+        let sig = sig.number();
+        // SAFETY: `sigaction` is given valid pointers to a zero-initialised `struct sigaction`
+        // (all-zero is a valid value of it) that lives across the call, and a null or valid
+        // pointer for the old action. The handler installed only stores into an atomic, which
+        // is async-signal-safe, and `SA_RESTART` keeps interrupted system calls (file writes of
+        // a ledger transaction, waits) restarting instead of failing with EINTR.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The interrupt received since the handlers were installed, if any.
+pub fn interrupted() -> Option<Interrupt> {
+    Interrupt::from_number(RECEIVED.load(Ordering::SeqCst))
+}
+
+/// The pid as a kill(2) target: a positive number above 1 (never 0, which means the caller's
+/// own group, nor 1, nor anything that would turn negative).
+#[cfg(unix)]
+fn target(pid: u32) -> Option<rustix::process::Pid> {
+    let raw = i32::try_from(pid).ok().filter(|p| *p > 1)?;
+    rustix::process::Pid::from_raw(raw)
+}
+
+/// What `/proc/<pid>/stat` says about a process (Linux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcStat {
+    /// Field 3: `R`, `S`, `Z` (zombie), ...
+    state: u8,
+    /// Field 5: the process group.
+    pgrp: u32,
+    /// Field 22: the start time, in clock ticks since boot.
+    start: u64,
+}
+
+#[cfg(target_os = "linux")]
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses and may hold
+/// spaces and parentheses itself, so the fields are counted from the last `)`.
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // `rest` starts at field 3.
+    Some(ProcStat {
+        state: *fields.first()?.as_bytes().first()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn gone(st: &ProcStat) -> bool {
+    // A zombie has exited and only waits to be reaped; `X` is a dead task being removed.
+    matches!(st.state, b'Z' | b'X')
+}
+
+/// The start time of process `pid`, in clock ticks since boot (Linux: field 22 of
+/// `/proc/<pid>/stat`); `None` where there is no such thing or the process does not exist.
+pub fn start_time(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        proc_stat(pid).map(|s| s.start)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// The start time of this process (see [`start_time`]).
+pub fn own_start_time() -> Option<u64> {
+    start_time(std::process::id())
+}
+
+/// Whether process `pid` exists (Unix `kill(pid, 0)`, a permission error meaning it does).
+#[cfg(unix)]
+fn exists(pid: u32) -> bool {
+    let Some(p) = target(pid) else { return false };
+    match rustix::process::test_kill_process(p) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
+
+/// Whether the process recorded as `pid` with start time `start` is still running.
+///
+/// With a start time (Linux), the process must exist, not be a zombie, and have started at
+/// exactly that tick: a recycled pid is another process and counts as dead. Without one (a
+/// legacy record, or a system without start times) only the pid's existence decides.
+pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
+    #[cfg(unix)]
+    {
+        if !exists(pid) {
+            return false;
+        }
+        let Some(start) = start else { return true };
+        #[cfg(target_os = "linux")]
+        {
+            match proc_stat(pid) {
+                Some(st) => !gone(&st) && st.start == start,
+                // Exists but /proc cannot tell (not mounted, hidden): trust the pid, as before.
+                None => true,
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = start;
+            true
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pid, start);
+        true
+    }
+}
+
+/// Whether the process group `pgid`, whose leader started at `leader_start`, still has a member
+/// that runs (zombies do not count).
+///
+/// Linux: when a process numbered `pgid` runs but started at another time, the number was
+/// recycled, and since a number is not reused while a group of that number exists, the group is
+/// gone. Otherwise the group lives while `/proc` shows a process of it that is not a zombie (the
+/// leader may be gone while a background child it started runs on). Elsewhere, or without
+/// `/proc`: `kill(-pgid, 0)`.
+pub fn group_alive(pgid: u32, leader_start: Option<u64>) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(p) = target(pgid) else { return false };
+        #[cfg(target_os = "linux")]
+        {
+            if let Some(leader) = proc_stat(pgid) {
+                if leader.pgrp == pgid && !gone(&leader) && leader_start.is_none_or(|s| s == leader.start) {
+                    return true;
+                }
+                if leader_start.is_some_and(|s| s != leader.start) {
+                    return false;
+                }
+            }
+            if let Some(found) = group_member_in_proc(pgid) {
+                return found;
+            }
+        }
+        let _ = leader_start;
+        match rustix::process::test_kill_process_group(p) {
+            Ok(()) => true,
+            Err(e) => e == rustix::io::Errno::PERM,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pgid, leader_start);
+        false
+    }
+}
+
+/// Whether `/proc` lists a running (not zombie) process of group `pgid`; `None` when `/proc`
+/// cannot be read.
+#[cfg(target_os = "linux")]
+fn group_member_in_proc(pgid: u32) -> Option<bool> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let mut any = false;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        any = true;
+        if proc_stat(pid).is_some_and(|st| st.pgrp == pgid && !gone(&st)) {
+            return Some(true);
+        }
+    }
+    // An empty /proc is one that is not mounted.
+    any.then_some(false)
+}
+
+/// A signal sent by [`signal_process`] and [`signal_group`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// SIGTERM: asks the process to stop.
+    Term,
+    /// SIGKILL: stops it.
+    Kill,
+}
+
+#[cfg(unix)]
+fn rustix_signal(sig: Kill) -> rustix::process::Signal {
+    match sig {
+        Kill::Term => rustix::process::Signal::TERM,
+        Kill::Kill => rustix::process::Signal::KILL,
+    }
+}
+
+/// Sends `sig` to process `pid` (never to pid 0 or 1). Whether it was delivered.
+pub fn signal_process(pid: u32, sig: Kill) -> bool {
+    #[cfg(unix)]
+    {
+        target(pid).is_some_and(|p| rustix::process::kill_process(p, rustix_signal(sig)).is_ok())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pid, sig);
+        false
+    }
+}
+
+/// Sends `sig` to every process of group `pgid` (kill(2) with `-pgid`; never group 0 or 1).
+/// Whether any process received it.
+pub fn signal_group(pgid: u32, sig: Kill) -> bool {
+    #[cfg(unix)]
+    {
+        target(pgid).is_some_and(|p| rustix::process::kill_process_group(p, rustix_signal(sig)).is_ok())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pgid, sig);
+        false
+    }
+}
+
+/// Waits up to `limit` for group `pgid` to have no running member; whether it is gone.
+pub fn wait_group_gone(pgid: u32, leader_start: Option<u64>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if !group_alive(pgid, leader_start) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits up to `limit` for the process recorded as (`pid`, `start`) to end; whether it has.
+pub fn wait_process_gone(pid: u32, start: Option<u64>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if !process_alive(pid, start) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` certainly started after `time` (Linux: its start time, converted to
+/// wall-clock time with the boot clock). A record written at `time` by the process that has
+/// `pid` now cannot be that process's when it started later: the pid was recycled. `false`
+/// when it cannot be told (no start time, no such process), which keeps the pid-only answer.
+pub fn started_after(pid: u32, time: SystemTime) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(ticks) = start_time(pid) else { return false };
+        let hz = rustix::param::clock_ticks_per_second();
+        if hz == 0 {
+            return false;
+        }
+        let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let (Ok(secs), Ok(nanos)) = (u64::try_from(since_boot.tv_sec), u32::try_from(since_boot.tv_nsec)) else {
+            return false;
+        };
+        let Some(boot) = SystemTime::now().checked_sub(Duration::new(secs, nanos)) else { return false };
+        let started = boot + Duration::from_secs(ticks / hz) + Duration::from_nanos((ticks % hz) * 1_000_000_000 / hz);
+        // The start time is rounded down to a tick and file times lag by up to one: a margin
+        // well above both.
+        started > time + Duration::from_millis(50)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pid, time);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid that no process has: beyond the kernel's largest pid_max.
+    const DEAD_PID: u32 = 4_194_305;
+
+    #[test]
+    fn stat_lines_parse_with_odd_command_names() {
+        let line = "4242 (a) b (c)) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3\n";
+        assert_eq!(parse_stat(line), Some(ProcStat { state: b'S', pgrp: 4240, start: 987654 }));
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("1 (x) S 0"), None);
+    }
+
+    #[test]
+    fn a_recycled_pid_counts_as_dead() {
+        let me = std::process::id();
+        let start = own_start_time();
+        assert!(process_alive(me, start), "this process, recorded exactly");
+        assert!(process_alive(me, None), "a legacy record: the pid alone decides");
+        assert!(!process_alive(DEAD_PID, None));
+        assert!(!process_alive(0, None) && !process_alive(1 << 31, None));
+        if cfg!(target_os = "linux") {
+            let start = start.expect("Linux has start times");
+            assert!(!process_alive(me, Some(start + 1)), "same pid, another start: another process");
+            assert!(!group_alive(me, Some(start + 1)), "a group whose number another process took is gone");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn groups_are_seen_while_a_member_runs_and_killed_whole() {
+        use std::os::unix::process::CommandExt;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let late = tmp.path().join("late");
+        // The leader exits at once; its background child keeps the group alive.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("(sleep 30; touch {}) & exit 0", late.display()))
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let pgid = child.id();
+        let start = start_time(pgid);
+        child.wait().expect("reap the leader");
+        assert!(group_alive(pgid, start), "the background child still runs");
+        assert!(signal_group(pgid, Kill::Kill));
+        assert!(wait_group_gone(pgid, start, Duration::from_secs(10)), "the group is gone after SIGKILL");
+        assert!(!signal_group(1, Kill::Kill) && !signal_group(0, Kill::Kill), "never group 0 or 1");
+        assert!(!late.exists());
+    }
+
+    #[test]
+    fn a_process_started_after_a_time_is_told_apart() {
+        let me = std::process::id();
+        assert!(!started_after(me, SystemTime::now()), "this process started before now");
+        if cfg!(target_os = "linux") {
+            assert!(started_after(me, SystemTime::UNIX_EPOCH), "and after 1970");
+        }
+        assert!(!started_after(DEAD_PID, SystemTime::UNIX_EPOCH), "no process, no answer");
+    }
+}
