@@ -1193,3 +1193,310 @@ fn implement_signal_as_the_agent_exits_is_an_interrupt_and_the_resume_uses_its_m
     assert!(String::from_utf8_lossy(&out.stderr).contains("using the metadata the interrupted run's agent left"));
     assert_eq!(state_entry(&repo)["status"], "completed");
 }
+
+// ---- Real-use hardening (issue 11): time, complete commits, a clean status, artifacts, ----
+// ---- timeouts and progress, the user's edits, stale reasons.                            ----
+
+/// `setup()` in the shape of a repository where `xtask init` never ran: no transient names in
+/// `.gitignore`.
+fn setup_without_init() -> TestRepo {
+    let repo = setup();
+    repo.write(".gitignore", "/target\n");
+    repo.git(&["commit", "-q", "-m", "a .gitignore without postflight's names", "--", ".gitignore"]);
+    repo
+}
+
+fn report_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("--json: {e}: {}", render(out)))
+}
+
+fn warnings_of(report: &Value) -> Vec<String> {
+    report["warnings"].as_array().expect("warnings").iter().map(|w| w.as_str().expect("str").to_owned()).collect()
+}
+
+#[test]
+fn implement_timestamps_are_taken_when_written() {
+    let repo = setup();
+    let script = repo.home().join("script.json");
+    let step = json!({"write": {"src/feature.rs": "x\n"}, "complete_phases": ["1", "2", "3"], "sleep_ms": 2100,
+        "metadata": implemented_meta(json!([{"type": "implementation", "path": "src/feature.rs"}]))});
+    std::fs::write(&script, json!({"steps": [step]}).to_string()).expect("script");
+    let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
+    let out = repo
+        .xtask(&["implement", "350", "--agent", &agent])
+        .env_remove("XTASK_NOW")
+        .env("XTASK_DEMO_SCRIPT", &script)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let entry = state_entry(&repo);
+    let at = |k: &str| entry[k].as_str().unwrap_or_else(|| panic!("{k}: {entry}")).parse::<jiff::Timestamp>().expect(k);
+    let (started, completed, updated) = (at("started"), at("completed"), at("last_updated"));
+    assert!(completed.as_second() - started.as_second() >= 2, "started {started}, completed {completed}");
+    assert_eq!(updated, completed, "last_updated is the moment the outcome was written");
+    let now = jiff::Timestamp::now().as_second();
+    assert!((now - completed.as_second()).abs() < 60, "completed {completed} is not now");
+}
+
+#[test]
+fn implement_commits_the_plans_files_and_names_what_it_leaves_uncommitted() {
+    let repo = setup_without_init();
+    let plan = PLAN_WITH_FILES.replace("{task}", "350");
+    repo.write(PLAN, &plan);
+    repo.git(&["commit", "-q", "-m", "plan with files", "--", PLAN]);
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    let before = user_work(&repo);
+    // The agent writes all three listed files and one more, and reports only the first (the
+    // seed reads artifacts[0]).
+    let steps = json!([step_writing(
+        &[("src/parser.rs", "p\n"), ("src/lexer.rs", "l\n"), ("docs/parser.md", "d\n"), ("src/unlisted.rs", "u\n")],
+        &["1", "2", "3"],
+        implemented_meta(json!([{"type": "implementation", "path": "src/parser.rs"}]))
+    )]);
+    let out = implement(&repo, steps, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let c = repo.git(&["rev-list", &format!("{base}..HEAD")]);
+    assert_eq!(c.lines().count(), 1);
+    let c = [CommitView {
+        subject: String::new(),
+        message: String::new(),
+        files: repo.git(&["show", "--name-only", "--format=", "HEAD"]).lines().map(str::to_owned).collect(),
+    }];
+    for f in ["src/parser.rs", "src/lexer.rs", "docs/parser.md", PLAN, SUMMARY, "specs/state.json", "specs/TODO.md"] {
+        assert!(c[0].files.iter().any(|x| x == f), "{f} not committed: {:?}", c[0].files);
+    }
+    assert!(!c[0].files.iter().any(|x| x == "src/unlisted.rs"), "{:?}", c[0].files);
+    let warnings = warnings_of(&report_of(&out));
+    assert!(
+        warnings.iter().any(|w| w.starts_with("left uncommitted: src/unlisted.rs")),
+        "the unlisted file is named: {warnings:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: left uncommitted: src/unlisted.rs"));
+    assert_clean_end(&repo, &before);
+}
+
+/// Task 350's plan with `**Files to modify**:` lists (as the seed's planner writes them).
+const PLAN_WITH_FILES: &str = "# Implementation Plan: Task #{task}
+
+- **Task**: {task} - add_feature
+- **Status**: [PLANNED]
+
+## Implementation Phases
+
+### Phase 1: Scaffold [NOT STARTED]
+
+**Files to modify**:
+- `src/parser.rs` - new file, near `parse_items`
+- `src/lexer.rs` - the tokens
+
+**Verification**:
+- `cargo test` passes
+
+---
+
+### Phase 2: Docs [NOT STARTED]
+
+**Files to modify**:
+- `docs/parser.md` - describe it
+
+---
+
+### Phase 3: Tests [NOT STARTED]
+
+- **Goal:** test it
+";
+
+#[test]
+fn implement_leaves_nothing_in_git_status_after_any_outcome_without_init() {
+    let outcomes: [(&str, Value); 5] = [
+        ("completed", implemented_meta(json!([{"type": "summary", "path": SUMMARY}]))),
+        ("partial", partial_meta(1, None)),
+        (
+            "blocked",
+            json!({"status": "blocked", "summary": "Needs a decision.", "artifacts": [], "errors": [{"message": "which API?"}]}),
+        ),
+        ("failed", json!({"status": "failed", "summary": "It broke.", "artifacts": []})),
+        ("metadata_missing", Value::Null),
+    ];
+    for (status, meta) in outcomes {
+        let repo = setup_without_init();
+        // The bash workflow's `git add -A` committed transient files of the task.
+        repo.write("specs/350_add_feature/.return-meta.json", "{\"status\": \"planned\"}\n");
+        repo.write("specs/350_add_feature/.postflight-loop-guard", "1\n");
+        repo.git(&["add", "-f", "specs/350_add_feature"]);
+        repo.git(&["commit", "-q", "-m", "bash workflow leftovers", "--", "specs/350_add_feature"]);
+        let status_before = repo.git(&["status", "--porcelain", "--untracked-files=all"]);
+        let mut step = json!({"write": {"src/feature.rs": "x\n"}, "complete_phases": ["1"], "summary": "work",
+            "metadata": meta});
+        if meta_is_null(&step) {
+            step.as_object_mut().expect("obj").remove("metadata");
+        }
+        let out = implement(&repo, json!([step]), &["--json", "--max-iterations", "1"]);
+        let report = report_of(&out);
+        assert_eq!(report["status"], status, "{}", render(&out));
+        let status_after = repo.git(&["status", "--porcelain", "--untracked-files=all"]);
+        let new_lines: Vec<&str> = status_after
+            .lines()
+            .filter(|l| !status_before.lines().any(|b| b == *l))
+            .filter(|l| !l.ends_with("src/feature.rs") && !l.contains(".home-for-tests/"))
+            .collect();
+        assert!(new_lines.is_empty(), "{status}: the run left {new_lines:?} in git status\n{}", render(&out));
+        let tracked = repo.git(&["ls-files", "specs/350_add_feature"]);
+        assert!(
+            !tracked.lines().any(|l| l
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(".postflight-") || n == ".return-meta.json")),
+            "{status}: transient files still tracked:\n{tracked}"
+        );
+        let head = repo.git(&["ls-tree", "-r", "--name-only", "HEAD", "specs/350_add_feature"]);
+        assert!(!head.contains(".return-meta.json") && !head.contains(".postflight-"), "{status}: {head}");
+        // The log stays readable per task, just not in git status.
+        assert!(repo.exists("specs/350_add_feature/.postflight-agent.log"), "{status}");
+    }
+}
+
+fn meta_is_null(step: &Value) -> bool {
+    step["metadata"].is_null()
+}
+
+#[test]
+fn implement_does_not_link_missing_ignored_home_outside_or_deleted_artifacts() {
+    let repo = setup();
+    repo.write(
+        ".gitignore",
+        "/target\n.return-meta.json\n.postflight-pending\n.postflight-loop-guard\n*.log\nbuild/\n",
+    );
+    repo.git(&["commit", "-q", "-m", "ignore build/", "--", ".gitignore"]);
+    let inside_abs = repo.file("src/absolute.rs").to_string_lossy().into_owned();
+    let artifacts = json!([
+        {"type": "summary", "path": SUMMARY},
+        {"type": "implementation", "path": "src/feature.rs"},
+        {"type": "implementation", "path": inside_abs},
+        {"type": "implementation", "path": "~/notes/feature.md"},
+        {"type": "implementation", "path": "/etc/hostname"},
+        {"type": "implementation", "path": "src/never_written.rs"},
+        {"type": "build", "path": "build/out.bin"},
+        {"type": "deletion", "path": "src/existing.rs"}
+    ]);
+    let step = json!({"write": {"src/feature.rs": "x\n", "src/absolute.rs": "a\n", "build/out.bin": "bin"},
+        "delete": ["src/existing.rs"], "complete_phases": ["1", "2", "3"], "summary": "done",
+        "metadata": implemented_meta(artifacts)});
+    let out = implement(&repo, json!([step]), &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let report = report_of(&out);
+    let warnings = warnings_of(&report).join("\n");
+    for needle in [
+        "artifact `~/notes/feature.md` is a home-directory path",
+        "artifact `/etc/hostname` is not a file of the repository",
+        "artifact `src/never_written.rs` does not exist; not linked",
+        "artifact `build/out.bin` is ignored by git (.gitignore); not linked",
+        "artifact `src/existing.rs` names a file the run deleted; not linked",
+    ] {
+        assert!(warnings.contains(needle), "missing warning `{needle}` in:\n{warnings}");
+    }
+    let linked: Vec<String> = state_entry(&repo)["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .map(|a| a.as_str().or_else(|| a["path"].as_str()).expect("path").to_owned())
+        .collect();
+    assert_eq!(linked, [PLAN, SUMMARY, "src/feature.rs", "src/absolute.rs"], "absolute inside: made relative");
+    assert_eq!(report["artifacts"], json!([SUMMARY, "src/feature.rs", "src/absolute.rs"]));
+    // The tool's own check agrees with what it linked (the sample's task 352 has a missing
+    // report of its own).
+    let check = repo.run(&["check"]);
+    let findings = String::from_utf8_lossy(&check.stdout);
+    assert!(!findings.lines().any(|l| l.contains("task 350")), "{}", render(&check));
+}
+
+#[test]
+fn implement_reports_a_timeout_and_stops_when_an_invocation_makes_no_progress() {
+    // A hung agent: killed at the timeout, not restarted when it changed nothing.
+    let repo = setup();
+    let hang = json!({"sleep_ms": 30000, "metadata": partial_meta(1, None)});
+    let out = implement(&repo, json!([hang]), &["--json", "--timeout", "1", "--max-iterations", "5"]);
+    assert_eq!(out.status.code(), Some(3), "{}", render(&out));
+    let report = report_of(&out);
+    assert_eq!(report["status"], "partial");
+    assert_eq!(report["iterations"], 1, "not restarted: {}", render(&out));
+    assert_eq!(report["reason"], "timed out after 1s (--timeout 1); killed its process group");
+    assert!(warnings_of(&report).iter().any(|w| w.contains("iteration 1 made no progress")), "{}", render(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timed out after 1s (--timeout 1)"), "{}", render(&out));
+    assert!(!stderr.contains("no metadata file"), "a timeout is not a missing metadata file: {}", render(&out));
+    let text = implement(&repo, json!([hang]), &["--timeout", "1", "--max-iterations", "1"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("reason      timed out after 1s (--timeout 1); killed its process group"),
+        "{}",
+        render(&text)
+    );
+
+    // A partial invocation that changed nothing stops the loop with that reason.
+    let repo = setup();
+    let steps = json!([
+        step_writing(&[("src/feature.rs", "x\n")], &["1"], partial_meta(1, None)),
+        {"metadata": partial_meta(1, None)},
+    ]);
+    let out = implement(&repo, steps, &["--json", "--max-iterations", "5"]);
+    assert_eq!(out.status.code(), Some(3), "{}", render(&out));
+    let report = report_of(&out);
+    assert_eq!(report["iterations"], 2, "{}", render(&out));
+    assert!(
+        report["reason"].as_str().is_some_and(|r| r.starts_with("iteration 2 made no progress")),
+        "{}",
+        render(&out)
+    );
+    assert_eq!(state_entry(&repo)["resume_phase"], 2);
+}
+
+#[test]
+fn implement_names_the_users_earlier_edits_that_ride_along() {
+    let repo = setup();
+    repo.write("src/existing.rs", "// existing\n// the user's unfinished edit\n");
+    let steps = json!([step_writing(
+        &[
+            ("src/existing.rs", "// existing\n// the user's unfinished edit\n// and the agent's\n"),
+            ("src/feature.rs", "f\n")
+        ],
+        &["1", "2", "3"],
+        implemented_meta(
+            json!([{"type": "implementation", "path": "src/existing.rs"}, {"type": "implementation", "path": "src/feature.rs"}])
+        )
+    )]);
+    let out = implement(&repo, steps, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let warnings = warnings_of(&report_of(&out));
+    assert!(
+        warnings
+            .contains(&"src/existing.rs had uncommitted changes before the run; they are in this commit".to_owned()),
+        "{warnings:?}"
+    );
+    assert!(!warnings.iter().any(|w| w.starts_with("src/feature.rs had")), "{warnings:?}");
+    assert!(commits(&repo)[0].files.iter().any(|f| f == "src/existing.rs"));
+}
+
+#[test]
+fn implement_clears_the_reasons_of_earlier_outcomes() {
+    let repo = setup();
+    let failed = json!({"metadata": {"status": "failed", "summary": "It broke.", "artifacts": [], "errors": [{"message": "boom"}]}});
+    let out = implement(&repo, json!([failed]), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    assert!(state_entry(&repo)["failure_reason"].is_string());
+    let blocked = json!({"metadata": {"status": "blocked", "summary": "Waits.", "artifacts": [], "errors": [{"message": "which API?"}]}});
+    let out = implement(&repo, json!([blocked]), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    let entry = state_entry(&repo);
+    assert!(entry.get("failure_reason").is_none(), "{entry}");
+    assert!(entry["blocked_reason"].is_string(), "{entry}");
+    let out = implement(
+        &repo,
+        json!([step_writing(&[("src/feature.rs", "x\n")], &["1"], partial_meta(1, None))]),
+        &["--max-iterations", "1"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", render(&out));
+    let entry = state_entry(&repo);
+    assert!(entry.get("failure_reason").is_none() && entry.get("blocked_reason").is_none(), "{entry}");
+    assert_eq!(entry["resume_phase"], 2, "{entry}");
+}
