@@ -276,6 +276,11 @@ fn every_ledger_command_refuses_every_invalid_state_json() {
             with_field(&format!("\"x\": {}1{}", "{\"a\": ".repeat(197), "}".repeat(197))),
             "recursion limit exceeded",
         ),
+        (
+            "a key without its opening quote, in jq layout",
+            support::STATE.replacen("      \"priority\"", "       priority\"", 1).into_bytes(),
+            "key must be a string",
+        ),
         ("a byte-order mark", [b"\xef\xbb\xbf".as_slice(), state].concat(), "expected value"),
         (
             "a NUL byte between values",
