@@ -67,7 +67,7 @@ pub fn init(ctx: &Context) -> Result<InitReport> {
     // When one of the two files exists, the new one continues its numbering.
     let next = match (StateFile::load(&ledger.state_path()), TodoFile::load(&ledger.todo_path())) {
         (Ok(state), _) => {
-            state.next_project_number().unwrap_or(1).max(state.max_number().map_or(1, |n| u64::from(n) + 1))
+            state.next_project_number()?.unwrap_or(1).max(state.max_number()?.map_or(1, |n| u64::from(n) + 1))
         }
         (_, Ok(todo)) => todo.next_project_number().map_or(1, |(_, n)| n),
         _ => 1,
@@ -141,9 +141,9 @@ pub fn new_task(ctx: &Context, input: &NewTask) -> Result<(u32, Vec<Change>)> {
     }
     let ts = ctx.timestamp();
     ctx.ledger().update(|snap| {
-        let from_state = snap.state().next_project_number().unwrap_or(1);
+        let from_state = snap.state().next_project_number()?.unwrap_or(1);
         let from_todo = snap.todo().and_then(TodoFile::next_project_number).map(|(_, n)| n).unwrap_or(1);
-        let in_use = snap.state().max_number().map(|n| u64::from(n) + 1).unwrap_or(1);
+        let in_use = snap.state().max_number()?.map(|n| u64::from(n) + 1).unwrap_or(1);
         let in_todo =
             snap.todo().map(|t| t.headings().iter().map(|(_, n)| u64::from(*n) + 1).max().unwrap_or(1)).unwrap_or(1);
         let n = from_state.max(from_todo).max(in_use).max(in_todo);
@@ -166,8 +166,8 @@ pub fn new_task(ctx: &Context, input: &NewTask) -> Result<(u32, Vec<Change>)> {
         entry.insert("created".into(), Value::from(ts.clone()));
         entry.insert("last_updated".into(), Value::from(ts.clone()));
         let state = snap.state_mut();
-        state.prepend(Value::Object(entry));
-        state.set_next_project_number(n + 1);
+        state.prepend(Value::Object(entry))?;
+        state.set_next_project_number(n + 1)?;
         if let Some(todo) = snap.todo_mut() {
             let mut lines = vec![
                 format!("### {number}. {title}"),
@@ -377,7 +377,7 @@ pub fn list(ctx: &Context) -> Result<Vec<TaskRow>> {
     let specs = ctx.repo.specs_dir();
     Ok(snap
         .state()
-        .tasks()
+        .tasks()?
         .into_iter()
         .map(|t| {
             let progress = plan::find_plan(&specs, t.number, t.slug.as_deref())

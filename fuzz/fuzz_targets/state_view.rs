@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let slow = StateFile::parse(Path::new("specs/state.json"), data.to_vec());
     match (fast, &slow) {
         (Some(fast), Ok(state)) => {
-            let view = StateView::of(state);
+            let view = StateView::of(state).expect("the view of a parsed file");
             assert_eq!(fast.entries, view.entries);
             assert_eq!(fast.next_project_number, view.next_project_number);
         }

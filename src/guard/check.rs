@@ -706,7 +706,7 @@ fn ledger_findings(repo: &Repo, source: &dyn Source, opts: Options) -> Result<(R
         None => match StateFile::parse(Path::new(STATE), state_bytes.clone()) {
             Ok(s) => {
                 parsed = s;
-                StateView::of(&parsed)
+                StateView::of(&parsed)?
             }
             Err(e) => {
                 let line = match &e {
@@ -1274,7 +1274,7 @@ fn marker_findings(repo: &Repo, source: &dyn Source, state: &StateView<'_>, repo
 fn apply_fixes(repo: &Repo, snap: &mut Snapshot) -> Result<()> {
     let edits: Vec<Edit> = {
         let state = snap.state();
-        let view_state = StateView::of(state);
+        let view_state = StateView::of(state)?;
         let Some(todo) = snap.todo() else { return Ok(()) };
         let mut plans = BTreeMap::new();
         for (n, entry) in unique_tasks(&view_state) {

@@ -12,6 +12,7 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::ledger::json::{Any, Plain};
 use crate::ledger::state::{entry_number, StateFile};
 use crate::ledger::status::Status;
 
@@ -64,10 +65,13 @@ impl<'a> StateView<'a> {
     }
 
     /// The view of an already parsed state.json (for `--fix`, which edits through the ledger).
-    pub fn of(state: &'a StateFile) -> StateView<'a> {
+    ///
+    /// # Errors
+    /// As `StateFile::doc`.
+    pub fn of(state: &'a StateFile) -> crate::Result<StateView<'a>> {
         let str_of = |v: Option<&'a Value>| v.and_then(Value::as_str).map(Cow::Borrowed);
         let entries = state
-            .entries()
+            .entries()?
             .iter()
             .map(|e| Entry {
                 object: e.is_object(),
@@ -89,7 +93,7 @@ impl<'a> StateView<'a> {
                     .unwrap_or_default(),
             })
             .collect();
-        StateView { entries, next_project_number: state.next_project_number() }
+        Ok(StateView { entries, next_project_number: state.next_project_number()? })
     }
 
     /// The status of task `n` when exactly one entry has that number; `Err(true)` when none has,
@@ -112,9 +116,10 @@ impl Entry<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Deserialization: every value goes through `deserialize_any`, as for `serde_json::Value`, so
-// numbers, strings and nesting are checked exactly as that parse checks them (`IgnoredAny`
-// would skip values without checking number ranges or string escapes).
+// Deserialization: every value goes through `deserialize_any`, as for the tree `StateFile`
+// parses (`ledger::json::Plain`), so numbers, strings and nesting are checked exactly as that
+// parse checks them (`IgnoredAny` would skip values without checking number ranges or string
+// escapes), and an object is read as an object whatever its first key.
 
 /// The visitor methods for every value but objects, arrays all giving
 /// `$value`.
@@ -198,7 +203,7 @@ impl<'de> Deserialize<'de> for Entry<'de> {
                         }
                         "project_name" => e.slug = map.next_value::<Text<'de>>()?.0,
                         "status" => e.status = map.next_value::<Text<'de>>()?.0,
-                        "session_id" => e.session_id = Some(map.next_value::<Value>()?),
+                        "session_id" => e.session_id = Some(map.next_value::<Plain>()?.0),
                         "artifacts" => e.artifacts = map.next_value::<ArrayOf<Artifact<'de>>>()?.0.unwrap_or_default(),
                         _ => {
                             map.next_value::<Any>()?;
@@ -385,60 +390,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ArrayOf<T> {
     }
 }
 
-/// Any value, parsed and dropped.
-struct Any;
-
-impl Any {
-    fn visit_map_all<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-        while map.next_entry::<IgnoredKey, Any>()?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_seq_all<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<Any>()?.is_some() {}
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Any {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Any;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Any, A::Error> {
-                Any::visit_map_all(map).map(|()| Any)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Any, A::Error> {
-                Any::visit_seq_all(seq).map(|()| Any)
-            }
-            other_scalars!(Any);
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// An object key that is parsed (escapes checked, as `Value` parses keys) and dropped.
-struct IgnoredKey;
-
-impl<'de> Deserialize<'de> for IgnoredKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = IgnoredKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, _: &str) -> Result<IgnoredKey, E> {
-                Ok(IgnoredKey)
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,7 +401,7 @@ mod tests {
         let slow = StateFile::parse(Path::new("state.json"), text.as_bytes().to_vec()).ok();
         match (fast, slow) {
             (Some(f), Some(s)) => {
-                let of = StateView::of(&s);
+                let of = StateView::of(&s).expect("parsed");
                 assert_eq!(f.entries, of.entries, "{text}");
                 assert_eq!(f.next_project_number, of.next_project_number, "{text}");
                 Some((f.entries, f.next_project_number))

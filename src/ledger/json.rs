@@ -2,12 +2,14 @@
 //! `": "`, raw UTF-8, `\u007f` escaped, numbers in jq's `%.17g` shortest form), so that a
 //! jq-formatted ledger changes only where it was edited.
 
+use std::fmt;
 use std::io;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::ser::{Formatter, PrettyFormatter};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
@@ -16,7 +18,163 @@ use crate::error::{Error, Result};
 /// # Errors
 /// `Json` with the position of the first syntax error.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| Error::json(path, &e))
+    from_slice(bytes).map_err(|e| Error::json(path, &e))
+}
+
+/// Parses `bytes` as one JSON document as [`Plain`] reads it: what every reader of the ledger
+/// uses, so that they all accept the same files and read the same values from them.
+///
+/// # Errors
+/// serde_json's error.
+pub fn from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
+    serde_json::from_slice::<Plain>(bytes).map(|p| p.0)
+}
+
+/// A JSON value read as `serde_json::Value` reads it, except that an object whose first key is
+/// `$serde_json::private::RawValue` is an object like any other: `Value` (with the
+/// `raw_value` feature the workspace enables) reads such an object as the JSON text in its
+/// string (`{"$serde_json::private::RawValue": "[1]"}` became `[1]`, and any other value made
+/// the file invalid), where jq sees an ordinary key. Found by reading serde_json while fixing
+/// the sparse loader (issue 11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plain(pub Value);
+
+impl<'de> Deserialize<'de> for Plain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Plain, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Plain;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Plain, E> {
+                Ok(Plain(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Plain, E> {
+                Ok(Plain(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Plain, E> {
+                Ok(Plain(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Plain, E> {
+                // As `Value` does: a non-finite number (never parsed from JSON) is null.
+                Ok(Plain(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Plain, E> {
+                Ok(Plain(Value::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Plain, E> {
+                Ok(Plain(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Plain, E> {
+                Ok(Plain(Value::Null))
+            }
+            fn visit_none<E>(self) -> std::result::Result<Plain, E> {
+                Ok(Plain(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Plain, D::Error> {
+                Plain::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Plain, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(Plain(v)) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(Plain(Value::Array(out)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Plain, A::Error> {
+                let mut out = Map::new();
+                // The last of duplicate keys wins, in the first one's place (as `Value` and jq).
+                while let Some((k, Plain(v))) = map.next_entry::<String, Plain>()? {
+                    out.insert(k, v);
+                }
+                Ok(Plain(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Any JSON value, parsed and dropped: it accepts exactly what [`Plain`] accepts (every value
+/// goes through `deserialize_any`, so numbers, string escapes and nesting are checked as they
+/// are for a tree, where `serde::de::IgnoredAny` and `RawValue` skip values without checking
+/// number ranges, surrogate escapes or the recursion limit), without building anything.
+pub struct Any;
+
+impl Any {
+    /// Every entry of a map, checked and dropped.
+    ///
+    /// # Errors
+    /// The deserializer's.
+    pub fn visit_map_all<'de, A: MapAccess<'de>>(mut map: A) -> std::result::Result<(), A::Error> {
+        while map.next_entry::<IgnoredKey, Any>()?.is_some() {}
+        Ok(())
+    }
+
+    /// Every element of a sequence, checked and dropped.
+    ///
+    /// # Errors
+    /// The deserializer's.
+    pub fn visit_seq_all<'de, A: SeqAccess<'de>>(mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element::<Any>()?.is_some() {}
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Any {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Any;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Any, A::Error> {
+                Any::visit_map_all(map).map(|()| Any)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Any, A::Error> {
+                Any::visit_seq_all(seq).map(|()| Any)
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Any, E> {
+                Ok(Any)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An object key that is parsed (escapes checked, as [`Plain`] parses keys) and dropped.
+pub struct IgnoredKey;
+
+impl<'de> Deserialize<'de> for IgnoredKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IgnoredKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<IgnoredKey, E> {
+                Ok(IgnoredKey)
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Prints `value` as `jq .` would: pretty, 2-space indent, final newline.
@@ -182,12 +340,13 @@ impl<'a> Canonical<'a> {
     }
 
     fn object(&mut self, depth: usize) -> Option<()> {
+        // serde_json counts a container before looking inside: an empty one is as deep.
+        if depth >= MAX_DEPTH {
+            return None;
+        }
         self.i += 1;
         if self.eat(b"}").is_some() {
             return Some(());
-        }
-        if depth >= MAX_DEPTH {
-            return None;
         }
         if self.keys.len() <= depth {
             self.keys.resize_with(depth + 1, Vec::new);
@@ -221,15 +380,16 @@ impl<'a> Canonical<'a> {
     }
 
     fn array(&mut self, depth: usize, capture: bool) -> Option<()> {
+        // serde_json counts a container before looking inside: an empty one is as deep.
+        if depth >= MAX_DEPTH {
+            return None;
+        }
         self.i += 1;
         if capture {
             self.spans = Some(Vec::new());
         }
         if self.eat(b"]").is_some() {
             return Some(());
-        }
-        if depth >= MAX_DEPTH {
-            return None;
         }
         self.newline(depth + 1)?;
         loop {
@@ -251,6 +411,10 @@ impl<'a> Canonical<'a> {
     /// escapes of control characters and `\u00xx` (lower-case) for the other control characters.
     fn string(&mut self) -> Option<()> {
         let b = self.b;
+        // An object key comes here without `value` having looked at its first byte.
+        if b.get(self.i) != Some(&b'"') {
+            return None;
+        }
         let mut i = self.i + 1;
         loop {
             let plain = memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
@@ -479,6 +643,10 @@ mod tests {
             ("\"z\": null", "\"z\": null,\n      \"o\": 1"),
             ("}\n", "}"),
             ("}\n", "}\n\n"),
+            // Found by `state_edit` once it no longer pre-filtered on the tree parse: a key's
+            // opening quote was never looked at, so any byte passed for it.
+            ("\"t\": true", " t\": true"),
+            ("\"t\": true", "xt\": true"),
         ] {
             assert!(jq.contains(from), "{from:?}");
             let odd = jq.replacen(from, to, 1);

@@ -140,7 +140,7 @@ impl Ledger {
         self.recover()?;
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
-        Ok((lock, value, snap.into_changes()))
+        Ok((lock, value, snap.into_changes()?))
     }
 
     /// Like [`Ledger::update`], running `alongside` on a thread of its own with the changes once
@@ -204,7 +204,7 @@ impl Ledger {
     pub fn preview<T>(&self, edit: impl FnOnce(&mut Snapshot) -> Result<T>) -> Result<(T, Vec<Change>)> {
         let mut snap = self.snapshot()?;
         let value = edit(&mut snap)?;
-        Ok((value, snap.into_changes()))
+        Ok((value, snap.into_changes()?))
     }
 }
 
@@ -307,10 +307,13 @@ impl Snapshot {
 
     /// Every file whose content would change, state.json first. Consumes the snapshot, so the
     /// old contents move into the changes instead of being copied (a large ledger is megabytes).
-    pub fn into_changes(self) -> Vec<Change> {
+    ///
+    /// # Errors
+    /// As `StateFile::to_bytes`.
+    pub fn into_changes(self) -> Result<Vec<Change>> {
         let mut out = Vec::new();
         if self.state_dirty {
-            let new = self.state.to_bytes();
+            let new = self.state.to_bytes()?;
             if new != self.state.raw() {
                 let path = self.state.path.clone();
                 let entry = self.state.spliced_entry(new.len());
@@ -330,7 +333,7 @@ impl Snapshot {
                 out.push(Change { path, old: raw, new, entry: None });
             }
         }
-        out
+        Ok(out)
     }
 }
 

@@ -116,7 +116,7 @@ impl PlanFile {
     pub fn set_header_status(&mut self, status: &Status) -> bool {
         let Some((i, _)) = self.header_status() else { return false };
         let line = self.doc.line(i).to_owned();
-        let caps = HEADER_STATUS.captures(&line).expect("matched before");
+        let Some(caps) = HEADER_STATUS.captures(&line) else { return false };
         self.doc.set_line(i, &format!("{}[{}]{}", &caps[1], status.marker(), &caps[3]));
         true
     }

@@ -76,9 +76,7 @@ pub fn scope_state_hinted(
     if head == worktree {
         return Ok(Scoped::Head);
     }
-    let is_task = |bytes: &[u8]| {
-        serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.is_object() && entry_number(&v) == Some(task))
-    };
+    let is_task = |bytes: &[u8]| json::from_slice(bytes).is_ok_and(|v| v.is_object() && entry_number(&v) == Some(task));
     let entry = entry.filter(|(s, e)| s <= e && worktree.get(*s..*e).is_some_and(is_task));
     if let Some((start, end)) = entry.or_else(|| unique_entry_span(worktree, task)) {
         if let Some(mid) = between(head, &worktree[..start], &worktree[end..]) {
@@ -96,13 +94,13 @@ pub fn scope_state_hinted(
     if head_at.is_none() && wt_at.is_none() {
         return Ok(Scoped::Head);
     }
-    let wt_doc = wt_file.doc();
+    let wt_doc = wt_file.doc()?;
+    let wt_list = wt_file.entries()?;
     // HEAD's document is edited in place (no copy): a ledger of 10,000 tasks is 14 MB.
-    let mut out = head_file.into_doc();
-    let list = out
-        .get_mut("active_projects")
-        .and_then(Value::as_array_mut)
-        .expect("StateFile::parse checked that active_projects is an array");
+    let mut out = head_file.into_doc()?;
+    let Some(list) = out.get_mut("active_projects").and_then(Value::as_array_mut) else {
+        return Err(Error::format(path, None, "no `active_projects` array"));
+    };
     let mut unchanged = false;
     match (head_at, wt_at) {
         (h, None) => {
@@ -112,16 +110,16 @@ pub fn scope_state_hinted(
             }
         }
         (h, Some(w)) => {
-            let wt_list = wt_file.entries();
+            let Some(entry) = wt_list.get(w) else { return Err(Error::format(path, None, "an entry is missing")) };
             let old = h.map(|h| list.remove(h));
             let at = insertion_index(list, wt_list, w, h);
             // The result equals HEAD exactly when the entry goes back where it was, printed the
             // same (only the key order may differ while the values compare equal, as serde_json's
             // maps compare unordered, so the printed forms are compared); only this entry moves,
             // and next_project_number changes only for a new entry.
-            unchanged = h == Some(at)
-                && old.as_ref().is_some_and(|old| json::to_jq_pretty(old) == json::to_jq_pretty(&wt_list[w]));
-            list.insert(at, wt_list[w].clone());
+            unchanged =
+                h == Some(at) && old.as_ref().is_some_and(|old| json::to_jq_pretty(old) == json::to_jq_pretty(entry));
+            list.insert(at, entry.clone());
             if h.is_none() {
                 raise_next_number(&mut out, wt_doc, task);
             }
@@ -321,7 +319,9 @@ fn insert_block(
     let wt_headings = wt_file.headings();
     let head_headings = head_file.headings();
     let head_has = |n: u32| head_headings.iter().any(|(_, m)| *m == n);
-    let me = wt_headings.iter().position(|(line, _)| *line == w.start).expect("the block starts at a heading");
+    let Some(me) = wt_headings.iter().position(|(line, _)| *line == w.start) else {
+        return Err(Error::format(&wt_file.path, Some(w.start + 1), "a task block does not start at its heading"));
+    };
     // Before the nearest following neighbour HEAD has: the span carries its own separator.
     for (_, n) in &wt_headings[me + 1..] {
         if head_has(*n) {

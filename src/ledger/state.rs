@@ -2,10 +2,14 @@
 //! value so unknown keys, unknown statuses and odd shapes survive untouched; edits merge like
 //! jq's `+` (existing keys in place, new keys appended) and the file is printed as `jq .` does.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -21,6 +25,10 @@ use crate::error::{Error, Result};
 /// when read, and an edit of one entry replaces only that entry's bytes when the file is
 /// written (which is what `jq .` would print when the file was printed by jq). Anything that
 /// needs the whole document parses it then, once.
+///
+/// Both loads accept exactly the same files (a sparse load validates everything a tree parse
+/// checks: number ranges, escapes, nesting); reading the tree or an entry later therefore
+/// cannot fail, and if it ever did it would be an error naming the file, not a panic.
 #[derive(Debug, Clone)]
 pub struct StateFile {
     /// Where it was read from (for messages).
@@ -39,20 +47,13 @@ struct Sparse {
     spans: Vec<(usize, usize)>,
     /// Each entry's integer `project_number` (`None` when it has none).
     numbers: Vec<Option<u32>>,
-    /// Entries parsed so far (edited ones too), by position.
+    /// Unedited entries parsed so far, by position.
     parsed: Vec<OnceCell<Value>>,
-    /// Positions of edited entries.
-    edited: BTreeSet<usize>,
+    /// Edited entries, by position.
+    edited: BTreeMap<usize, Value>,
     /// Whether the raw file is exactly what `jq .` prints for it: only then does replacing an
     /// edited entry's bytes give what jq would print for the edited document.
     jq_printed: bool,
-}
-
-/// The parts of the top level a sparse load needs; every other key is validated and skipped.
-#[derive(serde::Deserialize)]
-struct Top<'a> {
-    #[serde(borrow)]
-    active_projects: Vec<&'a RawValue>,
 }
 
 /// A read-only view of one `active_projects` entry.
@@ -92,8 +93,9 @@ impl StateFile {
     }
 
     /// Validates state.json bytes and locates the entries without parsing them (see
-    /// [`StateFile`]); falls back to [`StateFile::parse`] for anything unusual, so the errors
-    /// are the same.
+    /// [`StateFile`]); accepts exactly what [`StateFile::parse`] accepts, and for anything it
+    /// does not handle itself (every refused file among them) it is [`StateFile::parse`], so
+    /// the errors are the same.
     ///
     /// # Errors
     /// As [`StateFile::parse`].
@@ -135,60 +137,84 @@ impl StateFile {
     }
 
     /// The whole document (parsed now if it was loaded sparse).
-    pub fn doc(&self) -> &Value {
-        self.full.get_or_init(|| {
-            let mut doc: Value = serde_json::from_slice(&self.raw).expect("validated when loaded");
-            if let Some(sparse) = &self.sparse {
-                let list = doc
-                    .get_mut("active_projects")
-                    .and_then(Value::as_array_mut)
-                    .expect("validated when loaded: active_projects is an array");
-                for &i in &sparse.edited {
-                    list[i] = sparse.parsed[i].get().expect("an edited entry is parsed").clone();
+    ///
+    /// # Errors
+    /// Only if the file, validated when loaded, no longer parsed as a tree (the loaders
+    /// disagreeing): the parser's error, as [`StateFile::parse`] reports it.
+    pub fn doc(&self) -> Result<&Value> {
+        if let Some(doc) = self.full.get() {
+            return Ok(doc);
+        }
+        let mut doc = json::parse(&self.path, &self.raw)?;
+        if let Some(sparse) = &self.sparse {
+            let list = doc.get_mut("active_projects").and_then(Value::as_array_mut);
+            let Some(list) = list.filter(|l| l.len() == sparse.spans.len()) else {
+                return Err(self.disagreement("its `active_projects` array reads differently as a whole"));
+            };
+            for (&i, entry) in &sparse.edited {
+                // `i` < `spans.len()` == `list.len()`: edited positions come from `index_of`.
+                if let Some(slot) = list.get_mut(i) {
+                    *slot = entry.clone();
                 }
             }
-            doc
-        })
+        }
+        Ok(self.full.get_or_init(|| doc))
     }
 
     /// The whole document, consumed.
-    pub fn into_doc(mut self) -> Value {
-        self.doc();
-        self.full.take().expect("parsed above")
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn into_doc(mut self) -> Result<Value> {
+        self.doc()?;
+        self.full.take().ok_or_else(|| self.disagreement("the document was not kept"))
     }
 
     /// The whole document for editing (parsed now if it was loaded sparse).
-    pub fn doc_mut(&mut self) -> &mut Value {
-        self.doc();
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn doc_mut(&mut self) -> Result<&mut Value> {
+        self.doc()?;
         self.sparse = None;
-        self.full.get_mut().expect("parsed above")
+        let path = self.path.clone();
+        self.full.get_mut().ok_or_else(|| Error::format(path, None, "the document was not kept"))
     }
 
     /// The document as `jq .` prints it; a sparse file with edited entries is the raw file with
     /// those entries' bytes replaced.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         if let (Some(sparse), None) = (&self.sparse, self.full.get()) {
             if let Some(out) = sparse.splice(&self.raw) {
-                return out;
+                return Ok(out);
             }
         }
-        json::to_jq_pretty(self.doc())
+        Ok(json::to_jq_pretty(self.doc()?))
     }
 
     /// When [`StateFile::to_bytes`] replaced exactly one entry's bytes in place, that entry's
     /// byte range in the printed file of length `printed_len`.
     pub fn spliced_entry(&self, printed_len: usize) -> Option<(usize, usize)> {
         let sparse = self.sparse.as_ref().filter(|s| s.jq_printed && self.full.get().is_none())?;
-        let mut edited = sparse.edited.iter();
+        let mut edited = sparse.edited.keys();
         let (Some(i), None) = (edited.next(), edited.next()) else { return None };
-        let (start, end) = sparse.spans[*i];
+        let (start, end) = *sparse.spans.get(*i)?;
         let len = (printed_len + (end - start)).checked_sub(self.raw.len())?;
         Some((start, start + len))
     }
 
+    /// The error for a file that a sparse load accepted and a tree parse then refused (which the
+    /// loaders agreeing rules out; kept an error rather than a panic all the same).
+    fn disagreement(&self, what: &str) -> Error {
+        Error::format(&self.path, None, format!("{what} than when it was loaded (please report this)"))
+    }
+
     fn projects(&self) -> Result<&Vec<Value>> {
         let obj = self
-            .doc()
+            .doc()?
             .as_object()
             .ok_or_else(|| Error::format(&self.path, Some(1), "the top level is not a JSON object"))?;
         match obj.get("active_projects") {
@@ -200,21 +226,29 @@ impl StateFile {
         }
     }
 
-    fn projects_mut(&mut self) -> &mut Vec<Value> {
-        self.doc_mut()
+    fn projects_mut(&mut self) -> Result<&mut Vec<Value>> {
+        self.projects()?;
+        let path = self.path.clone();
+        self.doc_mut()?
             .get_mut("active_projects")
             .and_then(Value::as_array_mut)
-            .expect("checked by parse: active_projects is an array")
+            .ok_or_else(|| Error::format(path, None, "no `active_projects` array"))
     }
 
     /// The `active_projects` entries, in file order.
-    pub fn entries(&self) -> &[Value] {
-        self.projects().map(Vec::as_slice).unwrap_or(&[])
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn entries(&self) -> Result<&[Value]> {
+        self.projects().map(Vec::as_slice)
     }
 
     /// Every entry's summary (entries without an integer `project_number` are skipped).
-    pub fn tasks(&self) -> Vec<TaskInfo> {
-        self.entries().iter().filter_map(task_info).collect()
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn tasks(&self) -> Result<Vec<TaskInfo>> {
+        Ok(self.entries()?.iter().filter_map(task_info).collect())
     }
 
     /// The position of task `n` in `active_projects`.
@@ -227,15 +261,15 @@ impl StateFile {
                 sparse.numbers.iter().enumerate().filter(|(_, m)| **m == Some(n)).map(|(i, _)| i).collect()
             }
             _ => {
-                self.entries().iter().enumerate().filter(|(_, e)| entry_number(e) == Some(n)).map(|(i, _)| i).collect()
+                self.entries()?.iter().enumerate().filter(|(_, e)| entry_number(e) == Some(n)).map(|(i, _)| i).collect()
             }
         };
-        match hits.len() {
-            0 => Err(Error::TaskNotFound { task: n, path: self.path.clone() }),
-            1 => Ok(hits[0]),
-            count => Err(Error::DuplicateTask {
+        match hits.as_slice() {
+            [] => Err(Error::TaskNotFound { task: n, path: self.path.clone() }),
+            [one] => Ok(*one),
+            _ => Err(Error::DuplicateTask {
                 task: n,
-                count,
+                count: hits.len(),
                 lines: self.lines_of_number(n).iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
                 path: self.path.clone(),
             }),
@@ -250,19 +284,35 @@ impl StateFile {
     pub fn raw_span(&self, n: u32) -> Result<Option<(usize, usize)>> {
         let i = self.index_of(n)?;
         Ok(match (&self.sparse, self.full.get()) {
-            (Some(sparse), None) if !sparse.edited.contains(&i) => Some(sparse.spans[i]),
+            (Some(sparse), None) if !sparse.edited.contains_key(&i) => sparse.spans.get(i).copied(),
             _ => None,
         })
     }
 
+    /// The entry at position `i` of a sparse file, parsed from its bytes.
+    fn parse_entry(&self, sparse: &Sparse, i: usize) -> Result<Value> {
+        let bytes = sparse.spans.get(i).and_then(|&(s, e)| self.raw.get(s..e));
+        match bytes.map(json::from_slice) {
+            Some(Ok(v)) => Ok(v),
+            _ => Err(self.disagreement(&format!("entry {} of `active_projects` reads differently", i + 1))),
+        }
+    }
+
     /// The entry at position `i` (which [`StateFile::index_of`] returned).
-    fn entry_at(&self, i: usize) -> &Value {
+    fn entry_at(&self, i: usize) -> Result<&Value> {
         match (&self.sparse, self.full.get()) {
-            (Some(sparse), None) => sparse.parsed[i].get_or_init(|| {
-                let (s, e) = sparse.spans[i];
-                serde_json::from_slice(&self.raw[s..e]).expect("validated when loaded")
-            }),
-            _ => &self.entries()[i],
+            (Some(sparse), None) => {
+                if let Some(v) = sparse.edited.get(&i) {
+                    return Ok(v);
+                }
+                let cell = sparse.parsed.get(i).ok_or_else(|| self.disagreement("an entry is missing"))?;
+                if let Some(v) = cell.get() {
+                    return Ok(v);
+                }
+                let v = self.parse_entry(sparse, i)?;
+                Ok(cell.get_or_init(|| v))
+            }
+            _ => self.entries()?.get(i).ok_or_else(|| self.disagreement("an entry is missing")),
         }
     }
 
@@ -272,7 +322,8 @@ impl StateFile {
     /// As [`StateFile::index_of`].
     pub fn task(&self, n: u32) -> Result<TaskInfo> {
         let i = self.index_of(n)?;
-        task_info(self.entry_at(i)).ok_or_else(|| Error::format(&self.path, None, format!("task {n} is not an object")))
+        task_info(self.entry_at(i)?)
+            .ok_or_else(|| Error::format(&self.path, None, format!("task {n} is not an object")))
     }
 
     /// Task `n`'s entry object.
@@ -281,7 +332,7 @@ impl StateFile {
     /// As [`StateFile::index_of`].
     pub fn entry(&self, n: u32) -> Result<&Map<String, Value>> {
         let i = self.index_of(n)?;
-        self.entry_at(i)
+        self.entry_at(i)?
             .as_object()
             .ok_or_else(|| Error::format(&self.path, None, format!("task {n} is not an object")))
     }
@@ -294,19 +345,31 @@ impl StateFile {
         let i = self.index_of(n)?;
         let path = self.path.clone();
         let value = if self.full.get().is_none() && self.sparse.is_some() {
-            self.sparse_entry_mut(i)
+            self.sparse_entry_mut(i)?
         } else {
-            &mut self.projects_mut()[i]
+            self.projects_mut()?.get_mut(i).ok_or_else(|| Error::format(&path, None, "an entry is missing"))?
         };
         value.as_object_mut().ok_or_else(|| Error::format(path, None, format!("task {n} is not an object")))
     }
 
     /// The entry at position `i` of a sparse file, parsed and marked edited.
-    fn sparse_entry_mut(&mut self, i: usize) -> &mut Value {
-        self.entry_at(i);
-        let sparse = self.sparse.as_mut().expect("only called on a sparse file");
-        sparse.edited.insert(i);
-        sparse.parsed[i].get_mut().expect("parsed above")
+    fn sparse_entry_mut(&mut self, i: usize) -> Result<&mut Value> {
+        let parsed = match &self.sparse {
+            Some(sparse) if !sparse.edited.contains_key(&i) => {
+                Some(match sparse.parsed.get(i).and_then(OnceCell::get) {
+                    Some(v) => v.clone(),
+                    None => self.parse_entry(sparse, i)?,
+                })
+            }
+            _ => None,
+        };
+        let path = self.path.clone();
+        let sparse =
+            self.sparse.as_mut().ok_or_else(|| Error::format(&path, None, "the file was not loaded sparse"))?;
+        if let Some(v) = parsed {
+            sparse.edited.insert(i, v);
+        }
+        sparse.edited.get_mut(&i).ok_or_else(|| Error::format(path, None, "an entry is missing"))
     }
 
     /// Merges `fields` into task `n` as jq's `. + {...}` does.
@@ -322,28 +385,42 @@ impl StateFile {
     }
 
     /// Inserts a new entry at the front of `active_projects` (newest first, as the workflow does).
-    pub fn prepend(&mut self, entry: Value) {
-        self.projects_mut().insert(0, entry);
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn prepend(&mut self, entry: Value) -> Result<()> {
+        self.projects_mut()?.insert(0, entry);
+        Ok(())
     }
 
     /// The top-level `next_project_number`, when it is an integer.
-    pub fn next_project_number(&self) -> Option<u64> {
-        self.doc().get("next_project_number").and_then(Value::as_u64)
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn next_project_number(&self) -> Result<Option<u64>> {
+        Ok(self.doc()?.get("next_project_number").and_then(Value::as_u64))
     }
 
     /// Sets the top-level `next_project_number` (appended if absent).
-    pub fn set_next_project_number(&mut self, n: u64) {
-        if let Some(obj) = self.doc_mut().as_object_mut() {
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn set_next_project_number(&mut self, n: u64) -> Result<()> {
+        if let Some(obj) = self.doc_mut()?.as_object_mut() {
             obj.insert("next_project_number".into(), Value::from(n));
         }
+        Ok(())
     }
 
     /// The largest `project_number` in use.
-    pub fn max_number(&self) -> Option<u32> {
-        match (&self.sparse, self.full.get()) {
+    ///
+    /// # Errors
+    /// As [`StateFile::doc`].
+    pub fn max_number(&self) -> Result<Option<u32>> {
+        Ok(match (&self.sparse, self.full.get()) {
             (Some(sparse), None) => sparse.numbers.iter().flatten().copied().max(),
-            _ => self.entries().iter().filter_map(entry_number).max(),
-        }
+            _ => self.entries()?.iter().filter_map(entry_number).max(),
+        })
     }
 
     /// 1-based lines of the raw text holding `"project_number": n`.
@@ -379,11 +456,16 @@ pub fn unique_entry_span(raw: &[u8], n: u32) -> Option<(usize, usize)> {
     if hits.next().is_some() {
         return None;
     }
-    Some(sparse.spans[i])
+    sparse.spans.get(i).copied()
 }
 
 /// Validates `raw` as JSON and locates its `active_projects` entries; `None` when the file is
-/// not UTF-8, not valid JSON or not of the expected shape (the full parse then reports it).
+/// not one [`StateFile::parse`] accepts, or not one this handles (the full parse then reports
+/// or reads it).
+///
+/// One validating pass for a file laid out as jq prints it (what the tool writes), which also
+/// finds the entries; for any other file one validating pass ([`json::Any`]: everything a tree
+/// parse checks, nothing built) and one that finds the entries.
 fn locate(raw: &[u8]) -> Option<Sparse> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -392,10 +474,10 @@ fn locate(raw: &[u8]) -> Option<Sparse> {
     let (spans, jq_printed) = match json::jq_printed_entries(raw) {
         Some(spans) => (spans, true),
         None => {
-            let top: Top<'_> = serde_json::from_str(text).ok()?;
+            serde_json::from_str::<json::Any>(text).ok()?;
+            let Top(Some(entries)) = serde_json::from_str::<Top<'_>>(text).ok()? else { return None };
             let base = text.as_ptr() as usize;
-            let spans = top
-                .active_projects
+            let spans = entries
                 .iter()
                 .map(|entry| {
                     let s = entry.get().as_ptr() as usize - base;
@@ -405,13 +487,88 @@ fn locate(raw: &[u8]) -> Option<Sparse> {
             (spans, false)
         }
     };
-    let numbers = spans.iter().map(|(s, e)| raw_number(&text[*s..*e])).collect();
+    let numbers = spans.iter().map(|&(s, e)| text.get(s..e).and_then(raw_number)).collect();
     let parsed = (0..spans.len()).map(|_| OnceCell::new()).collect();
-    Some(Sparse { spans, numbers, parsed, edited: BTreeSet::new(), jq_printed })
+    Some(Sparse { spans, numbers, parsed, edited: BTreeMap::new(), jq_printed })
 }
 
-/// The integer `project_number` of one entry's raw text: read directly when it is the first key
-/// and appears once (as the workflow writes it), else from the parsed entry.
+/// The top level of a (validated) file as a sparse load reads it: the elements of its
+/// `active_projects` array, the last of the key when it is there more than once (as a tree
+/// parse has it); `None` when that is not an array. Refuses anything but an object (a derived
+/// struct would also read an array as its fields in order).
+struct Top<'a>(Option<Vec<&'a RawValue>>);
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Top<'de>, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    if key == "active_projects" {
+                        found = Some(map.next_value::<Entries<'de>>()?.0);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Top(found.flatten()))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An array's elements unparsed, or `None` for any other value.
+struct Entries<'a>(Option<Vec<&'a RawValue>>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Entries<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = seq.next_element::<&'de RawValue>()? {
+                    out.push(entry);
+                }
+                Ok(Entries(Some(out)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Entries<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Entries(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The integer `project_number` of one (validated) entry's raw text: read directly when it is
+/// the first key and appears once (as the workflow writes it), else from the parsed entry.
 fn raw_number(entry: &str) -> Option<u32> {
     let quick = (|| {
         let rest = entry.strip_prefix('{')?.trim_start().strip_prefix("\"project_number\"")?;
@@ -424,11 +581,18 @@ fn raw_number(entry: &str) -> Option<u32> {
         if memchr::memmem::find(rest.as_bytes(), b"\"project_number\"").is_some() {
             return None;
         }
+        // A later key could still be `project_number` written with escapes (the last one wins):
+        // an escaped letter or underscore is `\u005x`, `\u006x` or `\u007x`.
+        let escaped_letter = memchr::memmem::find_iter(rest.as_bytes(), b"\\u00")
+            .any(|i| matches!(rest.as_bytes().get(i + 4), Some(b'5'..=b'7')));
+        if escaped_letter {
+            return None;
+        }
         Some(rest[..digits].parse::<u64>().ok().and_then(|n| u32::try_from(n).ok()))
     })();
     match quick {
         Some(n) => n,
-        None => serde_json::from_str::<Value>(entry).ok().as_ref().and_then(entry_number),
+        None => json::from_slice(entry.as_bytes()).ok().as_ref().and_then(entry_number),
     }
 }
 
@@ -442,16 +606,16 @@ impl Sparse {
         }
         let mut out = Vec::with_capacity(raw.len() + 1024);
         let mut at = 0;
-        for &i in &self.edited {
-            let (s, e) = self.spans[i];
-            if !raw[..s].ends_with(b"\n    ") {
+        for (&i, entry) in &self.edited {
+            let (s, e) = *self.spans.get(i)?;
+            if !raw.get(..s)?.ends_with(b"\n    ") {
                 return None;
             }
-            out.extend_from_slice(&raw[at..s]);
-            out.extend_from_slice(&json::to_jq_pretty_at(self.parsed[i].get()?, 2));
+            out.extend_from_slice(raw.get(at..s)?);
+            out.extend_from_slice(&json::to_jq_pretty_at(entry, 2));
             at = e;
         }
-        out.extend_from_slice(&raw[at..]);
+        out.extend_from_slice(raw.get(at..)?);
         Some(out)
     }
 }
@@ -526,7 +690,7 @@ mod tests {
     #[test]
     fn round_trip_of_unknown_shapes_is_jq_identical() {
         let s = StateFile::parse(Path::new("state.json"), DOC.as_bytes().to_vec()).expect("parse");
-        let out = String::from_utf8(s.to_bytes()).expect("utf8");
+        let out = String::from_utf8(s.to_bytes().expect("print")).expect("utf8");
         // Only the hand-written inline objects/arrays are expanded, as jq does.
         assert!(out.contains("\"zzz_unknown\": {\n    \"keep\": [\n      1,\n      2\n    ]\n  }\n}\n"), "{out}");
         assert_eq!(s.task(2).expect("task").status, Status::Other("weird_status".into()));
@@ -566,8 +730,10 @@ mod tests {
     /// exactly what printing the whole document gives.
     #[test]
     fn sparse_edits_splice_the_entry_and_equal_a_full_print() {
-        let jq = String::from_utf8(StateFile::parse(Path::new("s"), DOC.as_bytes().to_vec()).expect("p").to_bytes())
-            .expect("utf8");
+        let jq = String::from_utf8(
+            StateFile::parse(Path::new("s"), DOC.as_bytes().to_vec()).expect("p").to_bytes().expect("print"),
+        )
+        .expect("utf8");
         let fields = || {
             let mut m = Map::new();
             m.insert("status".into(), "implementing".into());
@@ -578,27 +744,27 @@ mod tests {
         let mut sparse = StateFile::parse_sparse(Path::new("s"), jq.clone().into_bytes()).expect("sparse");
         full.merge(1, fields()).expect("merge");
         sparse.merge(1, fields()).expect("merge");
-        let printed = sparse.to_bytes();
+        let printed = sparse.to_bytes().expect("print");
         assert_eq!(
             String::from_utf8(printed.clone()).expect("utf8"),
-            String::from_utf8(full.to_bytes()).expect("utf8")
+            String::from_utf8(full.to_bytes().expect("print")).expect("utf8")
         );
         let (start, end) = sparse.spliced_entry(printed.len()).expect("one entry spliced");
         let entry: Value = serde_json::from_slice(&printed[start..end]).expect("the range is the entry");
         assert_eq!((entry["project_number"].as_u64(), entry["status"].as_str()), (Some(1), Some("implementing")));
         assert_eq!(sparse.task(1).expect("task").status, Status::Implementing);
         assert_eq!(sparse.task(2).expect("task").language, "lean4");
-        assert_eq!(sparse.max_number(), Some(2));
+        assert_eq!(sparse.max_number().expect("max"), Some(2));
         // The whole document, asked for after the edit, has it.
-        assert_eq!(sparse.doc()["active_projects"][1]["status"], "implementing");
-        assert_eq!(sparse.entries().len(), 2);
+        assert_eq!(sparse.doc().expect("doc")["active_projects"][1]["status"], "implementing");
+        assert_eq!(sparse.entries().expect("entries").len(), 2);
         // A file not laid out as jq prints it is printed whole.
         let compact = serde_json::to_vec(&serde_json::from_str::<Value>(DOC).expect("json")).expect("compact");
         let mut sparse = StateFile::parse_sparse(Path::new("s"), compact).expect("sparse");
         sparse.merge(1, fields()).expect("merge");
         assert_eq!(
-            String::from_utf8(sparse.to_bytes()).expect("utf8"),
-            String::from_utf8(full.to_bytes()).expect("utf8")
+            String::from_utf8(sparse.to_bytes().expect("print")).expect("utf8"),
+            String::from_utf8(full.to_bytes().expect("print")).expect("utf8")
         );
     }
 
@@ -619,6 +785,159 @@ mod tests {
         assert_eq!(s.index_of(7).expect("7"), 0);
         assert_eq!(s.index_of(9).expect("9"), 1);
         assert!(s.index_of(8).is_err() && s.index_of(1).is_err());
+    }
+
+    /// `[...[]...]` nested `levels` deep, laid out as jq prints it `indent` levels in.
+    fn nested(levels: usize, indent: usize) -> String {
+        let mut out = "[]".to_owned();
+        for d in (indent..indent + levels - 1).rev() {
+            out = format!("[\n{}{out}\n{}]", "  ".repeat(d + 1), "  ".repeat(d));
+        }
+        out
+    }
+
+    /// The inputs the loaders once disagreed on (issue 11: a sparse load accepted files a tree
+    /// parse refuses, and the edit then panicked), and their valid neighbours.
+    pub(crate) fn agreement_corpus() -> Vec<Vec<u8>> {
+        let entry = |extra: &str| {
+            format!("{{\n  \"active_projects\": [\n    {{\n      \"project_number\": 1,\n      \"status\": \"planned\"{extra}\n    }}\n  ]\n}}\n")
+        };
+        let top = |extra: &str| {
+            format!("{{\n  \"active_projects\": [\n    {{\n      \"project_number\": 1\n    }}\n  ],\n  \"x\": {extra}\n}}\n")
+        };
+        let mut texts: Vec<String> = Vec::new();
+        for value in [
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "0e999999",
+            "123456789012345678901234567890",
+            "123456789012345680000000000000",
+            "1.7976931348623157e+308",
+            "1.7976931348623159e+308",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\u0041\"",
+            "\"\\ud800x\"",
+            "\"\\ud83d\\ude80\"",
+            "{\"$serde_json::private::RawValue\": 5}",
+            "{\"$serde_json::private::RawValue\": \"[1]\"}",
+            "{\n        \"$serde_json::private::RawValue\": \"[1]\"\n      }",
+        ] {
+            texts.push(entry(&format!(",\n      \"x\": {value}")));
+            texts.push(top(value));
+            texts.push(format!("{{\"active_projects\": [{{\"project_number\": 1, \"x\": {value}}}], \"y\": {value}}}"));
+        }
+        // Nesting at and beyond serde_json's limit of 127 levels, the innermost empty or not, in
+        // an entry and elsewhere, laid out as jq prints or not.
+        for levels in [124, 125, 126, 127, 128, 200] {
+            texts.push(top(&nested(levels - 1, 1)));
+            texts.push(entry(&format!(",\n      \"x\": {}", nested(levels - 3, 3))));
+            texts.push(entry(&format!(",\n      \"x\": {}", nested(levels - 3, 3).replace("[]", "[\n1\n]"))));
+            texts.push(format!(
+                "{{\"active_projects\": [], \"x\": {}{}}}",
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            ));
+            let objects = format!("{}{}", "{\"a\":".repeat(levels - 3), "}".repeat(levels - 3));
+            texts.push(format!("{{\"active_projects\": [{{\"project_number\": 1, \"x\": {objects}}}]}}"));
+        }
+        texts.extend(
+            [
+                // Duplicate keys: the last wins, everywhere.
+                "{\"active_projects\": [{\"project_number\": 1}], \"active_projects\": [{\"project_number\": 2}]}",
+                "{\"active_projects\": [], \"active_projects\": 5}",
+                "{\"active_projects\": 5, \"active_projects\": []}",
+                "{\"active_projects\": [{\"project_number\": 1, \"project_number\": 2}]}",
+                "{\"active_projects\": [{\"project_number\": 1, \"project\\u005fnumber\": 2}]}",
+                "{\"active\\u005fprojects\": [{\"project_number\": 3}]}",
+                "{\n  \"active_projects\": [\n    {\n      \"project_number\": 1,\n      \"project_number\": 2\n    }\n  ]\n}\n",
+                // Not objects at the top.
+                "[[]]",
+                "[[{\"project_number\": 1}]]",
+                "[[], 1]",
+                // Truncated, trailing, BOM, NUL.
+                "{\"active_projects\": [{\"project_number\": 1}",
+                "{\"active_projects\": [{\"project_number\": 1}]",
+                "{\"active_projects\": []} {}",
+                "\u{feff}{\"active_projects\": []}",
+                "{\"active_projects\": []}\u{0}",
+                "{\"active_projects\": [\"a\u{0}b\"]}",
+                "{\"active_projects\": [\"\\u0000\"]}",
+                "{\"active_projects\": []}\u{c}",
+                "\u{c}",
+            ]
+            .map(str::to_owned),
+        );
+        let mut out: Vec<Vec<u8>> = texts.into_iter().map(String::into_bytes).collect();
+        let printed = entry("");
+        for cut in [1, printed.len() / 2, printed.len() - 2, printed.len() - 1] {
+            out.push(printed.as_bytes()[..cut].to_vec());
+        }
+        out.push(entry(",\n      \"x\": \"\u{e9}\"").replace('\u{e9}', "\u{1}").into_bytes());
+        let mut not_utf8 = entry(",\n      \"x\": \"ab\"").into_bytes();
+        let at = not_utf8.len() - 12;
+        not_utf8[at] = 0xff;
+        out.push(not_utf8);
+        out.push(b"{\"active_projects\": [], \"x\": \"\xed\xa0\x80\"}".to_vec());
+        out
+    }
+
+    /// Every loader accepts exactly what `StateFile::parse` accepts, with the same error, and
+    /// reads the same document; nothing a sparse load accepted fails later.
+    #[test]
+    fn every_loader_accepts_what_the_tree_parse_accepts() {
+        let path = Path::new("specs/state.json");
+        let mut accepted = 0;
+        for bytes in agreement_corpus() {
+            let shown = String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>();
+            let full = StateFile::parse(path, bytes.clone());
+            let sparse = StateFile::parse_sparse(path, bytes.clone());
+            let view = crate::guard::state_view::StateView::parse(&bytes);
+            match (&full, &sparse) {
+                (Ok(full), Ok(sparse)) => {
+                    accepted += 1;
+                    assert!(view.is_some(), "the check's view refuses {shown:?}");
+                    assert_eq!(sparse.doc().expect("doc"), full.doc().expect("doc"), "{shown:?}");
+                    assert_eq!(sparse.to_bytes().expect("print"), full.to_bytes().expect("print"), "{shown:?}");
+                    for n in 0..4 {
+                        assert_eq!(sparse.index_of(n).ok(), full.index_of(n).ok(), "task {n} of {shown:?}");
+                        let (mut a, mut b) = (sparse.clone(), full.clone());
+                        let mut m = Map::new();
+                        m.insert("status".into(), "implementing".into());
+                        assert_eq!(a.merge(n, m.clone()).is_ok(), b.merge(n, m).is_ok(), "{shown:?}");
+                        assert_eq!(a.to_bytes().expect("print"), b.to_bytes().expect("print"), "{shown:?}");
+                    }
+                }
+                (Err(f), Err(s)) => {
+                    assert!(view.is_none(), "the check's view accepts {shown:?}");
+                    assert_eq!(s.to_string(), f.to_string(), "{shown:?}");
+                }
+                _ => panic!("the loaders disagree on {shown:?}: full {:?}, sparse {:?}", full.is_ok(), sparse.is_ok()),
+            }
+        }
+        assert!(accepted > 20, "{accepted} accepted");
+    }
+
+    #[test]
+    fn what_the_loaders_read_from_odd_but_valid_files() {
+        let load = |t: &str| StateFile::parse_sparse(Path::new("s"), t.as_bytes().to_vec()).expect(t);
+        // The last of duplicate keys wins, as in jq.
+        let s =
+            load("{\"active_projects\": [{\"project_number\": 1}], \"active_projects\": [{\"project_number\": 2}]}");
+        assert!(s.index_of(1).is_err() && s.index_of(2).is_ok());
+        let s = load("{\"active_projects\": [{\"project_number\": 1, \"project\\u005fnumber\": 2}]}");
+        assert!(s.index_of(1).is_err() && s.index_of(2).is_ok());
+        // A 30-digit integer is a float, printed as jq prints it.
+        let s = load("{\"active_projects\": [], \"x\": 123456789012345678901234567890}");
+        assert!(String::from_utf8(s.to_bytes().expect("print"))
+            .expect("utf8")
+            .contains("123456789012345680000000000000"));
+        // serde_json's raw-value key is an ordinary key.
+        let s = load(
+            "{\"active_projects\": [{\"project_number\": 1, \"x\": {\"$serde_json::private::RawValue\": \"[1]\"}}]}",
+        );
+        assert_eq!(s.entry(1).expect("entry")["x"], serde_json::json!({"$serde_json::private::RawValue": "[1]"}));
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl TodoFile {
     pub fn set_next_project_number(&mut self, n: u64) -> bool {
         let Some((i, _)) = self.next_project_number() else { return false };
         let line = self.doc.line(i).to_owned();
-        let caps = NEXT_NUMBER.captures(&line).expect("matched before");
+        let Some(caps) = NEXT_NUMBER.captures(&line) else { return false };
         let new = format!("{}{n}{}", &caps[1], &caps[3]);
         self.doc.set_line(i, &new);
         true
@@ -233,13 +233,12 @@ impl TodoFile {
     pub fn set_status(&mut self, n: u32, status: &Status) -> Result<bool> {
         let Some(block) = self.block(n)? else { return Ok(false) };
         let marker = status.marker();
-        match self.status_in(block.clone()) {
-            Some(sl) => {
-                let line = self.doc.line(sl.line).to_owned();
-                let caps = STATUS_LINE.captures(&line).expect("matched before");
-                let new = format!("{}[{marker}]{}", &caps[1], &caps[3]);
-                self.doc.set_line(sl.line, &new);
-            }
+        let edited = self.status_in(block.clone()).and_then(|sl| {
+            let caps = STATUS_LINE.captures(self.doc.line(sl.line))?;
+            Some((sl.line, format!("{}[{marker}]{}", &caps[1], &caps[3])))
+        });
+        match edited {
+            Some((i, new)) => self.doc.set_line(i, &new),
             None => self.doc.insert_lines(block.start + 1, &[format!("- **Status**: [{marker}]")]),
         }
         Ok(true)

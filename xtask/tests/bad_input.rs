@@ -196,3 +196,179 @@ fn usage_errors_exit_2_and_help_exits_0() {
     let out = repo.run(&["set-status", "--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("not_started, researching"), "{}", render(&out));
 }
+
+/// Every command that writes the ledger (`check --fix` repairs TODO.md and plan headers; plain
+/// `check` reads only). `implement` runs `true` as its agent; `commit` commits
+/// task 350's share of `specs/` (the ledger files among it).
+const WRITERS: [&[&str]; 8] = [
+    &["set-status", "350", "implementing"],
+    &["task", "new", "Another task"],
+    &["implement", "350", "--agent", "true"],
+    &["preflight", "350"],
+    &["postflight", "350"],
+    &["check", "--fix"],
+    &["check"],
+    &["commit", "350", "specs"],
+];
+
+/// The sample state.json with `line` inserted (with the indentation of an entry's keys) after
+/// task 350's `"priority"`, keeping the layout jq prints.
+fn with_field(line: &str) -> Vec<u8> {
+    let at = "      \"priority\": \"high\",\n";
+    assert!(support::STATE.contains(at));
+    support::STATE.replacen(at, &format!("{at}      {line},\n"), 1).into_bytes()
+}
+
+/// `[...[]...]` nested `levels` deep, laid out as jq prints it `indent` levels in.
+fn nested(levels: usize, indent: usize) -> String {
+    let mut out = "[]".to_owned();
+    for d in (indent..indent + levels - 1).rev() {
+        out = format!("[\n{}{out}\n{}]", "  ".repeat(d + 1), "  ".repeat(d));
+    }
+    out
+}
+
+/// Invalid state.json files that `StateFile::parse` refuses and the sparse load every ledger
+/// update uses once accepted (the update then panicked: issue 11), with their neighbours that
+/// were always refused. Each is refused by every command with exit 2, an `error:` line naming
+/// specs/state.json, no panic, and every file left as it was.
+#[test]
+fn every_ledger_command_refuses_every_invalid_state_json() {
+    let state = support::STATE.as_bytes();
+    let mut not_utf8 = with_field("\"x\": \"ab\"");
+    let at = not_utf8.windows(4).position(|w| w == b"\"ab\"").expect("field") + 1;
+    not_utf8[at] = 0xff;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("a number out of range", with_field("\"x\": 1e400"), "number out of range"),
+        ("a negative number out of range", with_field("\"x\": -1e400"), "number out of range"),
+        ("a 400-digit integer", with_field(&format!("\"x\": {}", "9".repeat(400))), "number out of range"),
+        (
+            "out of range outside the entries",
+            support::STATE.replacen("\"total_tasks\": 3", "\"total_tasks\": 1e400", 1).into_bytes(),
+            "number out of range",
+        ),
+        (
+            "out of range, compact",
+            br#"{"active_projects": [{"project_number": 350, "x": 1e400}]}"#.to_vec(),
+            "number out of range",
+        ),
+        ("a lone leading surrogate", with_field(r#""x": "\ud800""#), "unexpected end of hex escape"),
+        ("a lone trailing surrogate", with_field(r#""x": "\udc00""#), "lone leading surrogate"),
+        ("a surrogate before a letter", with_field(r#""x": "\ud800\u0041""#), "lone leading surrogate"),
+        (
+            "128 levels, the innermost empty",
+            with_field(&format!("\"x\": {}", nested(125, 3))),
+            "recursion limit exceeded",
+        ),
+        (
+            "200 levels outside the entries",
+            support::STATE
+                .replacen(
+                    "\"completed_projects\": []",
+                    &format!("\"completed_projects\": {}{}", "[".repeat(199), "]".repeat(199)),
+                    1,
+                )
+                .into_bytes(),
+            "recursion limit exceeded",
+        ),
+        (
+            "200 levels of objects in an entry",
+            with_field(&format!("\"x\": {}1{}", "{\"a\": ".repeat(197), "}".repeat(197))),
+            "recursion limit exceeded",
+        ),
+        (
+            "a key without its opening quote, in jq layout",
+            support::STATE.replacen("      \"priority\"", "       priority\"", 1).into_bytes(),
+            "key must be a string",
+        ),
+        ("a byte-order mark", [b"\xef\xbb\xbf".as_slice(), state].concat(), "expected value"),
+        (
+            "a NUL byte between values",
+            support::STATE
+                .replacen(
+                    "\"status\": \"planned\",\n      \"language\": \"general\",\n      \"priority\"",
+                    "\"status\": \"planned\",\0\n      \"language\": \"general\",\n      \"priority\"",
+                    1,
+                )
+                .into_bytes(),
+            "key must be a string",
+        ),
+        ("a NUL byte in a string", with_field("\"x\": \"a\0b\""), "control character"),
+        ("a NUL byte at the end", [state, b"\0"].concat(), "trailing characters"),
+        ("truncated by one byte", state[..state.len() - 2].to_vec(), "EOF while parsing"),
+        (
+            "truncated inside an entry",
+            state[..support::STATE.find("\"priority\"").expect("key") + 5].to_vec(),
+            "EOF while parsing",
+        ),
+        ("invalid UTF-8 in a string", not_utf8, "invalid unicode code point"),
+        (
+            "a top-level array of arrays",
+            br#"[[{"project_number": 350, "status": "planned"}]]"#.to_vec(),
+            "the top level is not a JSON object",
+        ),
+    ];
+    for (name, bytes, needle) in &cases {
+        let repo = TestRepo::new();
+        std::fs::write(repo.file("specs/state.json"), bytes).expect("write");
+        for args in WRITERS {
+            let before = repo.snapshot();
+            let head = repo.git(&["rev-parse", "HEAD"]);
+            let out = repo.run(args);
+            // `check` reports its findings on stdout, the other commands their error on stderr.
+            let stderr = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let what = format!("{name}: {args:?}\n{}", render(&out));
+            assert_eq!(out.status.code(), Some(2), "{what}");
+            assert!(!stderr.contains("panicked"), "{what}");
+            let named = stderr.lines().any(|l| l.contains("error") && l.contains("specs/state.json"));
+            assert!(named, "no error line names specs/state.json: {what}");
+            assert!(stderr.contains(needle), "stderr lacks {needle:?}: {what}");
+            assert!(before == repo.snapshot(), "a file changed: {what}");
+            assert_eq!(repo.git(&["rev-parse", "HEAD"]), head, "HEAD moved: {what}");
+        }
+        // `init` keeps an existing state.json (and TODO.md) without reading them for anything but
+        // the next number, so it does not refuse; it must not panic or touch them.
+        let out = repo.run(&["init"]);
+        assert_eq!(out.status.code(), Some(0), "{name}: init\n{}", render(&out));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{name}: init\n{}", render(&out));
+        assert_eq!(std::fs::read(repo.file("specs/state.json")).expect("read"), *bytes, "{name}: init");
+        assert_eq!(repo.read("specs/TODO.md"), support::TODO, "{name}: init");
+    }
+}
+
+/// Files the loaders once read differently that are valid JSON to `StateFile::parse`: every
+/// reader agrees, `check` accepts them as the tree parse does, and an update treats them as
+/// jq would (the last of duplicate keys wins; a 30-digit integer is a float; serde_json's
+/// raw-value key is an ordinary key).
+#[test]
+fn valid_but_odd_state_json_is_read_alike_by_every_command() {
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a 30-digit integer",
+            with_field("\"x\": 123456789012345678901234567890"),
+            "\"x\": 123456789012345680000000000000",
+        ),
+        ("a tiny number", with_field("\"x\": 1e-400"), "\"x\": 0"),
+        ("a duplicated key", with_field("\"status\": \"researched\""), "\"status\": \"implementing\""),
+        (
+            "the raw-value key",
+            with_field(r#""x": {"$serde_json::private::RawValue": "[1]"}"#),
+            "\"$serde_json::private::RawValue\": \"[1]\"",
+        ),
+        ("the number key escaped", with_field(r#""project\u005fnumber": 350"#), "\"project_number\": 350"),
+        ("127 levels", with_field(&format!("\"x\": {}", nested(124, 3))), "\"x\": ["),
+    ];
+    for (name, bytes, after) in &cases {
+        let repo = TestRepo::new();
+        std::fs::write(repo.file("specs/state.json"), bytes).expect("write");
+        let out = repo.run(&["check"]);
+        assert!(!render(&out).contains("state-json"), "{name}: check\n{}", render(&out));
+        let out = repo.run(&["set-status", "350", "implementing"]);
+        assert_eq!(out.status.code(), Some(0), "{name}\n{}", render(&out));
+        let text = repo.read("specs/state.json");
+        assert!(text.contains(after), "{name}: lacks {after:?}\n{text}");
+        assert_eq!(repo.state_entry(350)["status"], "implementing", "{name}");
+        let out = repo.run(&["check"]);
+        assert!(!render(&out).contains("state-json"), "{name}: check after\n{}", render(&out));
+    }
+}

@@ -94,9 +94,9 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 /// file is one of ours (`.<file>.<random>.tmp` beside the file it was for).
 fn assert_ledger_valid(repo: &TestRepo, padding: usize) -> Vec<PathBuf> {
     let state = StateFile::load(&repo.file("specs/state.json")).unwrap_or_else(|e| panic!("state.json: {e}"));
-    assert_eq!(state.to_bytes(), state.raw(), "state.json is complete jq-formatted output");
-    assert_eq!(state.doc()["zz_unknown_padding"].as_str().map(str::len), Some(padding));
-    assert_eq!(state.tasks().len(), TASKS.len());
+    assert_eq!(state.to_bytes().expect("print"), state.raw(), "state.json is complete jq-formatted output");
+    assert_eq!(state.doc().expect("doc")["zz_unknown_padding"].as_str().map(str::len), Some(padding));
+    assert_eq!(state.tasks().expect("tasks").len(), TASKS.len());
     let todo = TodoFile::load(&repo.file("specs/TODO.md")).unwrap_or_else(|e| panic!("TODO.md: {e}"));
     for n in TASKS {
         assert!(todo.status(n).expect("unique").is_some(), "TODO.md entry of {n} complete");

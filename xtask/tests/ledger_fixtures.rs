@@ -89,7 +89,7 @@ fn check_state_round_trip(path: &Path) -> bool {
         Ok(state) => {
             assert!(has_projects, "{}: parsed although it has no active_projects", path.display());
             let want = jq(&["."], path);
-            let got = state.to_bytes();
+            let got = state.to_bytes().expect("print");
             assert!(
                 got == want,
                 "{}: round-trip differs from `jq .`: {}",
@@ -134,7 +134,7 @@ fn scratch_repo(state: &Path) -> (tempfile::TempDir, Ledger) {
 /// Returns (tasks compared, duplicates refused).
 fn check_stage2_against_jq(path: &Path) -> (usize, usize) {
     let state = StateFile::load(path).expect("parse");
-    let numbers: Vec<u32> = state.tasks().iter().map(|t| t.number).collect();
+    let numbers: Vec<u32> = state.tasks().expect("tasks").iter().map(|t| t.number).collect();
     let once: Vec<u32> = numbers.iter().copied().filter(|n| numbers.iter().filter(|m| *m == n).count() == 1).collect();
     let mut dups: Vec<u32> = numbers.iter().copied().filter(|n| !once.contains(n)).collect();
     dups.dedup();
@@ -491,7 +491,7 @@ fn status_on_real_ledgers_lists_every_task_with_its_todo_title() {
         let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
         let state = StateFile::load(&state_path).expect("state");
         let todo = TodoFile::load(&todo_path).expect("todo");
-        let tasks = state.tasks();
+        let tasks = state.tasks().expect("tasks");
         assert_eq!(rows.len(), tasks.len(), "{stem}");
         for (row, t) in rows.iter().zip(&tasks) {
             assert_eq!(row["number"], t.number);
@@ -601,17 +601,24 @@ fn task_new_on_every_real_ledger_only_adds_the_entry_and_bumps_the_counters() {
         };
         let (n, _) = postflight::tasks::new_task(&ctx, &input).unwrap_or_else(|e| panic!("{stem}: {e}"));
 
-        let in_use =
-            old_state.max_number().unwrap_or(0).max(old_todo_file.headings().iter().map(|h| h.1).max().unwrap_or(0));
+        let in_use = old_state
+            .max_number()
+            .expect("max")
+            .unwrap_or(0)
+            .max(old_todo_file.headings().iter().map(|h| h.1).max().unwrap_or(0));
         assert!(n > in_use, "{stem}: {n} must be past every number in use ({in_use})");
         let state = StateFile::load(&ledger.state_path()).expect("state");
-        assert_eq!(state.entries()[0]["project_number"], n, "{stem}: prepended");
-        assert_eq!(&state.entries()[1..], old_state.entries(), "{stem}: other entries untouched");
-        assert_eq!(state.next_project_number(), Some(u64::from(n) + 1));
+        assert_eq!(state.entries().expect("entries")[0]["project_number"], n, "{stem}: prepended");
+        assert_eq!(
+            &state.entries().expect("entries")[1..],
+            old_state.entries().expect("entries"),
+            "{stem}: other entries untouched"
+        );
+        assert_eq!(state.next_project_number().expect("next"), Some(u64::from(n) + 1));
         // The rest of the document is as jq would print it, with only the counter changed.
-        let mut expect = old_state.doc().clone();
+        let mut expect = old_state.doc().expect("doc").clone();
         expect["next_project_number"] = (u64::from(n) + 1).into();
-        let mut got = state.doc().clone();
+        let mut got = state.doc().expect("doc").clone();
         got["active_projects"].as_array_mut().expect("array").remove(0);
         assert_eq!(got, expect, "{stem}");
 

@@ -205,8 +205,8 @@ fn stage_after_kill(repo: &TestRepo) -> String {
 /// The ledger left by a kill is complete and valid.
 fn assert_valid_ledger(repo: &TestRepo, what: &str) {
     let state = StateFile::load(&repo.file("specs/state.json")).unwrap_or_else(|e| panic!("{what}: state.json: {e}"));
-    assert_eq!(state.to_bytes(), state.raw(), "{what}: state.json is complete jq-formatted output");
-    assert_eq!(state.tasks().len(), 3, "{what}: every task still in state.json");
+    assert_eq!(state.to_bytes().expect("print"), state.raw(), "{what}: state.json is complete jq-formatted output");
+    assert_eq!(state.tasks().expect("tasks").len(), 3, "{what}: every task still in state.json");
     let jq = std::process::Command::new("jq")
         .args(["-e", ".active_projects | length"])
         .arg(repo.file("specs/state.json"))
