@@ -640,6 +640,10 @@ mod tests {
     fn fixture_versions(kind: &str) -> Option<Vec<(String, Vec<u8>)>> {
         let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/proofchecker"));
         if !root.is_dir() {
+            assert!(
+                std::env::var("POSTFLIGHT_REQUIRE_ALL").as_deref() != Ok("1"),
+                "POSTFLIGHT_REQUIRE_ALL=1 and ../shared/fixtures is missing: the real-data scope tests could not run"
+            );
             #[allow(clippy::print_stderr)]
             {
                 eprintln!("SKIPPED: ../shared/fixtures not found; real-data scope tests did not run");

@@ -37,11 +37,11 @@ fn claude_bin() -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("claude")).find(|p| p.is_file()));
     if found.is_none() {
-        eprintln!(
-            "SKIPPED: the Claude Code CLI is not installed (no POSTFLIGHT_E2E_CLAUDE, no `claude` on the PATH); \
+        support::skipped(
+            "the Claude Code CLI is not installed (no POSTFLIGHT_E2E_CLAUDE, no `claude` on the PATH); \
              the Claude Code end-to-end tests did not run. Install it with \
              `npm install --prefix target/claude-code @anthropic-ai/claude-code` and set \
-             POSTFLIGHT_E2E_CLAUDE=target/claude-code/node_modules/.bin/claude"
+             POSTFLIGHT_E2E_CLAUDE=target/claude-code/node_modules/.bin/claude",
         );
     }
     found

@@ -21,7 +21,7 @@ fn jq_available() -> bool {
     if Path::new(JQ).exists() {
         true
     } else {
-        eprintln!("SKIPPED: {JQ} not found; jq comparisons did not run");
+        support::skipped(&format!("{JQ} not found; jq comparisons did not run"));
         false
     }
 }

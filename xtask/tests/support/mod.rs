@@ -311,13 +311,25 @@ pub fn render(out: &Output) -> String {
     )
 }
 
+/// The switch that turns every skip into a failure (set in `.ci/run`).
+pub const ENV_REQUIRE_ALL: &str = "POSTFLIGHT_REQUIRE_ALL";
+
+/// Says loudly that a test did not run for want of `what`; under `POSTFLIGHT_REQUIRE_ALL=1`
+/// that is a failure instead.
+pub fn skipped(what: &str) {
+    if std::env::var(ENV_REQUIRE_ALL).is_ok_and(|v| v == "1") {
+        panic!("{ENV_REQUIRE_ALL}=1 and a required test could not run: {what}");
+    }
+    eprintln!("SKIPPED: {what}");
+}
+
 /// The shared fixtures directory (`../shared/fixtures` from the project root), when present.
 pub fn fixtures() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/proofchecker");
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: ../shared/fixtures/proofchecker not found; real-data tests did not run");
+        skipped("../shared/fixtures/proofchecker not found; real-data tests did not run");
         None
     }
 }
