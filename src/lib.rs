@@ -13,6 +13,9 @@
 //!
 //! The reference is `../shared/spec/reference-formats.md` (seen from the project root).
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod atomic;
 pub mod context;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod guard;
 pub mod ledger;
 pub mod query;
 pub mod repo;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod tasks;
 pub mod workflow;

@@ -197,19 +197,7 @@ fn local_now() -> gix::date::Time {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut offset = 0;
-    #[cfg(unix)]
-    {
-        let t: libc::time_t = seconds;
-        let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
-        // SAFETY: localtime_r only writes the struct it is given, which lives until the end of
-        // this block; a null return means it failed and the struct is not read.
-        let ok = unsafe { !libc::localtime_r(&t, tm.as_mut_ptr()).is_null() };
-        if ok {
-            // SAFETY: localtime_r succeeded, so it filled the struct.
-            offset = i32::try_from(unsafe { tm.assume_init() }.tm_gmtoff).unwrap_or(0);
-        }
-    }
+    let offset = crate::sys::local_offset(seconds);
     gix::date::Time { seconds, offset }
 }
 

@@ -76,31 +76,14 @@ impl Fingerprint {
     /// relative to the work tree's root walks three or four fewer components than its absolute
     /// form, which is a tenth of the cost of a stat.
     fn of_path_at(dir: &File, path: &[u8], buf: &mut Vec<u8>) -> Option<Fingerprint> {
-        use std::os::fd::AsRawFd;
         if path.contains(&0) {
             return None;
         }
         buf.clear();
         buf.extend_from_slice(path);
         buf.push(0);
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: `buf` is a NUL-terminated path and `st` is valid for a `struct stat` write;
-        // `st` is read only when fstatat reports success, that is, when it was written.
-        let st = unsafe {
-            if libc::fstatat(dir.as_raw_fd(), buf.as_ptr().cast(), st.as_mut_ptr(), 0) != 0 {
-                return None;
-            }
-            st.assume_init()
-        };
-        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-        Some(Fingerprint {
-            dev: st.st_dev as u64,
-            ino: st.st_ino as u64,
-            mode: st.st_mode as u32,
-            size: st.st_size as u64,
-            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
-            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
-        })
+        let st = crate::sys::stat_at(dir, buf, false)?;
+        Some(Fingerprint { dev: st.dev, ino: st.ino, mode: st.mode, size: st.size, mtime: st.mtime, ctime: st.ctime })
     }
 
     /// Whether its mtime or ctime is at or after `cutoff` (nanoseconds since the epoch).
@@ -523,68 +506,23 @@ fn read_all(file: &mut File, len: usize) -> std::io::Result<Vec<u8>> {
 /// dominated listing thousands of small task directories.
 #[cfg(target_os = "linux")]
 fn read_dir(dir: &Path) -> std::io::Result<(Metadata, Vec<(OsString, Kind)>)> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
-    // SAFETY: `path` is NUL-terminated; the returned descriptor, if any, is owned by `file`.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a descriptor just opened and owned by nobody else.
-    let file = unsafe { File::from_raw_fd(fd) };
+    use crate::sys::EntryType;
+    let (file, listed) = crate::sys::list_dir(dir)?;
     let meta = file.metadata()?;
-    let mut entries = Vec::new();
-    let mut buf = [0u64; 1024];
-    loop {
-        // SAFETY: the buffer is valid for `size_of_val(&buf)` bytes of writes.
-        let n = unsafe {
-            libc::syscall(libc::SYS_getdents64, file.as_raw_fd(), buf.as_mut_ptr(), std::mem::size_of_val(&buf))
+    let mut entries = Vec::with_capacity(listed.len());
+    for (name, kind) in listed {
+        let kind = match kind {
+            EntryType::Dir => Kind::Dir,
+            EntryType::File => Kind::File,
+            EntryType::Symlink => Kind::Symlink,
+            EntryType::Unknown => {
+                let mut path = name.as_bytes().to_vec();
+                path.push(0);
+                crate::sys::stat_at(&file, &path, true).map_or(Kind::Other, |st| Kind::of_mode(st.mode))
+            }
+            EntryType::Other => Kind::Other,
         };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if n == 0 {
-            break;
-        }
-        // SAFETY: the kernel wrote `n` bytes; the u64 buffer is viewed as bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
-        let mut at = 0;
-        // Each record: d_ino u64, d_off i64, d_reclen u16, d_type u8, the name NUL-terminated.
-        while at + 19 < bytes.len() {
-            let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
-            if reclen < 20 || at + reclen > bytes.len() {
-                return Err(std::io::Error::other("malformed getdents64 record"));
-            }
-            let kind = bytes[at + 18];
-            let name_field = &bytes[at + 19..at + reclen];
-            let name = &name_field[..memchr::memchr(0, name_field).unwrap_or(name_field.len())];
-            at += reclen;
-            if name == b"." || name == b".." {
-                continue;
-            }
-            let kind = match kind {
-                libc::DT_DIR => Kind::Dir,
-                libc::DT_REG => Kind::File,
-                libc::DT_LNK => Kind::Symlink,
-                libc::DT_UNKNOWN => {
-                    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-                    let name = std::ffi::CString::new(name)?;
-                    // SAFETY: as in `Fingerprint::of_path_at`.
-                    let rc = unsafe {
-                        libc::fstatat(file.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
-                    };
-                    if rc == 0 {
-                        // SAFETY: written by fstatat, which succeeded.
-                        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-                        Kind::of_mode(unsafe { st.assume_init() }.st_mode as u32)
-                    } else {
-                        Kind::Other
-                    }
-                }
-                _ => Kind::Other,
-            };
-            entries.push((OsStr::from_bytes(name).to_os_string(), kind));
-        }
+        entries.push((name, kind));
     }
     Ok((meta, entries))
 }

@@ -151,11 +151,7 @@ pub fn run_agent(cwd: &Path) -> Result<i32> {
         writeln!(f, "{delegation}").map_err(|e| Error::io("write", &p, e))?;
     }
     if let Some(path) = &step.pid_file {
-        #[cfg(unix)]
-        // SAFETY: getpgrp has no preconditions and touches no memory.
-        let group = unsafe { libc::getpgrp() };
-        #[cfg(not(unix))]
-        let group = std::process::id();
+        let group = crate::sys::own_process_group();
         write_file(&cwd.join(fill(path)), &format!("{group}\n"))?;
     }
     for (path, content) in &step.write {
