@@ -167,7 +167,20 @@ impl Error {
                     Kind::Internal
                 }
             }
-            _ => Kind::Refused,
+            // Every other variant is an input or a precondition: named one by one, so that a new
+            // variant has to say which it is.
+            Error::Json { .. }
+            | Error::Format { .. }
+            | Error::NotUtf8 { .. }
+            | Error::TaskNotFound { .. }
+            | Error::DuplicateTask { .. }
+            | Error::UnknownStatus { .. }
+            | Error::Transition { .. }
+            | Error::Refused { .. }
+            | Error::NoRepository { .. }
+            | Error::Filter { .. }
+            | Error::Hook { .. }
+            | Error::Env { .. } => Kind::Refused,
         }
     }
 
