@@ -15,7 +15,22 @@ use crate::error::{Error, Result};
 /// # Errors
 /// git cannot be started, or exits with another code: an `Error::Git` with its stderr.
 pub(crate) fn run(root: &Path, args: &[&str], stdin: Option<&[u8]>, ok_codes: &[i32]) -> Result<Vec<u8>> {
+    run_with_env(root, args, &[], stdin, ok_codes)
+}
+
+/// [`run`] with extra environment variables for git.
+///
+/// # Errors
+/// As [`run`].
+pub(crate) fn run_with_env(
+    root: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    stdin: Option<&[u8]>,
+    ok_codes: &[i32],
+) -> Result<Vec<u8>> {
     let mut cmd = Command::new("git");
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.args(args)
         .current_dir(root)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })

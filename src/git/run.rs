@@ -14,6 +14,7 @@ use gix::index::entry::{Flags, Mode, Stat};
 use gix::objs::tree::EntryKind;
 use gix::ObjectId;
 
+use super::cli;
 use super::{hooks, index_lock, message, paths, CommitOutcome, CommitRequest};
 use crate::error::{Error, Result};
 use crate::ledger::scope;
@@ -862,27 +863,9 @@ fn hash_with_git(root: &Path, paths: &[&str]) -> Result<Vec<ObjectId>> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }
-    let mut child = Command::new("git")
-        .args(["hash-object", "-w", "--stdin-paths"])
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io("run git hash-object in", root, e))?;
     let input: String = paths.iter().map(|p| format!("{p}\n")).collect();
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().map_err(|e| Error::io("run git hash-object in", root, e))?;
-    let _ = writer.join();
-    if !out.status.success() {
-        return Err(Error::Git {
-            message: format!("git hash-object failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
-            refused: false,
-            hint: None,
-        });
-    }
-    let ids: Vec<ObjectId> = String::from_utf8_lossy(&out.stdout)
+    let out = cli::run(root, &["hash-object", "-w", "--stdin-paths"], Some(input.as_bytes()), &[0])?;
+    let ids: Vec<ObjectId> = String::from_utf8_lossy(&out)
         .lines()
         .map(|l| ObjectId::from_hex(l.trim().as_bytes()))
         .collect::<std::result::Result<_, _>>()
@@ -937,38 +920,27 @@ fn commit_tree_with_git(
     committer: &gix::actor::Signature,
     msg: &str,
 ) -> Result<ObjectId> {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(root).arg("commit-tree").arg(tree.to_string());
-    if let Some(parent) = head.commit {
-        cmd.arg("-p").arg(parent.to_string());
+    let tree = tree.to_string();
+    let parent = head.commit.map(|p| p.to_string());
+    let mut args = vec!["commit-tree", tree.as_str()];
+    if let Some(parent) = &parent {
+        args.extend(["-p", parent.as_str()]);
     }
-    cmd.arg("-S")
-        .env("GIT_AUTHOR_NAME", author.name.to_str_lossy().as_ref())
-        .env("GIT_AUTHOR_EMAIL", author.email.to_str_lossy().as_ref())
-        .env("GIT_AUTHOR_DATE", git_date(&author.time))
-        .env("GIT_COMMITTER_NAME", committer.name.to_str_lossy().as_ref())
-        .env("GIT_COMMITTER_EMAIL", committer.email.to_str_lossy().as_ref())
-        .env("GIT_COMMITTER_DATE", git_date(&committer.time))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::io("run git commit-tree in", root, e))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let text = msg.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
-    let out = child.wait_with_output().map_err(|e| Error::io("run git commit-tree in", root, e))?;
-    let _ = writer.join();
-    if !out.status.success() {
-        return Err(Error::Git {
-            message: format!(
-                "commit.gpgSign is set and `git commit-tree -S` failed; nothing was committed\n{}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            refused: true,
-            hint: Some("fix the signing setup (gpg.program, user.signingKey), or unset commit.gpgSign".into()),
-        });
-    }
-    ObjectId::from_hex(String::from_utf8_lossy(&out.stdout).trim().as_bytes()).map_err(|e| Error::Git {
+    args.push("-S");
+    let env = [
+        ("GIT_AUTHOR_NAME", author.name.to_str_lossy().into_owned()),
+        ("GIT_AUTHOR_EMAIL", author.email.to_str_lossy().into_owned()),
+        ("GIT_AUTHOR_DATE", git_date(&author.time)),
+        ("GIT_COMMITTER_NAME", committer.name.to_str_lossy().into_owned()),
+        ("GIT_COMMITTER_EMAIL", committer.email.to_str_lossy().into_owned()),
+        ("GIT_COMMITTER_DATE", git_date(&committer.time)),
+    ];
+    let out = cli::run_with_env(root, &args, &env, Some(msg.as_bytes()), &[0]).map_err(|e| Error::Git {
+        message: format!("commit.gpgSign is set and `git commit-tree -S` failed; nothing was committed\n{e}"),
+        refused: true,
+        hint: Some("fix the signing setup (gpg.program, user.signingKey), or unset commit.gpgSign".into()),
+    })?;
+    ObjectId::from_hex(String::from_utf8_lossy(&out).trim().as_bytes()).map_err(|e| Error::Git {
         message: format!("git commit-tree printed a bad id: {e}"),
         refused: false,
         hint: None,
