@@ -11,6 +11,13 @@ use crate::error::{Error, Result};
 /// The configuration file name (repository root).
 pub const CONFIG_FILE: &str = ".postflight.json";
 
+/// How many invocations a run makes at most while the agent reports partial, unless
+/// `--max-iterations` or `max_iterations` says otherwise.
+pub const DEFAULT_MAX_ITERATIONS: u32 = 5;
+/// Seconds after which an invocation's process group is killed, unless `--timeout` or
+/// `timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: u64 = 7200;
+
 /// Project configuration; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +71,16 @@ pub struct ClaudeConfig {
 }
 
 impl Config {
+    /// The iteration limit: `flag`, else the configuration's, else the default (at least 1).
+    pub fn max_iterations_or(&self, flag: Option<u32>) -> u32 {
+        flag.or(self.max_iterations).unwrap_or(DEFAULT_MAX_ITERATIONS).max(1)
+    }
+
+    /// The per-invocation timeout: `flag`, else the configuration's, else the default (at least 1 s).
+    pub fn timeout_or(&self, flag: Option<u64>) -> u64 {
+        flag.or(self.timeout).unwrap_or(DEFAULT_TIMEOUT).max(1)
+    }
+
     /// Reads `.postflight.json` from `root`; a missing file is the default configuration.
     ///
     /// # Errors

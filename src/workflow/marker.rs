@@ -118,7 +118,7 @@ impl Marker {
         if self.run_alive() {
             return false;
         }
-        let timeout = self.timeout.unwrap_or(7200) as i64;
+        let timeout = self.timeout.unwrap_or(crate::workflow::config::DEFAULT_TIMEOUT) as i64;
         match self.created.parse::<jiff::Timestamp>() {
             Ok(created) => now.as_second() - created.as_second() > timeout,
             Err(_) => true,

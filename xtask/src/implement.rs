@@ -54,8 +54,8 @@ impl ImplementArgs {
         let opts = workflow::Options {
             task,
             agent: agent.clone(),
-            max_iterations: max_iterations.or(cfg.max_iterations).unwrap_or(5).max(1),
-            timeout: timeout.or(cfg.timeout).unwrap_or(7200).max(1),
+            max_iterations: cfg.max_iterations_or(max_iterations),
+            timeout: cfg.timeout_or(timeout),
             no_commit,
             dry_run,
             force,
@@ -179,7 +179,7 @@ pub struct PreflightArgs {
     #[arg(value_parser = crate::flags::task_number)]
     task: u32,
     /// The timeout recorded in the marker and the delegation (seconds)
-    #[arg(long, value_name = "SECS", default_value_t = 7200)]
+    #[arg(long, value_name = "SECS", default_value_t = workflow::config::DEFAULT_TIMEOUT)]
     timeout: u64,
     /// Implement a completed task again
     #[arg(long)]
@@ -251,7 +251,7 @@ impl DemoArgs {
         let opts = workflow::Options {
             task: 1,
             agent,
-            max_iterations: 5,
+            max_iterations: workflow::config::DEFAULT_MAX_ITERATIONS,
             timeout: 600,
             no_commit: false,
             dry_run: false,
