@@ -135,58 +135,73 @@ pub struct NewTask {
 /// # Writes
 /// `specs/state.json`, `specs/TODO.md`.
 pub fn new_task(ctx: &Context, input: &NewTask) -> Result<(u32, Vec<Change>)> {
-    let title = input.title.trim();
+    let title = checked_title(&input.title)?;
+    let ts = ctx.timestamp();
+    ctx.ledger().update(|snap| add_task(snap, input, title, &ts))
+}
+
+/// The edit of `task new` on a snapshot: allocates the number, adds the entry to both files.
+/// `title` is the checked, trimmed title.
+///
+/// # Errors
+/// A task number past `u32`.
+pub(crate) fn add_task(snap: &mut crate::ledger::Snapshot, input: &NewTask, title: &str, ts: &str) -> Result<u32> {
+    let from_state = snap.state().next_project_number().unwrap_or(1);
+    let from_todo = snap.todo().and_then(TodoFile::next_project_number).map(|(_, n)| n).unwrap_or(1);
+    let in_use = snap.state().max_number().map(|n| u64::from(n) + 1).unwrap_or(1);
+    let in_todo =
+        snap.todo().map(|t| t.headings().iter().map(|(_, n)| u64::from(*n) + 1).max().unwrap_or(1)).unwrap_or(1);
+    let n = from_state.max(from_todo).max(in_use).max(in_todo);
+    let number = u32::try_from(n).map_err(|_| Error::refused(format!("next task number {n} is too large"), None))?;
+    let slug = state::slugify(title);
+    let language = input.language.clone().unwrap_or_else(|| "general".into());
+    let mut entry = Map::new();
+    entry.insert("project_number".into(), Value::from(number));
+    entry.insert("project_name".into(), Value::from(slug));
+    entry.insert("status".into(), Value::from("not_started"));
+    entry.insert("language".into(), Value::from(language.clone()));
+    if let Some(p) = &input.priority {
+        entry.insert("priority".into(), Value::from(p.clone()));
+    }
+    entry.insert("title".into(), Value::from(title));
+    if let Some(d) = &input.description {
+        entry.insert("description".into(), Value::from(d.clone()));
+    }
+    entry.insert("created".into(), Value::from(ts));
+    entry.insert("last_updated".into(), Value::from(ts));
+    let state = snap.state_mut();
+    state.prepend(Value::Object(entry));
+    state.set_next_project_number(n + 1);
+    if let Some(todo) = snap.todo_mut() {
+        let mut lines = vec![
+            format!("### {number}. {title}"),
+            "- **Effort**: TBD".to_owned(),
+            "- **Status**: [NOT STARTED]".to_owned(),
+            format!("- **Language**: {language}"),
+        ];
+        if let Some(p) = &input.priority {
+            lines.push(format!("- **Priority**: {p}"));
+        }
+        if let Some(d) = &input.description {
+            lines.push(String::new());
+            lines.push(format!("**Description**: {}", d.replace('\n', " ")));
+        }
+        todo.insert_task_with_priority(&lines, input.priority.as_deref());
+        todo.set_next_project_number(n + 1);
+    }
+    Ok(number)
+}
+
+/// The title of a new task, trimmed: one non-empty line.
+///
+/// # Errors
+/// A refusal for an empty title or one with control characters.
+pub(crate) fn checked_title(title: &str) -> Result<&str> {
+    let title = title.trim();
     if title.is_empty() || title.chars().any(char::is_control) {
         return Err(Error::refused("a task title must be one non-empty line", None));
     }
-    let ts = ctx.timestamp();
-    ctx.ledger().update(|snap| {
-        let from_state = snap.state().next_project_number().unwrap_or(1);
-        let from_todo = snap.todo().and_then(TodoFile::next_project_number).map(|(_, n)| n).unwrap_or(1);
-        let in_use = snap.state().max_number().map(|n| u64::from(n) + 1).unwrap_or(1);
-        let in_todo =
-            snap.todo().map(|t| t.headings().iter().map(|(_, n)| u64::from(*n) + 1).max().unwrap_or(1)).unwrap_or(1);
-        let n = from_state.max(from_todo).max(in_use).max(in_todo);
-        let number =
-            u32::try_from(n).map_err(|_| Error::refused(format!("next task number {n} is too large"), None))?;
-        let slug = state::slugify(title);
-        let language = input.language.clone().unwrap_or_else(|| "general".into());
-        let mut entry = Map::new();
-        entry.insert("project_number".into(), Value::from(number));
-        entry.insert("project_name".into(), Value::from(slug));
-        entry.insert("status".into(), Value::from("not_started"));
-        entry.insert("language".into(), Value::from(language.clone()));
-        if let Some(p) = &input.priority {
-            entry.insert("priority".into(), Value::from(p.clone()));
-        }
-        entry.insert("title".into(), Value::from(title));
-        if let Some(d) = &input.description {
-            entry.insert("description".into(), Value::from(d.clone()));
-        }
-        entry.insert("created".into(), Value::from(ts.clone()));
-        entry.insert("last_updated".into(), Value::from(ts.clone()));
-        let state = snap.state_mut();
-        state.prepend(Value::Object(entry));
-        state.set_next_project_number(n + 1);
-        if let Some(todo) = snap.todo_mut() {
-            let mut lines = vec![
-                format!("### {number}. {title}"),
-                "- **Effort**: TBD".to_owned(),
-                "- **Status**: [NOT STARTED]".to_owned(),
-                format!("- **Language**: {language}"),
-            ];
-            if let Some(p) = &input.priority {
-                lines.push(format!("- **Priority**: {p}"));
-            }
-            if let Some(d) = &input.description {
-                lines.push(String::new());
-                lines.push(format!("**Description**: {}", d.replace('\n', " ")));
-            }
-            todo.insert_task_with_priority(&lines, input.priority.as_deref());
-            todo.set_next_project_number(n + 1);
-        }
-        Ok(number)
-    })
+    Ok(title)
 }
 
 /// Options of `set-status`.
@@ -293,6 +308,27 @@ pub fn status_fields(status: &Status, ts: &str, extra: &[(&str, Value)]) -> Map<
         fields.insert((*k).to_owned(), v.clone());
     }
     fields
+}
+
+/// The tasks a task depends on, in the order listed: its `dependencies` and `depends_on` lists
+/// (real ledgers use both names: `"dependencies": [524]`, `"depends_on": [980]`), each item a
+/// number or a string ending in one (`"980"`, `"#980"`, `"Task 980"`); other items are ignored.
+pub fn dependencies(entry: &Map<String, Value>) -> Vec<u32> {
+    let mut out = Vec::new();
+    for key in ["dependencies", "depends_on"] {
+        let Some(list) = entry.get(key).and_then(Value::as_array) else { continue };
+        for item in list {
+            let n = match item {
+                Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                Value::String(s) => s.trim().trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok(),
+                _ => None,
+            };
+            if let Some(n) = n.filter(|n| *n > 0 && !out.contains(n)) {
+                out.push(n);
+            }
+        }
+    }
+    out
 }
 
 /// One row of the `status` table.
