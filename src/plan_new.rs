@@ -353,6 +353,22 @@ mod tests {
     }
 
     #[test]
+    fn the_example_of_docs_plans_md_reads_as_it_says() {
+        let doc = include_str!("../docs/plans.md");
+        let start = doc.find("```markdown\n").expect("the example") + "```markdown\n".len();
+        let text = &doc[start..start + doc[start..].find("\n```").expect("its end") + 1];
+        let p = PlanFile::parse(Path::new("plans.md"), text.as_bytes()).expect("parse");
+        assert_eq!(p.header_status().map(|(_, m)| m).as_deref(), Some("PLANNED"));
+        let phases: Vec<(String, String)> = p.phases().into_iter().map(|ph| (ph.id, ph.title)).collect();
+        let want = [("1", "Parser"), ("2", "Export command"), ("3", "Tests")];
+        assert_eq!(phases, want.map(|(i, t)| (i.to_owned(), t.to_owned())));
+        assert_eq!(
+            p.files_to_modify(),
+            ["src/cli/export.rs", "src/cli/mod.rs", "src/export/mod.rs", "tests/export.rs", "tests/golden/export.csv"]
+        );
+    }
+
+    #[test]
     fn phase_titles_are_one_line_without_brackets() {
         assert_eq!(checked_phases(&[]).expect("default"), [DEFAULT_PHASE]);
         for bad in ["", " ", "a\nb", "Fix [API]", "x]"] {
