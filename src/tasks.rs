@@ -806,12 +806,14 @@ pub fn next(ctx: &Context) -> Result<NextReport> {
     let snap = ctx.ledger().snapshot()?;
     let specs = ctx.repo.specs_dir();
     let entries = snap.state().entries();
-    let status_of = |n: u32| {
-        entries
-            .iter()
-            .filter(move |e| state::entry_number(e) == Some(n))
-            .map(|e| Status::from_state(e.get("status").and_then(Value::as_str).unwrap_or_default()))
-    };
+    // Every task's statuses by number (a duplicated task has several: any completed one counts).
+    let mut statuses: std::collections::HashMap<u32, Vec<Status>> = std::collections::HashMap::new();
+    for e in entries {
+        if let Some(n) = state::entry_number(e) {
+            let status = Status::from_state(e.get("status").and_then(Value::as_str).unwrap_or_default());
+            statuses.entry(n).or_default().push(status);
+        }
+    }
     let archive: std::cell::OnceCell<Vec<u32>> = std::cell::OnceCell::new();
     let archived_completed = |n: u32| {
         archive
@@ -840,9 +842,8 @@ pub fn next(ctx: &Context) -> Result<NextReport> {
             .iter()
             .copied()
             .filter(|d| {
-                let mut found = status_of(*d).peekable();
-                let done = match found.peek() {
-                    Some(_) => found.any(|s| s == Status::Completed),
+                let done = match statuses.get(d) {
+                    Some(found) => found.contains(&Status::Completed),
                     None => archived_completed(*d),
                 };
                 !done
