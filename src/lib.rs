@@ -5,7 +5,8 @@
 //!
 //! - [`ledger`]: `specs/state.json` (reference §2), `specs/TODO.md` (§3) and plan files (§4),
 //!   read and written together under one lock, atomically, preserving what they do not own.
-//! - [`tasks`]: `init`, `task new`, `set-status` and the `status` report.
+//! - [`tasks`]: `init`, `task new`, `set-status`, the `status` report and `next`.
+//! - [`plan_new`]: `plan new`: the next plan version, written with the status move and the links.
 //! - [`guard`]: the Claude Code stop hook, the ledger consistency check and hook installation.
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod git;
 pub mod guard;
 pub mod ledger;
+pub mod plan_new;
 pub mod query;
 pub mod repo;
 #[allow(unsafe_code)]

@@ -116,7 +116,14 @@ impl Ledger {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("read", &todo_path, e)),
         };
-        Ok(Snapshot { specs: self.repo.specs_dir(), state, state_dirty: false, todo, plans: BTreeMap::new() })
+        Ok(Snapshot {
+            specs: self.repo.specs_dir(),
+            state,
+            state_dirty: false,
+            todo,
+            plans: BTreeMap::new(),
+            new_plans: BTreeMap::new(),
+        })
     }
 
     /// Runs `edit` on a fresh snapshot under the lock and writes what it changed.
@@ -261,6 +268,8 @@ pub struct Snapshot {
     state_dirty: bool,
     todo: Option<TodoFile>,
     plans: BTreeMap<PathBuf, (Vec<u8>, PlanFile)>,
+    /// Plan files created in this transaction, by task: each is that task's newest plan.
+    new_plans: BTreeMap<u32, PathBuf>,
 }
 
 impl Snapshot {
@@ -295,6 +304,9 @@ impl Snapshot {
     /// # Errors
     /// An unreadable plan file.
     pub fn plan(&mut self, n: u32) -> Result<Option<&mut PlanFile>> {
+        if let Some(path) = self.new_plans.get(&n) {
+            return Ok(self.plans.get_mut(path).map(|(_, f)| f));
+        }
         let slug = self.state.task(n).ok().and_then(|t| t.slug);
         let Some(path) = plan::find_plan(&self.specs, n, slug.as_deref()) else { return Ok(None) };
         if !self.plans.contains_key(&path) {
@@ -303,6 +315,21 @@ impl Snapshot {
             self.plans.insert(path.clone(), (bytes, file));
         }
         Ok(self.plans.get_mut(&path).map(|(_, f)| f))
+    }
+
+    /// Adds a new plan file of task `n` to the transaction: written with the other files (its
+    /// directory must exist by then), and from now on what [`Snapshot::plan`] returns for `n`.
+    ///
+    /// # Errors
+    /// A refusal when a file exists at `path` (a new plan never replaces one).
+    pub fn add_plan(&mut self, n: u32, path: PathBuf, text: &str) -> Result<()> {
+        if path.exists() || self.plans.contains_key(&path) {
+            return Err(Error::refused(format!("{} already exists", path.display()), None));
+        }
+        let file = PlanFile::parse(&path, text.as_bytes())?;
+        self.plans.insert(path.clone(), (Vec::new(), file));
+        self.new_plans.insert(n, path);
+        Ok(())
     }
 
     /// Every file whose content would change, state.json first. Consumes the snapshot, so the

@@ -271,6 +271,28 @@ pub fn latest_plan(task_dir: &Path) -> Option<PathBuf> {
     best.map(|(_, p)| p)
 }
 
+/// The version the next plan of a task directory gets: one more than the highest version of
+/// any plan file in `plans/` (`implementation-{NNN}*.md`, and the post-deletion `{NN}_{slug}.md`
+/// names, so that a new plan is also newer than those), 1 when there is none. The number only;
+/// [`latest_plan`] still says which file is the newest.
+pub fn next_plan_version(task_dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(task_dir.join("plans")) else { return 1 };
+    let mut highest = 0;
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let version = match PLAN_NAME.captures(&name) {
+            Some(c) => c[1].parse::<u64>().ok(),
+            None => name
+                .strip_suffix(".md")
+                .and_then(|stem| stem.split_once('_'))
+                .filter(|(num, _)| !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|(num, _)| num.parse::<u64>().ok()),
+        };
+        highest = highest.max(version.unwrap_or(0));
+    }
+    highest.saturating_add(1)
+}
+
 /// The newest plan of task `n`.
 pub fn find_plan(specs: &Path, n: u32, slug: Option<&str>) -> Option<PathBuf> {
     latest_plan(&task_dir(specs, n, slug)?)
@@ -304,6 +326,22 @@ mod tests {
         let text = p.to_text();
         assert!(text.contains("\n**Status**: [IMPLEMENTING] - draft\n"));
         assert!(text.contains("\n- **Status**: [COMPLETED]\n"), "phase status untouched");
+    }
+
+    #[test]
+    fn next_plan_version_is_one_past_every_plan_name() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("7_x");
+        assert_eq!(next_plan_version(&dir), 1, "no directory");
+        std::fs::create_dir_all(dir.join("plans")).expect("mkdir");
+        assert_eq!(next_plan_version(&dir), 1, "empty");
+        std::fs::write(dir.join("plans/implementation-001.md"), "").expect("write");
+        assert_eq!(next_plan_version(&dir), 2);
+        std::fs::write(dir.join("plans/implementation-009-old.md"), "").expect("write");
+        std::fs::write(dir.join("plans/notes.md"), "").expect("write");
+        assert_eq!(next_plan_version(&dir), 10);
+        std::fs::write(dir.join("plans/12_short_slug.md"), "").expect("write");
+        assert_eq!(next_plan_version(&dir), 13);
     }
 
     #[test]

@@ -625,7 +625,8 @@ pub fn entry_number(entry: &Value) -> Option<u32> {
     entry.get("project_number").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok())
 }
 
-fn task_info(entry: &Value) -> Option<TaskInfo> {
+/// The summary of one `active_projects` entry; `None` without an integer `project_number`.
+pub fn task_info(entry: &Value) -> Option<TaskInfo> {
     let number = entry_number(entry)?;
     let obj = entry.as_object()?;
     let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);

@@ -1,7 +1,7 @@
 //! The `.postflight-pending` marker (reference §7.1): written before the agent starts, removed
 //! only after a finished postflight. Read leniently (legacy markers lack fields); written with
 //! the seed's fields plus `pid`, `pid_start`, `agent_session_id`, `timeout`, `metadata_file`,
-//! and, once the agent runs, `agent_pgid` and `agent_pgid_start` (so that a later run can tell
+//! `max_iterations`, `run_started` and, once the agent runs, `agent_pgid` and `agent_pgid_start` (so that a later run can tell
 //! that an agent outlived a killed `xtask`), and `interrupted` when a signal stopped the run.
 
 use std::path::{Path, PathBuf};
@@ -66,6 +66,13 @@ pub struct Marker {
     /// The start time of the agent group's leader (see `pid_start`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_pgid_start: Option<u64>,
+    /// The run's `--max-iterations` (absent in markers of older versions and of `xtask preflight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_iterations: Option<u32>,
+    /// When the process named by `pid` wrote the marker (wall clock, UTC, not `XTASK_NOW`: it
+    /// times the live run for `xtask status`; `created` is the first run's start, kept on resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_started: Option<String>,
     /// Set when a signal (or `xtask cancel`) stopped the run; the run stays resumable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,

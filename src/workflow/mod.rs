@@ -180,6 +180,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         timeout: opts.timeout,
         agent_session_id: None,
         pid: Some(std::process::id()),
+        max_iterations: Some(opts.max_iterations),
     };
     let prepared = preflight::preflight(ctx, opts.task, &pre_opts, opts.dry_run)?;
     let mut report = Report {
@@ -823,7 +824,7 @@ fn commit(
 /// # Errors
 /// As [`preflight::preflight`].
 pub fn preflight_only(ctx: &Context, n: u32, force: bool, timeout: u64) -> Result<(Value, Vec<String>)> {
-    let opts = preflight::Options { force, timeout, agent_session_id: None, pid: None };
+    let opts = preflight::Options { force, timeout, agent_session_id: None, pid: None, max_iterations: None };
     let prepared = preflight::preflight(ctx, n, &opts, false)?;
     let iteration = prepared.iterations_done + 1;
     preflight::write_counter(&prepared.task, iteration)?;

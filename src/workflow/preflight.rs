@@ -84,6 +84,8 @@ pub struct Options {
     pub agent_session_id: Option<String>,
     /// The process that will run the loop (`None` when an LLM session orchestrates).
     pub pid: Option<u32>,
+    /// The run's `--max-iterations`, recorded in the marker for `xtask status`.
+    pub max_iterations: Option<u32>,
 }
 
 /// The result of preflight.
@@ -199,6 +201,8 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         agent_session_id: agent_session_id.clone(),
         timeout: Some(opts.timeout),
         metadata_file: Some(task.metadata_rel()),
+        max_iterations: opts.max_iterations,
+        run_started: opts.pid.map(|_| crate::workflow::marker::now_utc()),
         ..Marker::default()
     };
     let iterations_done = if resumed { read_counter(&task) } else { 0 };
@@ -267,7 +271,7 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
         other => {
             let hint = match other {
                 Status::NotStarted | Status::Researching | Status::Researched | Status::Planning => {
-                    "plan the task first (its status must be planned, implementing or partial)".to_owned()
+                    format!("plan the task first: `xtask plan new {n}` writes a plan and moves it to planned (docs/plans.md); its status must be planned, implementing or partial")
                 }
                 Status::Abandoned => format!("recover the task first: `xtask set-status {n} not_started`"),
                 _ => format!("move it to planned first: `xtask set-status {n} planned`"),
@@ -281,7 +285,7 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
     let plan_path = plan::latest_plan(&dir).ok_or_else(|| {
         Error::refused(
             format!("task {n} has no plan (looked for {}/plans/implementation-*.md)", ctx.repo.relative(&dir)),
-            Some("plan the task first"),
+            Some(&format!("plan the task first: `xtask plan new {n}` writes one (the format is in docs/plans.md)")),
         )
     })?;
     // A plan that cannot be read is bad input, reported before anything is written.

@@ -38,6 +38,10 @@ pub enum Command {
     Status(crate::tasks::StatusArgs),
     /// Move a task to a status in state.json, TODO.md and the plan header together
     SetStatus(crate::tasks::SetStatusArgs),
+    /// Write a task's next plan (`plan new N [--phase TITLE]...`) and move it to planned
+    Plan(crate::plan::PlanArgs),
+    /// List the tasks ready to implement: planned, with a plan, every dependency completed
+    Next(crate::plan::NextArgs),
     /// Claude Code hook handlers (`hook stop` for Stop and SubagentStop)
     Hook(crate::guard::HookArgs),
     /// Run jq filters over specs/state.json (jq 1.6 output, no jq needed)

@@ -7,6 +7,7 @@ mod commit;
 mod flags;
 mod guard;
 mod implement;
+mod plan;
 mod query;
 mod tasks;
 
@@ -75,6 +76,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Task(args) => args.run(&ctx()?, out),
         Command::Status(args) => args.run(&ctx()?, out),
         Command::SetStatus(args) => args.run(&ctx()?, out),
+        Command::Plan(args) => args.run(&ctx()?, out),
+        Command::Next(args) => args.run(&ctx()?, out),
         Command::Hook(args) => args.run(&dir, out),
         Command::Query(args) => args.run(&dir, out),
         Command::Check(args) => args.run(&ctx()?, out),

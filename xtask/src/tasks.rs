@@ -47,15 +47,37 @@ enum TaskCommand {
         /// A priority (high, medium, low)
         #[arg(long)]
         priority: Option<String>,
+        /// Also write its first plan (as `plan new`) and create it planned
+        #[arg(long)]
+        plan: bool,
+        /// A phase title of that plan, in order (repeatable; needs --plan)
+        #[arg(long = "phase", value_name = "TITLE", requires = "plan")]
+        phases: Vec<String>,
     },
 }
 
 impl TaskArgs {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.command {
-            TaskCommand::New { title, language, description, priority } => {
-                let (n, _) = tasks::new_task(ctx, &tasks::NewTask { title, language, description, priority })?;
-                writeln!(out, "{n}")?;
+            TaskCommand::New { title, language, description, priority, plan, phases } => {
+                let input = tasks::NewTask { title, language, description, priority };
+                if plan {
+                    // The number stays the only line on stdout; the plan is named on stderr.
+                    let written = postflight::plan_new::new_task_with_plan(ctx, &input, &phases)?;
+                    for w in &written.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    eprintln!(
+                        "created {} ({} phase(s)); task {} is planned",
+                        written.plan,
+                        written.phases.len(),
+                        written.task
+                    );
+                    writeln!(out, "{}", written.task)?;
+                } else {
+                    let (n, _) = tasks::new_task(ctx, &input)?;
+                    writeln!(out, "{n}")?;
+                }
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -67,35 +89,51 @@ pub struct StatusArgs {
     /// Show one task in detail
     #[arg(value_parser = crate::flags::task_number)]
     task: Option<u32>,
+    /// Only tasks with this status (repeatable: any of them), e.g. --status implementing
+    #[arg(long = "status", value_name = "STATUS", conflicts_with = "task")]
+    statuses: Vec<String>,
     /// Print JSON instead of text
     #[arg(long)]
     json: bool,
+}
+
+/// A RUN cell: the run state, a long reason cut to `RUN_WIDTH` characters (JSON has it whole).
+fn run_cell(run: Option<&tasks::RunState>) -> String {
+    const RUN_WIDTH: usize = 60;
+    let text = run.map(ToString::to_string).unwrap_or_else(|| "-".into());
+    if text.chars().count() <= RUN_WIDTH {
+        return text;
+    }
+    let cut: String = text.chars().take(RUN_WIDTH - 3).collect();
+    format!("{}...", cut.trim_end())
 }
 
 impl StatusArgs {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.task {
             None => {
-                let rows = tasks::list(ctx)?;
+                let rows = tasks::list_filtered(ctx, &self.statuses)?;
                 if self.json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 let lang_w = rows.iter().map(|r| r.language.len()).max().unwrap_or(8).max(8);
                 let status_w = rows.iter().map(|r| r.status.len()).max().unwrap_or(6).max(6);
+                let runs: Vec<String> = rows.iter().map(|r| run_cell(r.run.as_ref())).collect();
+                let run_w = runs.iter().map(|r| r.chars().count()).max().unwrap_or(3).max(3);
                 writeln!(
                     out,
-                    "{:>5}  {:<status_w$}  {:<lang_w$}  {:<10}  TITLE",
-                    "TASK", "STATUS", "LANGUAGE", "PLAN"
+                    "{:>5}  {:<status_w$}  {:<lang_w$}  {:<10}  {:<run_w$}  TITLE",
+                    "TASK", "STATUS", "LANGUAGE", "PLAN", "RUN"
                 )?;
-                for r in rows {
+                for (r, run) in rows.into_iter().zip(runs) {
                     let plan = match (r.phases_done, r.phases_total) {
                         (Some(d), Some(t)) => format!("{d}/{t} phases"),
                         _ => "-".into(),
                     };
                     writeln!(
                         out,
-                        "{:>5}  {:<status_w$}  {:<lang_w$}  {:<10}  {}",
+                        "{:>5}  {:<status_w$}  {:<lang_w$}  {:<10}  {run:<run_w$}  {}",
                         r.number, r.status, r.language, plan, r.title
                     )?;
                 }
@@ -121,7 +159,16 @@ impl StatusArgs {
                         writeln!(out, "    {:>5}  {marker:<15}  {}", p.id, p.title)?;
                     }
                 }
+                writeln!(out, "  run          {}", d.run.as_ref().map(ToString::to_string).unwrap_or_else(none))?;
+                let outcome = match (&d.last_outcome, &d.reason) {
+                    (Some(o), Some(r)) => format!("{o}: {r}"),
+                    (Some(o), None) => o.clone(),
+                    _ => none(),
+                };
+                writeln!(out, "  last outcome {outcome}")?;
                 writeln!(out, "  session      {}", d.session_id.unwrap_or_else(none))?;
+                writeln!(out, "  log          {}", d.log.unwrap_or_else(none))?;
+                writeln!(out, "  resume       {}", d.resume_command.unwrap_or_else(none))?;
                 writeln!(out, "  marker       {}", d.marker.unwrap_or_else(|| "none".into()))?;
                 writeln!(out, "  consistent   {}", if d.consistent { "yes" } else { "no (run `xtask check`)" })?;
             }

@@ -54,3 +54,538 @@ fn task_new_allocates_past_every_number_in_use() {
     assert_eq!(state["next_project_number"], 354);
     assert_eq!(state["active_projects"][0]["project_name"], "third_thing");
 }
+
+// ---- plan new, task new --plan ----
+
+use postflight::ledger::plan::PlanFile;
+use serde_json::{json, Value};
+
+fn json_out(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{}", render(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", render(out)))
+}
+
+/// Task `n`'s TODO.md block, up to its `---`.
+fn todo_block(repo: &TestRepo, n: u32) -> String {
+    let todo = repo.read("specs/TODO.md");
+    let start = todo.find(&format!("### {n}.")).unwrap_or_else(|| panic!("no block for {n}"));
+    todo[start..].split("\n---").next().expect("block").to_owned()
+}
+
+/// A phase as (id, title, marker).
+type PhaseView = (String, String, Option<String>);
+
+/// The header status and each phase, as the project's plan parser reads the file.
+fn parsed_phases(repo: &TestRepo, rel: &str) -> (Option<String>, Vec<PhaseView>) {
+    let plan = PlanFile::load(&repo.file(rel)).expect("the plan parses");
+    let phases = plan.phases().into_iter().map(|p| (p.id, p.title, p.marker)).collect();
+    (plan.header_status().map(|(_, m)| m), phases)
+}
+
+fn not_started(id: &str, title: &str) -> PhaseView {
+    (id.to_owned(), title.to_owned(), Some("NOT STARTED".to_owned()))
+}
+
+#[test]
+fn plan_new_writes_001_then_002_with_the_phases_given_and_moves_the_task_to_planned() {
+    let repo = TestRepo::new();
+    let out = repo.run(&["task", "new", "Parse the config", "--language", "rust", "--description", "Read .cfg files."]);
+    assert!(out.status.success(), "{}", render(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "353");
+    let dir = "specs/353_parse_the_config/plans";
+
+    let out = repo.run(&["plan", "new", "353"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let first = format!("{dir}/implementation-001.md");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("created {first} (1 phase)")), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("task 353: not_started -> planned"), "{}", render(&out));
+    assert_eq!(parsed_phases(&repo, &first), (Some("PLANNED".into()), vec![not_started("1", "Implementation")]));
+    let text = repo.read(&first);
+    for part in [
+        "# Implementation Plan: Task #353\n",
+        "- **Task**: 353 - parse_the_config\n",
+        "- **Status**: [PLANNED]\n",
+        "- **Effort**: TBD\n",
+        "- **Type**: rust\n",
+        "## Overview\n\nRead .cfg files.\n",
+        "## Implementation Phases\n",
+        "**Files to modify**:\n- `",
+        "**Verification**:\n",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in\n{text}");
+    }
+    let first_text = text;
+
+    let out =
+        repo.run(&["plan", "new", "353", "--phase", "Scaffold", "--phase", "Core logic", "--phase", "Tests", "--json"]);
+    let report = json_out(&out);
+    let second = format!("{dir}/implementation-002.md");
+    assert_eq!(report["plan"], second.as_str());
+    assert_eq!(report["version"], 2);
+    assert_eq!(report["phases"], json!(["Scaffold", "Core logic", "Tests"]));
+    assert_eq!(report["from"], "planned");
+    assert_eq!(report["files"], json!(["specs/state.json", "specs/TODO.md", second.as_str()]));
+    assert_eq!(
+        parsed_phases(&repo, &second),
+        (
+            Some("PLANNED".into()),
+            vec![not_started("1", "Scaffold"), not_started("2", "Core logic"), not_started("3", "Tests")]
+        )
+    );
+    assert_eq!(repo.read(&first), first_text, "the earlier version is left as it was");
+
+    // All three files say planned; both plans are linked in state.json, the newest in TODO.md.
+    let e = repo.state_entry(353);
+    assert_eq!(e["status"], "planned");
+    assert_eq!(e["planned"], support::NOW);
+    assert_eq!(e["last_updated"], support::NOW);
+    assert_eq!(
+        e["artifacts"],
+        json!([
+            {"path": first, "type": "plan", "summary": "1 phase: Implementation"},
+            {"path": second, "type": "plan", "summary": "3 phases: Scaffold; Core logic; Tests"}
+        ])
+    );
+    let block = todo_block(&repo, 353);
+    assert!(block.contains("- **Status**: [PLANNED]"), "{block}");
+    assert!(block.contains(&format!("- **Plan**: [implementation-002.md]({second})")), "{block}");
+    assert_eq!(block.matches("**Plan**").count(), 1, "{block}");
+    // The tool's own reading agrees: consistent, three phases, resume at 1.
+    let d = json_out(&repo.run(&["status", "353", "--json"]));
+    assert_eq!(d["plan"], second.as_str());
+    assert_eq!(d["consistent"], true);
+    assert_eq!(d["phases"].as_array().map(Vec::len), Some(3));
+    assert_eq!(d["resume_phase"], "1");
+    // `check` has nothing to say about task 353 (the sample's own quirks aside).
+    let out = repo.run(&["check", "--no-cache"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("353"), "{}", render(&out));
+}
+
+#[test]
+fn plan_new_continues_the_seeds_numbering_and_replaces_the_plan_bullet() {
+    let repo = TestRepo::new();
+    let report = json_out(&repo.run(&["plan", "new", "350", "--phase", "Redo", "--json"]));
+    assert_eq!(report["plan"], "specs/350_add_feature/plans/implementation-002.md");
+    let block = todo_block(&repo, 350);
+    assert!(
+        block.contains("- **Plan**: [implementation-002.md](specs/350_add_feature/plans/implementation-002.md)"),
+        "{block}"
+    );
+    assert!(!block.contains("implementation-001.md"), "{block}");
+    let e = repo.state_entry(350);
+    let paths: Vec<&str> =
+        e["artifacts"].as_array().expect("a").iter().map(|a| a["path"].as_str().expect("p")).collect();
+    assert_eq!(
+        paths,
+        ["specs/350_add_feature/plans/implementation-001.md", "specs/350_add_feature/plans/implementation-002.md"]
+    );
+    // Task 352's unknown status may move to planned; its directory is created.
+    let out = repo.run(&["plan", "new", "352"]);
+    assert!(out.status.success(), "{}", render(&out));
+    assert!(repo.exists("specs/352_odd_legacy_task/plans/implementation-001.md"));
+    assert_eq!(repo.state_entry(352)["status"], "planned");
+}
+
+#[test]
+fn plan_new_refuses_a_task_under_way_or_done_unless_forced() {
+    let repo = TestRepo::new();
+    assert!(repo.run(&["set-status", "350", "implementing"]).status.success());
+    let before = repo.snapshot();
+    let out = repo.run(&["plan", "new", "350"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("task 350 has status `implementing`") && err.contains("--force"), "{}", render(&out));
+    assert_eq!(before, repo.snapshot(), "nothing written");
+
+    let out = repo.run(&["plan", "new", "350", "--force", "--phase", "Second try"]);
+    assert!(out.status.success(), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("task 350: implementing -> planned"), "{}", render(&out));
+    assert_eq!(repo.state_entry(350)["status"], "planned");
+    assert!(repo
+        .read("specs/350_add_feature/plans/implementation-002.md")
+        .contains("### Phase 1: Second try [NOT STARTED]"));
+    assert!(repo.read("specs/350_add_feature/plans/implementation-001.md").contains("- **Status**: [IMPLEMENTING]"));
+
+    // completed -> planned is a transition the lifecycle forbids: only --force writes it.
+    assert!(repo.run(&["set-status", "351", "completed"]).status.success());
+    let before = repo.snapshot();
+    let out = repo.run(&["plan", "new", "351"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert_eq!(before, repo.snapshot());
+    let out = repo.run(&["plan", "new", "351", "--force"]);
+    assert!(out.status.success(), "{}", render(&out));
+    assert_eq!(repo.state_entry(351)["status"], "planned");
+}
+
+#[test]
+fn plan_new_refuses_bad_input_and_changes_nothing() {
+    let repo = TestRepo::new();
+    let before = repo.snapshot();
+    for (args, words) in [
+        (vec!["plan", "new", "350", "--phase", "Fix [API] layer"], "square brackets"),
+        (vec!["plan", "new", "350", "--phase", " "], "not a phase title"),
+        (vec!["plan", "new", "999"], "999"),
+        (vec!["plan", "new", "0350"], "not a task number"),
+    ] {
+        let out = repo.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", render(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(words), "{args:?}: {}", render(&out));
+        assert_eq!(before, repo.snapshot(), "{args:?} changed a file");
+    }
+}
+
+#[test]
+fn task_new_with_plan_creates_the_task_planned_with_its_plan() {
+    let repo = TestRepo::new();
+    let out =
+        repo.run(&["task", "new", "Ship it", "--priority", "high", "--plan", "--phase", "Build", "--phase", "Release"]);
+    assert!(out.status.success(), "{}", render(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "353\n", "the number is all stdout says");
+    let plan = "specs/353_ship_it/plans/implementation-001.md";
+    assert!(String::from_utf8_lossy(&out.stderr).contains(plan), "{}", render(&out));
+    assert_eq!(
+        parsed_phases(&repo, plan),
+        (Some("PLANNED".into()), vec![not_started("1", "Build"), not_started("2", "Release")])
+    );
+    let e = repo.state_entry(353);
+    assert_eq!(e["status"], "planned");
+    assert_eq!(e["artifacts"][0]["path"], plan);
+    let block = todo_block(&repo, 353);
+    assert!(
+        block.contains("- **Status**: [PLANNED]")
+            && block.contains(&format!("- **Plan**: [implementation-001.md]({plan})")),
+        "{block}"
+    );
+    assert!(repo.read("specs/TODO.md").contains("next_project_number: 354"));
+    // --phase without --plan is a usage error.
+    let out = repo.run(&["task", "new", "Other", "--phase", "X"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+}
+
+// ---- status: the RUN column, --status, status N ----
+
+const MARKER_350: &str = "specs/350_add_feature/.postflight-pending";
+
+fn demo_agent() -> String {
+    format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"))
+}
+
+/// Runs `xtask implement 350` with a scripted agent whose steps are `steps`.
+fn implement_350(repo: &TestRepo, steps: Value) -> std::process::Output {
+    let script = repo.home().join("script.json");
+    std::fs::write(&script, json!({ "steps": steps }).to_string()).expect("script");
+    repo.xtask(&["implement", "350", "--agent", &demo_agent()]).env("XTASK_DEMO_SCRIPT", &script).output().expect("run")
+}
+
+/// The `status` table's row of task `n`.
+fn status_row(repo: &TestRepo, args: &[&str], n: u32) -> String {
+    let out = repo.run(args);
+    assert!(out.status.success(), "{}", render(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let header = text.lines().next().expect("header");
+    assert!(header.contains("  RUN  ") || header.contains("  RUN "), "{text}");
+    text.lines()
+        .find(|l| l.trim_start().starts_with(&format!("{n} ")))
+        .unwrap_or_else(|| panic!("no row for {n}: {text}"))
+        .to_owned()
+}
+
+/// The `status --json` row of task `n`.
+fn status_json_row(repo: &TestRepo, n: u32) -> Value {
+    let rows = json_out(&repo.run(&["status", "--json"]));
+    rows.as_array().expect("rows").iter().find(|r| r["number"] == n).expect("row").clone()
+}
+
+/// Kills the agent's process group when the test ends, whatever happened.
+struct KillGroupOnDrop(Option<String>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            support::kill_process_group(&g);
+        }
+    }
+}
+
+#[test]
+fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
+    let repo = TestRepo::new();
+    let pid_file = repo.home().join("agent.pgid");
+    let script = repo.home().join("script.json");
+    let step = json!({"pid_file": pid_file.to_str().expect("utf8"), "sleep_ms": 60000,
+        "metadata": {"status": "partial", "summary": "x", "artifacts": []}});
+    std::fs::write(&script, json!({ "steps": [step] }).to_string()).expect("script");
+    let mut child = repo
+        .xtask(&["implement", "350", "--agent", &demo_agent(), "--max-iterations", "3"])
+        .env("XTASK_DEMO_SCRIPT", &script)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pid_file.exists() || std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
+    let mut guard = KillGroupOnDrop(Some(pgid.clone()));
+    let pid = child.id();
+
+    let row = status_row(&repo, &["status"], 350);
+    let running = format!("running (pid {pid}, iteration 1/3, ");
+    assert!(row.contains(&running), "{row}");
+    assert!(row.contains("s)"), "elapsed time: {row}");
+    let run = &status_json_row(&repo, 350)["run"];
+    assert_eq!(run["state"], "running");
+    assert_eq!(run["pid"], pid);
+    assert_eq!(run["iteration"], 1);
+    assert_eq!(run["max_iterations"], 3);
+    assert!(run["elapsed_seconds"].as_u64().is_some_and(|s| s < 120), "{run}");
+    assert_eq!(status_row(&repo, &["status"], 351).split_whitespace().nth(5), Some("-"), "an idle task: -");
+    let d = json_out(&repo.run(&["status", "350", "--json"]));
+    assert_eq!(d["run"]["state"], "running");
+    assert_eq!(d["resume_command"], Value::Null, "a live run has nothing to resume");
+    let text = String::from_utf8_lossy(&repo.run(&["status", "350"]).stdout).into_owned();
+    assert!(text.contains(&format!("  run          {running}")), "{text}");
+    // A new plan would change what the live agent works from: refused even with --force.
+    let out = repo.run(&["plan", "new", "350", "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("live run"), "{}", render(&out));
+
+    // SIGKILL the tool: its agent still runs, and must be stopped before a resume.
+    child.kill().expect("SIGKILL xtask");
+    let _ = child.wait();
+    let row = status_row(&repo, &["status"], 350);
+    assert!(row.contains(&format!("interrupted (its agent, process group {pgid}, still runs)")), "{row}");
+    let d = json_out(&repo.run(&["status", "350", "--json"]));
+    assert_eq!(d["run"]["agent_pgid"].as_u64().map(|g| g.to_string()), Some(pgid.clone()));
+    assert_eq!(d["resume_command"], "xtask cancel 350 && xtask implement 350");
+    // Then SIGKILL the agent's group: nothing records anything; the marker stays.
+    support::kill_process_group(&pgid);
+    guard.0 = None;
+    assert!(repo.exists(MARKER_350));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let row = loop {
+        let row = status_row(&repo, &["status"], 350);
+        if !row.contains("(its agent") || std::time::Instant::now() > deadline {
+            break row;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(row.split_whitespace().nth(5), Some("interrupted"), "{row}");
+    let run = &status_json_row(&repo, 350)["run"];
+    assert_eq!(run["state"], "interrupted", "{run}");
+    assert_eq!(run["agent_pgid"], Value::Null, "{run}");
+    let d = json_out(&repo.run(&["status", "350", "--json"]));
+    assert_eq!(d["run"]["state"], "interrupted");
+    assert_eq!(d["resume_command"], "xtask implement 350");
+    assert_eq!(d["session_id"], support::SESSION);
+    assert_eq!(d["log"], "specs/350_add_feature/.postflight-agent.log");
+    let text = String::from_utf8_lossy(&repo.run(&["status", "350"]).stdout).into_owned();
+    for line in [
+        "  run          interrupted\n",
+        "  resume       xtask implement 350\n",
+        "  log          specs/350_add_feature/.postflight-agent.log\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // The marker of this version records the run's limit and when this process started it.
+    let marker: Value = serde_json::from_str(&repo.read(MARKER_350)).expect("marker");
+    assert_eq!(marker["max_iterations"], 3);
+    assert!(marker["run_started"].as_str().is_some_and(|s| s.ends_with('Z')), "{marker}");
+}
+
+#[test]
+fn status_shows_a_run_started_by_preflight_as_pending() {
+    let repo = TestRepo::new();
+    let out = repo.run(&["preflight", "350"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let row = status_row(&repo, &["status"], 350);
+    assert!(row.contains("pending (postflight owed)"), "{row}");
+    let d = json_out(&repo.run(&["status", "350", "--json"]));
+    assert_eq!(d["run"], json!({"state": "pending", "session_id": support::SESSION}));
+    assert_eq!(d["resume_command"], "xtask postflight 350");
+}
+
+#[test]
+fn status_shows_each_outcome_with_its_reason() {
+    let cases = [
+        (
+            json!({"status": "failed", "summary": "Could not build.", "artifacts": [],
+                "errors": [{"message": "cargo build failed: E0308", "recoverable": true}]}),
+            "failed",
+            "cargo build failed: E0308",
+        ),
+        (
+            json!({"status": "blocked", "summary": "Needs an API key.", "artifacts": [],
+                "errors": [{"message": "missing_dependency: no API key", "recoverable": false}]}),
+            "blocked",
+            "missing_dependency: no API key",
+        ),
+        (
+            json!({"status": "partial", "summary": "Half.", "artifacts": [],
+                "requires_user_review": true, "review_reason": "The spec contradicts itself.",
+                "partial_progress": {"phases_completed": 1, "phases_total": 3},
+                "metadata": {"phases_completed": 1, "phases_total": 3}}),
+            "review",
+            "The spec contradicts itself.",
+        ),
+    ];
+    for (meta, word, reason) in cases {
+        let repo = TestRepo::new();
+        let complete: &[&str] = if word == "review" { &["1"] } else { &[] };
+        let out = implement_350(&repo, json!([{"complete_phases": complete, "metadata": meta}]));
+        assert_eq!(out.status.code(), Some(4), "{word}: {}", render(&out));
+        assert!(!repo.exists(MARKER_350), "{word}: the run finished");
+        let row = status_row(&repo, &["status"], 350);
+        assert!(row.contains(&format!("{word}: {reason}")), "{word}: {row}");
+        let run = &status_json_row(&repo, 350)["run"];
+        assert_eq!(run["state"], word);
+        assert_eq!(run["reason"], reason);
+        let d = json_out(&repo.run(&["status", "350", "--json"]));
+        assert_eq!(d["last_outcome"], word);
+        assert_eq!(d["reason"], reason);
+        assert_eq!(d["resume_command"], "xtask implement 350");
+        assert_eq!(d["session_id"], support::SESSION);
+        assert_eq!(d["log"], "specs/350_add_feature/.postflight-agent.log");
+        assert!(repo.exists("specs/350_add_feature/.postflight-agent.log"));
+        let text = String::from_utf8_lossy(&repo.run(&["status", "350"]).stdout).into_owned();
+        assert!(text.contains(&format!("  last outcome {word}: {reason}\n")), "{text}");
+        assert!(text.contains("  resume       xtask implement 350\n"), "{text}");
+    }
+}
+
+#[test]
+fn status_filters_by_status_words() {
+    let repo = TestRepo::new();
+    let numbers = |args: &[&str]| -> Vec<u64> {
+        let rows = json_out(&repo.run(args));
+        rows.as_array().expect("rows").iter().map(|r| r["number"].as_u64().expect("n")).collect()
+    };
+    assert_eq!(numbers(&["status", "--json"]), [352, 351, 350]);
+    assert_eq!(numbers(&["status", "--status", "planned", "--json"]), [351, 350]);
+    assert_eq!(numbers(&["status", "--status", "ready_for_review", "--json"]), [352], "a word the ledger uses");
+    assert_eq!(
+        numbers(&["status", "--status", "[PLANNED]", "--status", "ready_for_review", "--json"]),
+        [352, 351, 350]
+    );
+    assert_eq!(numbers(&["status", "--status", "completed", "--json"]), Vec::<u64>::new());
+    let out = repo.run(&["status", "--status", "implementing"]);
+    assert!(out.status.success(), "{}", render(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "the header only: {}", render(&out));
+    let out = repo.run(&["status", "--status", "plannd"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `planned`"), "{}", render(&out));
+    let out = repo.run(&["status", "350", "--status", "planned"]);
+    assert_eq!(out.status.code(), Some(2), "a task number and a filter do not go together: {}", render(&out));
+}
+
+// ---- next ----
+
+#[test]
+fn next_lists_planned_tasks_with_a_plan_and_completed_dependencies_by_priority() {
+    let repo = TestRepo::new();
+    // 351 depends on 350; 354 on task 12, archived as completed; 355 on 9, found nowhere.
+    for args in [
+        vec!["task", "new", "Urgent fix", "--priority", "critical", "--plan"],
+        vec!["task", "new", "After the archive", "--plan"],
+        vec!["task", "new", "Missing dependency", "--plan"],
+        vec!["task", "new", "Planned without a plan"],
+        vec!["task", "new", "Not planned"],
+    ] {
+        assert!(repo.run(&args).status.success(), "{args:?}");
+    }
+    assert!(repo.run(&["set-status", "356", "planned"]).status.success());
+    let mut state: Value = serde_json::from_str(&repo.read("specs/state.json")).expect("json");
+    for e in state["active_projects"].as_array_mut().expect("a") {
+        match e["project_number"].as_u64() {
+            Some(351) => e["depends_on"] = json!([350]),
+            Some(354) => e["dependencies"] = json!([12]),
+            Some(355) => e["dependencies"] = json!(["9"]),
+            _ => {}
+        }
+    }
+    repo.write("specs/state.json", &format!("{}\n", serde_json::to_string_pretty(&state).expect("json")));
+    repo.write(
+        "specs/archive/state.json",
+        "{\"archived_projects\": [], \"completed_projects\": [{\"project_number\": 12, \"status\": \"completed\"}, {\"project_number\": 9, \"status\": \"abandoned\"}]}\n",
+    );
+
+    let ready = |repo: &TestRepo| -> Vec<u64> {
+        let list = json_out(&repo.run(&["next", "--json"]));
+        list.as_array().expect("a list").iter().map(|t| t["number"].as_u64().expect("n")).collect()
+    };
+    assert_eq!(ready(&repo), [353, 350, 354], "critical, high, then no priority by number");
+    let list = json_out(&repo.run(&["next", "--json"]));
+    assert_eq!(list[0]["plan"], "specs/353_urgent_fix/plans/implementation-001.md");
+    assert_eq!(list[0]["priority"], "critical");
+    assert_eq!(list[2]["depends_on"], json!([12]));
+    let out = repo.run(&["next"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(" TASK  PRIORITY  LANGUAGE  PLAN"), "{text}");
+    assert!(lines[1].trim_start().starts_with("353  critical") && lines[1].ends_with("Urgent fix"), "{text}");
+    assert!(lines[2].trim_start().starts_with("350  high"), "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
+
+    // Completing 350 makes 351 ready.
+    assert!(repo.run(&["set-status", "350", "completed"]).status.success());
+    assert_eq!(ready(&repo), [353, 351, 354]);
+
+    // Nothing ready: one line that says why.
+    for n in ["351", "353", "354"] {
+        assert!(repo.run(&["set-status", n, "implementing"]).status.success());
+    }
+    let out = repo.run(&["next"]);
+    assert!(out.status.success(), "{}", render(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no task is ready to implement (355 waits for 9; 356 has no plan)\n",
+        "{}",
+        render(&out)
+    );
+    assert_eq!(ready(&repo), Vec::<u64>::new());
+}
+
+// ---- the plan is what implement works from ----
+
+#[test]
+fn a_task_planned_by_task_new_plan_is_implemented_from_that_plan() {
+    let repo = TestRepo::new();
+    let out = repo.run(&["task", "new", "Small change", "--plan", "--phase", "Edit", "--phase", "Check"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let plan = "specs/353_small_change/plans/implementation-001.md";
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "plan 353"]);
+    let script = repo.home().join("script.json");
+    let meta = json!({"status": "implemented", "summary": "Done.", "artifacts": [],
+        "completion_data": {"completion_summary": "Changed it."},
+        "metadata": {"phases_completed": 2, "phases_total": 2}});
+    std::fs::write(&script, json!({"steps": [{"complete_phases": ["1", "2"], "metadata": meta}]}).to_string())
+        .expect("script");
+    let out = repo
+        .xtask(&["implement", "353", "--agent", &demo_agent()])
+        .env("XTASK_DEMO_SCRIPT", &script)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(repo.state_entry(353)["status"], "completed");
+    let (header, phases) = parsed_phases(&repo, plan);
+    assert_eq!(header.as_deref(), Some("COMPLETED"));
+    assert!(phases.iter().all(|(_, _, m)| m.as_deref() == Some("COMPLETED")), "{phases:?}");
+    let d = json_out(&repo.run(&["status", "353", "--json"]));
+    assert_eq!(d["last_outcome"], "completed");
+    assert_eq!(d["run"], Value::Null);
+}
+
+#[test]
+fn implement_without_a_plan_points_at_plan_new() {
+    let repo = TestRepo::new();
+    assert!(repo.run(&["task", "new", "No plan yet"]).status.success());
+    assert!(repo.run(&["set-status", "353", "planned"]).status.success());
+    let out = repo.run(&["implement", "353", "--agent", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hint: plan the task first: `xtask plan new 353`") && err.contains("docs/plans.md"), "{err}");
+}
