@@ -7,6 +7,7 @@
 //!   read and written together under one lock, atomically, preserving what they do not own.
 //! - [`tasks`]: `init`, `task new`, `set-status` and the `status` report.
 //! - [`guard`]: the Claude Code stop hook, the ledger consistency check and hook installation.
+//! - [`doctor`]: the setup checks of `xtask doctor`, each with its fix.
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
 //! - [`context`]: repository, clock (`XTASK_NOW`) and session id (`XTASK_SESSION_ID`).
@@ -15,6 +16,7 @@
 
 pub mod atomic;
 pub mod context;
+pub mod doctor;
 pub mod error;
 pub mod git;
 pub mod guard;
