@@ -8,11 +8,23 @@ use postflight::tasks;
 use postflight::Context;
 
 #[derive(clap::Args, Debug)]
-pub struct InitArgs {}
+pub struct InitArgs {
+    /// Print `{"created": [...], "kept": [...], "ignored": [...]}` instead of text
+    #[arg(long)]
+    json: bool,
+}
 
 impl InitArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let report = tasks::init(ctx)?;
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         for f in &report.created {
             writeln!(out, "created {f}")?;
         }
@@ -47,15 +59,30 @@ enum TaskCommand {
         /// A priority (high, medium, low)
         #[arg(long)]
         priority: Option<String>,
+        /// Print `{"task": N, "files": [...]}` instead of the number
+        #[arg(long)]
+        json: bool,
     },
 }
 
 impl TaskArgs {
+    pub fn json(&self) -> bool {
+        match &self.command {
+            TaskCommand::New { json, .. } => *json,
+        }
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.command {
-            TaskCommand::New { title, language, description, priority } => {
-                let (n, _) = tasks::new_task(ctx, &tasks::NewTask { title, language, description, priority })?;
-                writeln!(out, "{n}")?;
+            TaskCommand::New { title, language, description, priority, json } => {
+                let (n, changes) = tasks::new_task(ctx, &tasks::NewTask { title, language, description, priority })?;
+                if json {
+                    let files: Vec<String> = changes.iter().map(|c| ctx.repo.relative(&c.path)).collect();
+                    let value = serde_json::json!({ "task": n, "files": files });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                } else {
+                    writeln!(out, "{n}")?;
+                }
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -73,6 +100,10 @@ pub struct StatusArgs {
 }
 
 impl StatusArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.task {
             None => {
@@ -141,9 +172,16 @@ pub struct SetStatusArgs {
     /// Allow a transition the lifecycle forbids
     #[arg(long)]
     force: bool,
+    /// Print `{"task", "from", "to", "files", "warnings"}` instead of text
+    #[arg(long)]
+    json: bool,
 }
 
 impl SetStatusArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let status = Status::parse_user(&self.status)?;
         let change =
@@ -152,6 +190,17 @@ impl SetStatusArgs {
             eprintln!("warning: {w}");
         }
         let files: Vec<String> = change.changes.iter().map(|c| ctx.repo.relative(&c.path)).collect();
+        if self.json {
+            let value = serde_json::json!({
+                "task": self.task,
+                "from": change.from.to_string(),
+                "to": status.to_string(),
+                "files": files,
+                "warnings": change.warnings,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         writeln!(
             out,
             "task {}: {} -> {} ({})",
