@@ -8,6 +8,7 @@
 //! - [`tasks`]: `init`, `task new`, `set-status`, the `status` report and `next`.
 //! - [`plan_new`]: `plan new`: the next plan version, written with the status move and the links.
 //! - [`guard`]: the Claude Code stop hook, the ledger consistency check and hook installation.
+//! - [`doctor`]: the setup checks of `xtask doctor`, each with its fix.
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
 //! - [`context`]: repository, clock (`XTASK_NOW`) and session id (`XTASK_SESSION_ID`).
@@ -19,6 +20,7 @@
 
 pub mod atomic;
 pub mod context;
+pub mod doctor;
 pub mod error;
 pub mod git;
 pub mod guard;

@@ -31,6 +31,7 @@ use crate::repo::Repo;
 pub use message::{build_message, stripspace};
 pub use paths::{exclude_transient, is_transient, TRANSIENT_PATTERNS};
 pub use prefetch::Prefetch;
+pub use run::identities;
 pub use status::{ignored, Stamp, WorkTreeState};
 
 /// The shared ledger files, which a task's commit takes task-scoped.

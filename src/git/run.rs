@@ -154,6 +154,19 @@ fn refuse_in_progress(repo: &gix::Repository) -> Result<()> {
     ))
 }
 
+/// The author and committer (`Name <email>`) a commit made now would record, resolved exactly
+/// as [`commit`] resolves them (`GIT_AUTHOR_*`/`GIT_COMMITTER_*`, `author.*`/`committer.*`,
+/// `user.*`); what `xtask doctor` checks.
+///
+/// # Errors
+/// The repository cannot be opened; no identity is set (the refusal a commit would give).
+pub fn identities(repo: &Repo) -> Result<(String, String)> {
+    let grepo = gix::open(&repo.root).map_err(|e| git("cannot open the repository", &e))?;
+    let (author, committer) = identity(&grepo)?;
+    let show = |s: &gix::actor::Signature| format!("{} <{}>", s.name, s.email);
+    Ok((show(&author), show(&committer)))
+}
+
 /// Author and committer as git would pick them: `author.*`/`committer.*`, then `user.*`, then
 /// the fallbacks (the `GIT_*_NAME`/`GIT_*_EMAIL`/`EMAIL` environment variables reach these keys
 /// through gix's configuration, as they did through `Repository::author`). The time is

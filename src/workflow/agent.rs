@@ -241,6 +241,86 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     Ok(Finished { exit_code: status.code(), timed_out, stdout, elapsed: started.elapsed() })
 }
 
+/// The header line that starts each invocation in the run log: wall-clock time (UTC), the
+/// session, the `xtask` process running it (one `xtask implement` is one run), the iteration
+/// and the agent command. [`crate::workflow::runlog`] reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHeader {
+    /// When the invocation started (`%Y-%m-%dT%H:%M:%SZ`).
+    pub time: String,
+    /// The run's session id.
+    pub session: String,
+    /// The pid of the `xtask` process running the loop.
+    pub run: u32,
+    /// The invocation's iteration (1-based, continued by a resumed run).
+    pub iteration: u32,
+    /// `--max-iterations`.
+    pub max_iterations: u32,
+    /// The agent command, on one line.
+    pub command: String,
+}
+
+/// How a header line starts.
+pub const LOG_HEADER: &str = "[postflight] ==> ";
+/// How the line that ends an invocation starts.
+pub const LOG_FOOTER: &str = "[postflight] <== ";
+
+impl LogHeader {
+    /// The line, without its newline.
+    pub fn line(&self) -> String {
+        let LogHeader { time, session, run, iteration, max_iterations, command } = self;
+        format!("{LOG_HEADER}{time} session {session} run {run} iteration {iteration}/{max_iterations}: {command}")
+    }
+
+    /// Parses a header line (without its newline); `None` for any other line.
+    pub fn parse(line: &str) -> Option<LogHeader> {
+        let rest = line.strip_prefix(LOG_HEADER)?;
+        let (fields, command) = rest.split_once(": ")?;
+        let words: Vec<&str> = fields.split(' ').collect();
+        let [time, "session", session, "run", run, "iteration", k] = words.as_slice() else { return None };
+        let (iteration, max) = k.split_once('/')?;
+        Some(LogHeader {
+            time: (*time).to_owned(),
+            session: (*session).to_owned(),
+            run: run.parse().ok()?,
+            iteration: iteration.parse().ok()?,
+            max_iterations: max.parse().ok()?,
+            command: command.to_owned(),
+        })
+    }
+}
+
+/// Appends an invocation's header to the run log (best effort, like every log line).
+pub fn log_start(log_path: &Path, header: &LogHeader) {
+    append_line(log_path, &header.line());
+}
+
+/// Appends the line that ends an invocation: how it ended (`ended` is `None` when it stopped
+/// with an error, such as an interrupt) and how long it ran.
+pub fn log_end(log_path: &Path, iteration: u32, ended: Option<&Finished>, elapsed: Duration) {
+    let how = match ended {
+        Some(f) if f.timed_out => "timed out, process group killed".to_owned(),
+        Some(Finished { exit_code: Some(code), .. }) => format!("exit {code}"),
+        Some(Finished { exit_code: None, .. }) => "killed by a signal".to_owned(),
+        None => "stopped (interrupted or failed)".to_owned(),
+    };
+    let secs = elapsed.as_secs_f64();
+    append_line(log_path, &format!("{LOG_FOOTER}{} iteration {iteration}: {how} after {secs:.1}s", marker::now_utc()));
+}
+
+/// Appends `line` on a line of its own: a newline first when the agent's last output did not
+/// end with one.
+fn append_line(log_path: &Path, line: &str) {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = std::fs::OpenOptions::new().create(true).read(true).append(true).open(log_path) else { return };
+    let mut last = [b'\n'];
+    if f.seek(SeekFrom::End(-1)).is_ok() {
+        let _ = f.read_exact(&mut last);
+    }
+    let sep = if last[0] == b'\n' { "" } else { "\n" };
+    let _ = writeln!(f, "{sep}{line}");
+}
+
 fn spawn_reader(
     stream: impl Read + Send + 'static,
     prefix: &'static str,

@@ -16,6 +16,7 @@ pub mod postflight;
 pub mod preflight;
 pub mod progress;
 pub mod prompt;
+pub mod runlog;
 pub mod scope;
 
 use std::path::Path;
@@ -606,7 +607,19 @@ fn invoke(
         log_path: &task.log_path(),
         marker: Some(task.marker_path()),
     };
-    Ok((agent::run(&inv, progress)?, agent_session))
+    let header = agent::LogHeader {
+        time: marker::now_utc(),
+        session: prepared.session_id.clone(),
+        run: std::process::id(),
+        iteration,
+        max_iterations: opts.max_iterations,
+        command: command.replace(['\n', '\r'], " "),
+    };
+    agent::log_start(inv.log_path, &header);
+    let started = std::time::Instant::now();
+    let finished = agent::run(&inv, progress);
+    agent::log_end(inv.log_path, iteration, finished.as_ref().ok(), started.elapsed());
+    Ok((finished?, agent_session))
 }
 
 #[allow(clippy::too_many_arguments)]

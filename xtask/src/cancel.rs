@@ -18,6 +18,10 @@ pub struct CancelArgs {
 }
 
 impl CancelArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let n = self.task;
         let path = marker::task_marker(&ctx.repo.root, &ctx.repo.git_dir, &ctx.repo.specs_dir(), n)

@@ -25,14 +25,21 @@ pub struct CommitArgs {
     /// Skip the pre-commit and commit-msg hooks
     #[arg(long)]
     no_verify: bool,
+    /// Print `{"committed": bool, "commit", "subject", "paths", "skipped"}` instead of text
+    #[arg(long)]
+    json: bool,
     /// Files or directories to commit, relative to the repository root (or absolute)
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
 
 impl CommitArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let CommitArgs { task, message, body, agent_identity, no_verify, paths } = self;
+        let CommitArgs { task, message, body, agent_identity, no_verify, json, paths } = self;
         let req = CommitRequest {
             task: Some(task),
             paths,
@@ -44,7 +51,22 @@ impl CommitArgs {
             untrack: Vec::new(),
             prefetch: None,
         };
-        let skipped = match git::commit(&ctx.repo, &req)? {
+        let outcome = git::commit(&ctx.repo, &req)?;
+        if json {
+            let value = match &outcome {
+                CommitOutcome::Committed { id, paths, skipped } => serde_json::json!({
+                    "task": task, "committed": true, "commit": id, "subject": req.subject,
+                    "paths": paths, "skipped": skipped,
+                }),
+                CommitOutcome::NothingToCommit { skipped } => serde_json::json!({
+                    "task": task, "committed": false, "commit": null, "subject": req.subject,
+                    "paths": [], "skipped": skipped,
+                }),
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let skipped = match outcome {
             CommitOutcome::Committed { id, paths, skipped } => {
                 let short = id.get(..12).unwrap_or(&id);
                 let n = paths.len();

@@ -89,6 +89,10 @@ fn env_flag(name: &str) -> bool {
 }
 
 impl CheckArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     /// Exit 0 clean (warnings allowed), 1 errors found, 2 an input is unreadable.
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let CheckArgs { fix, dry_run, staged, json, no_cache } = self;
@@ -185,20 +189,49 @@ enum HooksCommand {
         /// Only the Stop and SubagentStop entries of .claude/settings.json
         #[arg(long)]
         claude: bool,
-        /// Remove what `hooks install` added, and nothing else
+        /// Remove what `hooks install` added, and nothing else (the same as `hooks uninstall`)
         #[arg(long)]
         uninstall: bool,
         /// The xtask binary the hooks call (default: this binary for git, `xtask` on PATH for Claude)
         #[arg(long, value_name = "PATH")]
         bin: Option<std::path::PathBuf>,
+        /// Print `{"installed": bool, "actions": [...]}` instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what `hooks install` added, and nothing else (a chained hook is put back)
+    Uninstall {
+        /// Only the git pre-commit hook
+        #[arg(long)]
+        git: bool,
+        /// Only the Stop and SubagentStop entries of .claude/settings.json
+        #[arg(long)]
+        claude: bool,
+        /// Print `{"installed": false, "actions": [...]}` instead of text
+        #[arg(long)]
+        json: bool,
     },
 }
 
 impl HooksArgs {
+    pub fn json(&self) -> bool {
+        match &self.command {
+            HooksCommand::Install { json, .. } | HooksCommand::Uninstall { json, .. } => *json,
+        }
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let HooksCommand::Install { git, claude, uninstall, bin } = self.command;
+        let (git, claude, uninstall, bin, json) = match self.command {
+            HooksCommand::Install { git, claude, uninstall, bin, json } => (git, claude, uninstall, bin, json),
+            HooksCommand::Uninstall { git, claude, json } => (git, claude, true, None, json),
+        };
         let bin = bin.map(|b| if b.is_absolute() { b } else { ctx.repo.root.join(b) });
         let report = install::install(&ctx.repo, &install::Options { git, claude, uninstall, bin })?;
+        if json {
+            let value = serde_json::json!({ "installed": !uninstall, "actions": report.actions });
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         for action in &report.actions {
             writeln!(out, "{action}")?;
         }

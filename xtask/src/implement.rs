@@ -13,6 +13,15 @@ use postflight::workflow::{self, progress};
 use postflight::Context;
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Exit codes:
+  0        completed (for --dry-run: nothing changed)
+  1        internal error (I/O, git)
+  2        bad usage or input, refused; no file was changed
+  3        stopped partial; the same command resumes
+  4        blocked, failed, needs review, metadata missing or invalid, or the agent reported an error
+  5        the outcome was recorded but its commit failed (a hook refused it); the hint gives the
+           `xtask commit N ...` that finishes it
+  129/130/143  interrupted by SIGHUP/SIGINT/SIGTERM; the same command resumes")]
 pub struct ImplementArgs {
     /// The task number
     #[arg(value_parser = crate::flags::task_number)]
@@ -42,6 +51,10 @@ pub struct ImplementArgs {
 }
 
 impl ImplementArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let ImplementArgs { task, agent, max_iterations, timeout, no_commit, dry_run, force, json } = self;
         postflight::sys::install_interrupt_handlers()?;
@@ -65,6 +78,18 @@ impl ImplementArgs {
             Err(e) => return interrupted(task, e, json, out),
             Ok(report) => report,
         };
+        if dry_run && json {
+            let changes: Vec<serde_json::Value> = report
+                .planned_changes
+                .iter()
+                .map(
+                    |c| serde_json::json!({"file": ctx.repo.relative(&c.path), "diff": c.unified_diff(&ctx.repo.root)}),
+                )
+                .collect();
+            let value = serde_json::json!({"task": task, "dry_run": true, "agent": agent, "changes": changes});
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            return Ok(deferred(ExitCode::SUCCESS));
+        }
         if dry_run {
             writeln!(
                 out,
@@ -214,6 +239,10 @@ pub struct PostflightArgs {
 }
 
 impl PostflightArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         postflight::sys::install_interrupt_handlers()?;
         let report = workflow::postflight_only(ctx, self.task, self.no_commit, self.agent_identity)?;

@@ -4,9 +4,12 @@
 mod bench;
 mod cancel;
 mod commit;
+mod completions;
+mod doctor;
 mod flags;
 mod guard;
 mod implement;
+mod log;
 mod plan;
 mod query;
 mod tasks;
@@ -48,21 +51,47 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = if e.use_stderr() { EXIT_INVALID } else { EXIT_OK };
             let _ = e.print();
+            if e.use_stderr() && json_in_args() {
+                let message = first_line(&e.render().to_string());
+                let hint = "run with --help for the usage".to_owned();
+                print_json_error(&message, &[], Some(&hint), code);
+            }
             return ExitCode::from(code);
         }
     };
     let dir = cli.directory.clone().or_else(|| std::env::current_dir().ok());
+    let json = cli.command.json();
     let mut out = std::io::stdout().lock();
     let result = run(cli, &mut out);
     let _ = out.flush();
+    drop(out);
     match result {
         Ok(code) => code,
         Err(err) => {
             // Messages name files relative to the work tree, as git does.
             let root = dir.and_then(|d| postflight::repo::Repo::discover(&d).ok()).map(|r| r.root);
-            report(&err, root.as_deref())
+            report(&err, root.as_deref(), json)
         }
     }
+}
+
+/// Whether `--json` is among the arguments (before any `--`): for an error clap reports
+/// before the command is known.
+fn json_in_args() -> bool {
+    std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
+}
+
+/// `{"error": ..., "causes": [...], "hint": ..., "exit_code": n}` on stdout.
+fn print_json_error(message: &str, causes: &[String], hint: Option<&str>, exit_code: u8) {
+    let value = serde_json::json!({ "error": message, "causes": causes, "hint": hint, "exit_code": exit_code });
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    let _ = stdout.flush();
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -72,29 +101,33 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     };
     let ctx = || postflight::Context::from_env(&dir);
     match cli.command {
-        Command::Init(args) => args.run(&ctx()?, out),
-        Command::Task(args) => args.run(&ctx()?, out),
-        Command::Status(args) => args.run(&ctx()?, out),
-        Command::SetStatus(args) => args.run(&ctx()?, out),
-        Command::Plan(args) => args.run(&ctx()?, out),
-        Command::Next(args) => args.run(&ctx()?, out),
-        Command::Hook(args) => args.run(&dir, out),
-        Command::Query(args) => args.run(&dir, out),
-        Command::Check(args) => args.run(&ctx()?, out),
-        Command::Hooks(args) => args.run(&ctx()?, out),
-        Command::Commit(args) => args.run(&ctx()?, out),
-        Command::Bench(args) => args.run(out),
         Command::Implement(args) => args.run(&ctx()?, out),
         Command::Preflight(args) => args.run(&ctx()?, out),
         Command::Postflight(args) => args.run(&ctx()?, out),
         Command::Cancel(args) => args.run(&ctx()?, out),
+        Command::Log(args) => args.run(&ctx()?, out),
+        Command::Status(args) => args.run(&ctx()?, out),
+        Command::Next(args) => args.run(&ctx()?, out),
+        Command::Plan(args) => args.run(&ctx()?, out),
+        Command::Task(args) => args.run(&ctx()?, out),
+        Command::SetStatus(args) => args.run(&ctx()?, out),
+        Command::Commit(args) => args.run(&ctx()?, out),
+        Command::Check(args) => args.run(&ctx()?, out),
+        Command::Query(args) => args.run(&dir, out),
+        Command::Init(args) => args.run(&ctx()?, out),
+        Command::Doctor(args) => args.run(&ctx()?, out),
+        Command::Hooks(args) => args.run(&ctx()?, out),
+        Command::Hook(args) => args.run(&dir, out),
+        Command::Completions(args) => args.run(out),
         Command::Demo(args) => args.run(out),
+        Command::Bench(args) => args.run(out),
         Command::DemoAgent(args) => args.run(),
     }
 }
 
-/// Prints `error: …`, its causes and a hint to stderr; returns the exit code for its kind.
-fn report(err: &anyhow::Error, root: Option<&std::path::Path>) -> ExitCode {
+/// Prints `error: …`, its causes and a hint to stderr (and, with `--json`, the same as one JSON
+/// object on stdout); returns the exit code for its kind.
+fn report(err: &anyhow::Error, root: Option<&std::path::Path>, json: bool) -> ExitCode {
     if let Some(io) = err.downcast_ref::<std::io::Error>() {
         if io.kind() == std::io::ErrorKind::BrokenPipe {
             return ExitCode::from(EXIT_OK);
@@ -104,23 +137,29 @@ fn report(err: &anyhow::Error, root: Option<&std::path::Path>) -> ExitCode {
         Some(r) => text.replace(&format!("{}/", r.display()), ""),
         None => text,
     };
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {}", relative(err.to_string()));
+    let message = relative(err.to_string());
+    let mut causes = Vec::new();
     let mut source = err.source();
     while let Some(s) = source {
-        let _ = writeln!(stderr, "  caused by: {}", relative(s.to_string()));
+        causes.push(relative(s.to_string()));
         source = s.source();
     }
-    match err.downcast_ref::<postflight::Error>() {
-        Some(e) => {
-            if let Some(hint) = e.hint() {
-                let _ = writeln!(stderr, "hint: {}", relative(hint));
-            }
-            match e.kind() {
-                postflight::Kind::Refused => ExitCode::from(EXIT_INVALID),
-                postflight::Kind::Internal => ExitCode::from(EXIT_INTERNAL),
-            }
-        }
-        None => ExitCode::from(EXIT_INTERNAL),
+    let known = err.downcast_ref::<postflight::Error>();
+    let hint = known.and_then(postflight::Error::hint).map(relative);
+    let code = match known.map(postflight::Error::kind) {
+        Some(postflight::Kind::Refused) => EXIT_INVALID,
+        Some(postflight::Kind::Internal) | None => EXIT_INTERNAL,
+    };
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {message}");
+    for cause in &causes {
+        let _ = writeln!(stderr, "  caused by: {cause}");
     }
+    if let Some(hint) = &hint {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    if json {
+        print_json_error(&message, &causes, hint.as_deref(), code);
+    }
+    ExitCode::from(code)
 }

@@ -34,6 +34,13 @@ enum PlanCommand {
 }
 
 impl PlanArgs {
+    /// Whether `--json` was given.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            PlanCommand::New { json, .. } => *json,
+        }
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.command {
             PlanCommand::New { task, phases, force, json } => {
@@ -68,6 +75,11 @@ pub struct NextArgs {
 }
 
 impl NextArgs {
+    /// Whether `--json` was given.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let report = tasks::next(ctx)?;
         if self.json {

@@ -8,11 +8,23 @@ use postflight::tasks;
 use postflight::Context;
 
 #[derive(clap::Args, Debug)]
-pub struct InitArgs {}
+pub struct InitArgs {
+    /// Print `{"created": [...], "kept": [...], "ignored": [...]}` instead of text
+    #[arg(long)]
+    json: bool,
+}
 
 impl InitArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let report = tasks::init(ctx)?;
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         for f in &report.created {
             writeln!(out, "created {f}")?;
         }
@@ -53,13 +65,22 @@ enum TaskCommand {
         /// A phase title of that plan, in order (repeatable; needs --plan)
         #[arg(long = "phase", value_name = "TITLE", requires = "plan")]
         phases: Vec<String>,
+        /// Print `{"task": N, "files": [...]}` instead of the number (with --plan, also `"plan"`)
+        #[arg(long)]
+        json: bool,
     },
 }
 
 impl TaskArgs {
+    pub fn json(&self) -> bool {
+        match &self.command {
+            TaskCommand::New { json, .. } => *json,
+        }
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.command {
-            TaskCommand::New { title, language, description, priority, plan, phases } => {
+            TaskCommand::New { title, language, description, priority, plan, phases, json } => {
                 let input = tasks::NewTask { title, language, description, priority };
                 if plan {
                     // The number stays the only line on stdout; the plan is named on stderr.
@@ -67,16 +88,28 @@ impl TaskArgs {
                     for w in &written.warnings {
                         eprintln!("warning: {w}");
                     }
-                    eprintln!(
-                        "created {} ({} phase(s)); task {} is planned",
-                        written.plan,
-                        written.phases.len(),
-                        written.task
-                    );
-                    writeln!(out, "{}", written.task)?;
+                    if json {
+                        let value =
+                            serde_json::json!({ "task": written.task, "files": written.files, "plan": written });
+                        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                    } else {
+                        eprintln!(
+                            "created {} ({} phase(s)); task {} is planned",
+                            written.plan,
+                            written.phases.len(),
+                            written.task
+                        );
+                        writeln!(out, "{}", written.task)?;
+                    }
                 } else {
-                    let (n, _) = tasks::new_task(ctx, &input)?;
-                    writeln!(out, "{n}")?;
+                    let (n, changes) = tasks::new_task(ctx, &input)?;
+                    if json {
+                        let files: Vec<String> = changes.iter().map(|c| ctx.repo.relative(&c.path)).collect();
+                        let value = serde_json::json!({ "task": n, "files": files });
+                        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                    } else {
+                        writeln!(out, "{n}")?;
+                    }
                 }
             }
         }
@@ -109,6 +142,10 @@ fn run_cell(run: Option<&tasks::RunState>) -> String {
 }
 
 impl StatusArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.task {
             None => {
@@ -188,9 +225,16 @@ pub struct SetStatusArgs {
     /// Allow a transition the lifecycle forbids
     #[arg(long)]
     force: bool,
+    /// Print `{"task", "from", "to", "files", "warnings"}` instead of text
+    #[arg(long)]
+    json: bool,
 }
 
 impl SetStatusArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let status = Status::parse_user(&self.status)?;
         let change =
@@ -199,6 +243,17 @@ impl SetStatusArgs {
             eprintln!("warning: {w}");
         }
         let files: Vec<String> = change.changes.iter().map(|c| ctx.repo.relative(&c.path)).collect();
+        if self.json {
+            let value = serde_json::json!({
+                "task": self.task,
+                "from": change.from.to_string(),
+                "to": status.to_string(),
+                "files": files,
+                "warnings": change.warnings,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         writeln!(
             out,
             "task {}: {} -> {} ({})",

@@ -1011,3 +1011,161 @@ fn bench_hook_stop_on_10000_tasks() {
         .collect();
     stats("spawned `xtask --version` (process start baseline)", baseline);
 }
+
+// ---------------------------------------------------------------------------------------------
+// doctor, completions, hooks uninstall
+
+/// The sample repository with an agent configured and both hooks calling `bin`.
+fn doctor_repo(bin: &str) -> TestRepo {
+    let repo = clean_repo();
+    repo.write(".postflight.json", &json!({ "agent": format!("'{BIN}' demo-agent") }).to_string());
+    let out = repo.run(&["hooks", "install", "--bin", bin]);
+    assert!(out.status.success(), "{}", render(&out));
+    repo
+}
+
+fn doctor(repo: &TestRepo, env_remove: &[&str]) -> (Value, Output, String) {
+    let run = |json: bool| {
+        let mut cmd = repo.xtask(if json { &["doctor", "--json"] } else { &["doctor"] });
+        for name in env_remove {
+            cmd.env_remove(name);
+        }
+        cmd.output().expect("run doctor")
+    };
+    let out = run(true);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", render(&out)));
+    let text = run(false);
+    assert_eq!(text.status.code(), out.status.code(), "--json changes no exit code");
+    (v, out, String::from_utf8(text.stdout).expect("utf8"))
+}
+
+fn check_named<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["checks"].as_array().expect("checks").iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name}: {v}"))
+}
+
+#[test]
+fn doctor_on_a_good_setup_exits_0_with_one_ok_line_per_check() {
+    let repo = doctor_repo(BIN);
+    let (v, out, text) = doctor(&repo, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{text}", render(&out));
+    assert_eq!(v["ok"], true);
+    let names: Vec<&str> =
+        v["checks"].as_array().expect("checks").iter().map(|c| c["name"].as_str().expect("name")).collect();
+    assert_eq!(
+        names,
+        [
+            "state-json",
+            "todo-md",
+            "agent",
+            "git-hook",
+            "claude-hook",
+            "git-identity",
+            "transient-ignored",
+            "markers",
+            "locks"
+        ]
+    );
+    for c in v["checks"].as_array().expect("checks") {
+        assert_eq!(c["ok"], true, "{c}");
+        assert_eq!(c["level"], "ok", "{c}");
+        assert!(c["fix"].is_null() && !c["detail"].as_str().expect("detail").is_empty(), "{c}");
+    }
+    assert!(check_named(&v, "git-hook")["detail"].as_str().expect("detail").contains(BIN), "{v}");
+    assert!(check_named(&v, "git-identity")["detail"].as_str().expect("detail").contains("Test Author"), "{v}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), names.len() + 1, "{text}");
+    for (line, name) in lines.iter().zip(&names) {
+        assert!(line.starts_with("ok ") && line.contains(name), "{text}");
+    }
+    assert_eq!(*lines.last().expect("summary"), "doctor: 0 failed, 0 warning(s), 9 checks");
+}
+
+#[test]
+fn doctor_names_the_fix_for_a_deleted_hook_binary_a_missing_agent_no_identity_and_a_dead_run() {
+    // Hooks that call a binary which was deleted since, and a marker whose process is gone.
+    let copy = tempfile::tempdir().expect("tmp");
+    let gone = copy.path().join("xtask");
+    std::fs::copy(BIN, &gone).expect("copy xtask");
+    let repo = doctor_repo(gone.to_str().expect("utf8"));
+    std::fs::remove_file(&gone).expect("delete the hooks' binary");
+    let mut dead = std::process::Command::new("true").spawn().expect("spawn");
+    let pid = dead.id();
+    dead.wait().expect("reap");
+    repo.write(MARKER, &marker(NOW, Some(pid), "Awaiting postflight"));
+    let (v, out, text) = doctor(&repo, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", render(&out));
+    assert_eq!(v["ok"], false);
+    for name in ["git-hook", "claude-hook"] {
+        let c = check_named(&v, name);
+        assert_eq!((c["ok"].clone(), c["level"].clone()), (json!(false), json!("fail")), "{c}");
+        assert!(c["detail"].as_str().expect("detail").contains(gone.to_str().expect("utf8")), "{c}");
+        assert!(c["fix"].as_str().expect("fix").contains("xtask hooks install"), "{c}");
+    }
+    let m = check_named(&v, "markers");
+    assert_eq!(m["level"], "fail", "{m}");
+    assert!(m["fix"].as_str().expect("fix").contains("xtask implement 350"), "{m}");
+    assert!(text.contains("FAIL  git-hook") && text.contains("fix: run `xtask hooks install --git`"), "{text}");
+    assert_eq!(check_named(&v, "agent")["ok"], true);
+
+    // An agent whose program is not on the PATH.
+    let repo = doctor_repo(BIN);
+    repo.write(".postflight.json", r#"{"agent": "no-such-agent-postflight --headless"}"#);
+    let (v, out, text) = doctor(&repo, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", render(&out));
+    let c = check_named(&v, "agent");
+    assert_eq!(c["level"], "fail", "{c}");
+    assert!(c["detail"].as_str().expect("detail").contains("`no-such-agent-postflight` is not found"), "{c}");
+    assert!(c["fix"].as_str().expect("fix").contains(".postflight.json"), "{c}");
+    assert!(text.contains("FAIL  agent"), "{text}");
+    assert!(
+        v["checks"].as_array().expect("checks").iter().filter(|c| c["name"] != "agent").all(|c| c["ok"] == true),
+        "{v}"
+    );
+
+    // No git identity: no user.name/email in any config (GIT_CONFIG_GLOBAL is /dev/null) or the environment.
+    let repo = doctor_repo(BIN);
+    let (v, out, text) =
+        doctor(&repo, &["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"]);
+    assert_eq!(out.status.code(), Some(1), "{}", render(&out));
+    let c = check_named(&v, "git-identity");
+    assert_eq!(c["level"], "fail", "{c}");
+    assert!(c["fix"].as_str().expect("fix").contains("git config user.name"), "{c}");
+    assert!(text.contains("FAIL  git-identity"), "{text}");
+}
+
+#[test]
+fn completions_are_generated_for_every_shell() {
+    let repo = TestRepo::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = repo.run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", render(&out));
+        let script = String::from_utf8(out.stdout).expect("utf8");
+        assert!(script.len() > 1000 && script.contains("implement") && script.contains("doctor"), "{shell}: {script}");
+    }
+    let out = repo.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+}
+
+#[test]
+fn hooks_uninstall_removes_what_install_added_like_the_old_flag() {
+    let repo = clean_repo();
+    let before = repo.snapshot();
+    for uninstall in [&["hooks", "uninstall"][..], &["hooks", "install", "--uninstall"][..]] {
+        let out = repo.run(&["hooks", "install", "--bin", BIN]);
+        assert!(out.status.success(), "{}", render(&out));
+        assert!(repo.exists(".git/hooks/pre-commit") && repo.exists(".claude/settings.json"));
+        let out = repo.run(uninstall);
+        assert!(out.status.success(), "{uninstall:?}: {}", render(&out));
+        assert!(!repo.exists(".git/hooks/pre-commit"), "{uninstall:?}");
+        let settings = repo.read(".claude/settings.json");
+        assert!(!settings.contains("hook stop"), "{uninstall:?}: {settings}");
+        std::fs::remove_file(repo.file(".claude/settings.json")).expect("rm");
+        std::fs::remove_dir(repo.file(".claude")).expect("rmdir");
+        assert_eq!(before, repo.snapshot());
+    }
+    let out = repo.run(&["hooks", "uninstall", "--git", "--json"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["installed"], false);
+    assert!(v["actions"][0].as_str().expect("action").contains("not installed"), "{v}");
+}
