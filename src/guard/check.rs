@@ -347,34 +347,13 @@ impl WorkSource {
         })
     }
 
-    /// The newest plan of a task directory, as `plan::latest_plan` chooses it.
+    /// The newest plan of a task directory, chosen by `plan::latest_plan_name` like `plan::latest_plan`.
     fn latest_plan(&self, task_dir: &Path) -> Option<PathBuf> {
         let dir = task_dir.join("plans");
-        let mut best: Option<((u64, bool, String), PathBuf)> = None;
-        for (name, _) in self.fs.list(&dir)?.iter() {
-            let text = name.to_string_lossy().into_owned();
-            let Some((version, plain)) = plan_version(&text) else { continue };
-            let key = (version, plain, text);
-            if best.as_ref().is_none_or(|(k, _)| key > *k) {
-                best = Some((key, dir.join(name)));
-            }
-        }
-        best.map(|(_, p)| p)
+        let listing = self.fs.list(&dir)?;
+        let names: Vec<String> = listing.iter().filter_map(|(name, _)| name.to_str().map(str::to_owned)).collect();
+        plan::latest_plan_name(names).map(|name| dir.join(name))
     }
-}
-
-/// The version of a plan file name `implementation-{digits}{anything}.md` (`plan::PLAN_NAME`)
-/// and whether nothing follows the digits (a plain name sorts after a suffixed one).
-fn plan_version(name: &str) -> Option<(u64, bool)> {
-    let rest = name.strip_prefix("implementation-")?.strip_suffix(".md")?;
-    if rest.contains('\n') {
-        return None;
-    }
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return None;
-    }
-    Some((rest[..digits].parse::<u64>().ok()?, digits == rest.len()))
 }
 
 impl Source for WorkSource {
@@ -591,16 +570,9 @@ impl Source for IndexSource {
                 .map(|d| (*d).to_owned())
         })?;
         let prefix = format!("specs/{dir}/plans/");
-        self.tracked
-            .range(prefix.clone()..)
-            .take_while(|p| p.starts_with(&prefix))
-            .filter_map(|p| {
-                let name = &p[prefix.len()..];
-                let (version, plain) = plan_version(name)?;
-                Some(((version, plain, name.to_owned()), p.clone()))
-            })
-            .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, p)| p)
+        let names =
+            self.tracked.range(prefix.clone()..).take_while(|p| p.starts_with(&prefix)).map(|p| &p[prefix.len()..]);
+        plan::latest_plan_name(names).map(|name| format!("{prefix}{name}"))
     }
 
     fn tracked(&self) -> &BTreeSet<String> {
@@ -815,13 +787,10 @@ fn todo_status(todo: &TodoFile, block: std::ops::Range<usize>) -> Option<(usize,
     block.into_iter().find_map(|i| status_marker(todo.doc.line(i)).map(|m| (i, m)))
 }
 
-/// A plan's header status: the first status line before its first `##` heading, as
-/// `PlanFile::header_status` finds it.
+/// A plan's header status: the first status line of its header (`plan::header_lines`: before
+/// its first `##` heading, a `## Metadata` section included), as `PlanFile::header_status` finds it.
 fn plan_header_status<'t>(lines: impl Iterator<Item = &'t str>) -> Option<(usize, String)> {
-    lines
-        .take_while(|l| !l.starts_with("##"))
-        .enumerate()
-        .find_map(|(i, l)| status_marker(l).map(|m| (i, m.to_owned())))
+    plan::header_lines(lines).enumerate().find_map(|(i, l)| status_marker(l).map(|m| (i, m.to_owned())))
 }
 
 /// Tasks whose number appears exactly once in state.json, with their entries.

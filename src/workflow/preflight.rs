@@ -273,7 +273,10 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
     }
     let plan_path = plan::latest_plan(&dir).ok_or_else(|| {
         Error::refused(
-            format!("task {n} has no plan (looked for {}/plans/implementation-*.md)", ctx.repo.relative(&dir)),
+            format!(
+                "task {n} has no plan (looked for {0}/plans/implementation-*.md and {0}/plans/{{NN}}_*.md)",
+                ctx.repo.relative(&dir)
+            ),
             Some("plan the task first"),
         )
     })?;

@@ -821,3 +821,58 @@ fn implement_on_a_large_ledger_leaves_another_tasks_uncommitted_edit_out() {
     assert!(head_todo.contains("### 350.") && todo_block(&repo).contains("[COMPLETED]"));
     assert!(!repo.git(&["show", "HEAD:specs/state.json"]).contains("Rewritten task"));
 }
+
+/// A plan of the real repository's later convention (`plans/{NN}_{slug}.md`), its status line
+/// under a `## Metadata` heading.
+const NUMBERED_PLAN: &str = "specs/350_add_feature/plans/02_revised-plan.md";
+const NUMBERED_PLAN_TEXT: &str = "# Implementation Plan: Task #350 - Add feature (v2)
+
+## Metadata
+
+- **Task**: 350 - add_feature
+- **Status**: [PLANNED]
+- **Previous Plan**: plans/implementation-001.md
+
+## Implementation Phases
+
+### Phase 1: Scaffold [NOT STARTED]
+
+- **Status**: [NOT STARTED]
+
+### Phase 2: Core logic [NOT STARTED]
+
+### Phase 3: Tests [NOT STARTED]
+";
+
+#[test]
+fn implement_finds_a_numbered_plan_and_moves_its_metadata_status_line() {
+    let repo = setup();
+    repo.write(NUMBERED_PLAN, NUMBERED_PLAN_TEXT);
+    repo.git(&["add", NUMBERED_PLAN]);
+    repo.git(&["commit", "-q", "-m", "revised plan", "--", NUMBERED_PLAN]);
+    let old_plan = repo.read(PLAN);
+    let record = repo.home().join("delegations.jsonl");
+    let mut step = step_writing(&[], &["1", "2", "3"], implemented_meta(json!([{"type": "summary", "path": SUMMARY}])));
+    step["record_delegation"] = json!(record.to_str().expect("utf8"));
+    let out = implement(&repo, json!([step]), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let delegation: Value =
+        serde_json::from_str(std::fs::read_to_string(&record).expect("record").lines().next().expect("one"))
+            .expect("json");
+    assert_eq!(delegation["plan_path"], NUMBERED_PLAN, "the newest plan by version, across conventions");
+    let plan = repo.read(NUMBERED_PLAN);
+    assert!(plan.contains("## Metadata\n\n- **Task**: 350 - add_feature\n- **Status**: [COMPLETED]\n"), "{plan}");
+    assert_eq!(repo.read(PLAN), old_plan, "the older plan is left alone");
+    let check = repo.run(&["check"]);
+    assert!(!String::from_utf8_lossy(&check.stdout).contains("plan-status"), "{}", render(&check));
+
+    // No plan under either name: the refusal names both conventions.
+    std::fs::remove_file(repo.file("specs/351_second_feature/plans/implementation-001.md")).expect("rm");
+    let out = repo.run(&["implement", "351", "--agent", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("specs/351_second_feature/plans/implementation-*.md and specs/351_second_feature/plans/{NN}_*.md"),
+        "{err}"
+    );
+}
