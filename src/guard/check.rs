@@ -42,7 +42,11 @@ pub const RULES: [(&str, Severity, &str); 13] = [
     ("task-counts", Severity::Warning, "TODO.md frontmatter task_counts active/in_progress/not_started (fixable)"),
     ("artifact-missing", Severity::Error, "every artifact path in state.json exists"),
     ("summary-link", Severity::Warning, "TODO.md links the newest summary artifact (fixable when unambiguous)"),
-    ("stale-marker", Severity::Error, "no .postflight-pending marker for a task that is not implementing"),
+    (
+        "stale-marker",
+        Severity::Error,
+        "no .postflight-pending marker for a task that is not implementing, nor of another operation than implement",
+    ),
     ("transient-tracked", Severity::Error, "no transient workflow file is tracked by git"),
     ("session-id", Severity::Warning, "session ids in state.json look like sess_<10 digits>_<6 hex>"),
 ];
@@ -754,7 +758,14 @@ fn with_transient(mut report: Report, transient: Option<&[String]>) -> Report {
             path,
             None,
             None,
-            format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)"),
+            if path.rsplit('/').next() == Some(marker::MARKER_FILE) {
+                format!(
+                    "{path} is a transient workflow file but is tracked by git: a committed marker is stale, never \
+an interrupted run (`xtask implement` replaces it; run `git rm --cached {path}`)"
+                )
+            } else {
+                format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)")
+            },
         ));
     }
     if !paths.is_empty() {
@@ -1225,6 +1236,16 @@ fn marker_findings(repo: &Repo, source: &dyn Source, state: &StateView<'_>, repo
             report.push(finding("stale-marker", &rel, None, None, format!("{rel} names no task; remove it")));
             continue;
         };
+        if let Some(m) = marker.as_ref().filter(|m| !crate::workflow::resume::is_implement_marker(m)) {
+            let op = if m.operation.is_empty() { "no operation" } else { m.operation.as_str() };
+            let message = format!(
+                "{rel} is left by a `{op}` run (skill `{}`), not an implement run: `xtask implement {n}` would not \
+resume it; remove it",
+                m.skill
+            );
+            report.push(finding("stale-marker", &rel, None, Some(n), message));
+            continue;
+        }
         let message = match state.task_status(n) {
             Ok(Status::Implementing) => continue,
             Ok(status) => format!("{rel} is left for task {n}, whose status is {status} (not implementing); remove it"),

@@ -15,6 +15,7 @@ pub mod postflight;
 pub mod preflight;
 pub mod progress;
 pub mod prompt;
+pub mod resume;
 pub mod scope;
 
 use std::path::Path;
@@ -159,7 +160,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let mut report = Report {
         task: opts.task,
         outcome: Outcome::Failed { reason: String::new() },
-        iterations: prepared.iterations_done,
+        iterations: resume::iterations_done(prepared.iterations_done, opts.max_iterations),
         session_id: prepared.session_id.clone(),
         commits: Vec::new(),
         artifacts: Vec::new(),
@@ -192,11 +193,16 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let mut all_artifacts: Vec<Artifact> = Vec::new();
     let mut resume_phase = initial_resume_phase(ctx, &task);
     let mut handoff: Option<String> = None;
-    let mut iteration = prepared.iterations_done;
+    // A resumed run never counts past the limit (resume.rs).
+    let mut iteration = resume::iterations_done(prepared.iterations_done, opts.max_iterations);
+    if prepared.resumed {
+        report.warnings.extend(resume::limit_note(prepared.iterations_done, opts.max_iterations));
+    }
     let mut reuse_existing = prepared.resumed;
     let (outcome, final_meta) = loop {
         // After a crash, metadata the agent already finished is the result of that invocation.
-        let existing = if reuse_existing { metadata::read(&task.metadata_path()).ok() } else { None };
+        let existing =
+            if reuse_existing { resume::left_outcome(&task.marker_path(), &task.metadata_path()) } else { None };
         reuse_existing = false;
         let (result, timed_out) = match existing.filter(|m| m.status != AgentStatus::InProgress && iteration > 0) {
             Some(m) => {
@@ -204,7 +210,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 (Ok(m), false)
             }
             None => {
-                iteration += 1;
+                iteration = resume::next_iteration(iteration, opts.max_iterations);
                 preflight::write_counter(&task, iteration)?;
                 preflight::remove_if_exists(&task.metadata_path())?;
                 let delegation =

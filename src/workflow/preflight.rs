@@ -137,7 +137,8 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     let mut found: Option<(TaskRef, Option<Marker>)> = None;
     let mut chosen_session = String::new();
     let edit = |snap: &mut Snapshot| -> Result<()> {
-        let (task, previous) = validate(ctx, snap, n, opts.force)?;
+        let (task, previous, stale) = validate(ctx, snap, n, opts.force)?;
+        notes.extend(stale);
         let session = previous.as_ref().map(|m| m.session_id.clone()).filter(|s| !s.is_empty());
         let session_id = session.unwrap_or_else(|| ctx.session_id_or_new());
         chosen_session = session_id.clone();
@@ -215,7 +216,13 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
 }
 
 /// Stage 1: the task exists once, has a usable slug, a startable status and a plan.
-fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(TaskRef, Option<Marker>)> {
+/// The third value says why a marker found in the task directory is not resumed.
+fn validate(
+    ctx: &Context,
+    snap: &mut Snapshot,
+    n: u32,
+    force: bool,
+) -> Result<(TaskRef, Option<Marker>, Option<String>)> {
     let info = snap.state().task(n)?;
     if let Some(todo) = snap.todo() {
         todo.block(n)?;
@@ -238,15 +245,8 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
         let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         name.split_once('_').map(|(_, s)| s.to_owned()).unwrap_or(name)
     });
-    let marker_path = dir.join(MARKER_FILE);
-    let previous = if marker_path.is_file() {
-        match Marker::load(&marker_path) {
-            Ok(m) if m.task_number == n || m.task_number == 0 => Some(m),
-            Ok(_) | Err(_) => None,
-        }
-    } else {
-        None
-    };
+    // Only an implement run's marker that git does not track is an interrupted run (resume.rs).
+    let (previous, stale) = super::resume::previous_run(&ctx.repo, &dir.join(MARKER_FILE), n);
     let resumable = previous.is_some();
     match &info.status {
         Status::Planned | Status::Implementing | Status::Partial => {}
@@ -282,7 +282,7 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
     })?;
     // A plan that cannot be read is bad input, reported before anything is written.
     PlanFile::load(&plan_path)?;
-    Ok((TaskRef::new(ctx, &info, slug, dir, Some(&plan_path)), previous))
+    Ok((TaskRef::new(ctx, &info, slug, dir, Some(&plan_path)), previous, stale))
 }
 
 /// The invocations already made, from the loop's counter file (0 when absent or unreadable).

@@ -1011,3 +1011,53 @@ fn bench_hook_stop_on_10000_tasks() {
         .collect();
     stats("spawned `xtask --version` (process start baseline)", baseline);
 }
+
+#[test]
+fn check_reports_markers_of_other_operations_and_committed_markers() {
+    let repo = clean_repo();
+    let out = repo.run(&["set-status", "350", "implementing"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let research =
+        marker(NOW, None, "r").replace("\"implement\"", "\"research\"").replace("postflight", "skill-researcher");
+    repo.write(MARKER, &research);
+    let committed = "specs/351_second_feature/.postflight-pending";
+    repo.write(committed, &marker(NOW, None, "r").replace("350", "351"));
+    repo.git(&["add", "-f", committed]);
+    repo.git(&["commit", "-q", "-m", "old workflow's git add -A", "--", committed]);
+    let findings = |repo: &TestRepo| -> Vec<(String, String, String)> {
+        let (v, _) = check_json(repo, &[]);
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["file"].as_str().is_some_and(|p| p.ends_with(".postflight-pending")))
+            .map(|f| {
+                (
+                    f["rule"].as_str().expect("r").into(),
+                    f["file"].as_str().expect("f").into(),
+                    f["message"].as_str().expect("m").into(),
+                )
+            })
+            .collect()
+    };
+    for _ in 0..2 {
+        // The second check is answered by the cache: the same findings.
+        let found = findings(&repo);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found.iter().any(|(r, f, m)| r == "stale-marker" && f == MARKER && m.contains("`research` run")),
+            "{found:#?}"
+        );
+        assert!(found.iter().any(|(r, f, _)| r == "stale-marker" && f == committed), "{found:#?}");
+        assert!(
+            found.iter().any(|(r, f, m)| r == "transient-tracked"
+                && f == committed
+                && m.contains("a committed marker is stale")),
+            "{found:#?}"
+        );
+    }
+    // An implement run's marker of the implementing task is no finding (the cache sees the new content).
+    repo.write(MARKER, &marker(NOW, None, "r"));
+    let found = findings(&repo);
+    assert!(!found.iter().any(|(_, f, _)| f == MARKER), "{found:#?}");
+}

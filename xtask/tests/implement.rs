@@ -876,3 +876,122 @@ fn implement_finds_a_numbered_plan_and_moves_its_metadata_status_line() {
         "{err}"
     );
 }
+
+const MARKER: &str = "specs/350_add_feature/.postflight-pending";
+const META: &str = "specs/350_add_feature/.return-meta.json";
+const LOOP_COUNTER: &str = "specs/350_add_feature/.postflight-loop-guard";
+/// The session of a run of the old workflow, long gone.
+const OLD_SESSION: &str = "sess_1770917720_38069f";
+
+/// A marker as the original workflow wrote it (no pid, no metadata_file).
+fn legacy_marker(skill: &str, operation: &str) -> String {
+    serde_json::to_string_pretty(&json!({
+        "session_id": OLD_SESSION, "skill": skill, "task_number": 350, "operation": operation,
+        "reason": "Postflight pending: status update, artifact linking, git commit",
+        "created": "2026-03-16T15:53:30Z", "stop_hook_active": false
+    }))
+    .expect("json")
+}
+
+/// Runs implement 350 (with `--json` and `extra`) with one implemented step that records its
+/// delegation; returns the report and the recorded delegations.
+fn implement_recorded(repo: &TestRepo, steps: Vec<Value>, extra: &[&str]) -> (Output, Value, Vec<Value>) {
+    let record = repo.home().join("delegations.jsonl");
+    let steps: Vec<Value> = steps
+        .into_iter()
+        .map(|mut s| {
+            s["record_delegation"] = json!(record.to_str().expect("utf8"));
+            s
+        })
+        .collect();
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let out = implement(repo, Value::from(steps), &args);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let delegations = std::fs::read_to_string(&record)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    (out, report, delegations)
+}
+
+fn done_step() -> Value {
+    step_writing(&[], &["1", "2", "3"], implemented_meta(json!([{"type": "summary", "path": SUMMARY}])))
+}
+
+#[test]
+fn implement_does_not_resume_a_marker_committed_in_head() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-implementer", "implement"));
+    repo.write(LOOP_COUNTER, "4\n");
+    repo.write(META, r#"{"status": "failed", "summary": "an old run's"}"#);
+    repo.git(&["add", "-f", MARKER, META, LOOP_COUNTER]);
+    repo.git(&["commit", "-q", "-m", "task 350: old workflow's git add -A", "--", MARKER, META, LOOP_COUNTER]);
+    let (out, report, delegations) = implement_recorded(&repo, vec![done_step()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(report["session_id"], SESSION, "a new session, not the committed marker's");
+    assert_eq!(report["iterations"], 1, "a fresh counter");
+    assert_eq!(delegations.len(), 1, "the agent was started");
+    assert_eq!(delegations[0]["iteration"], 1);
+    assert_eq!(delegations[0]["session_id"], SESSION);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is committed in HEAD"), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "completed");
+}
+
+#[test]
+fn implement_does_not_resume_a_marker_of_another_operation() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-planner", "plan"));
+    repo.write(LOOP_COUNTER, "3\n");
+    let (out, report, delegations) = implement_recorded(&repo, vec![done_step()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(report["session_id"], SESSION);
+    assert_eq!(delegations.iter().map(|d| d["iteration"].clone()).collect::<Vec<_>>(), [json!(1)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left by a `plan` run"), "{}", render(&out));
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn implement_resume_ignores_the_planners_metadata_and_starts_the_agent() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-implementer", "implement"));
+    repo.write(LOOP_COUNTER, "1\n");
+    repo.write(
+        META,
+        &json!({"status": "planned", "summary": "Plan created", "artifacts": [{"type": "plan", "path": PLAN}],
+            "metadata": {"session_id": OLD_SESSION, "agent_type": "planner-agent"}})
+        .to_string(),
+    );
+    let (out, report, delegations) = implement_recorded(&repo, vec![done_step()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(report["session_id"], OLD_SESSION, "a resumable marker is resumed");
+    assert_eq!(delegations.len(), 1, "the planner's metadata is no implementation result: the agent ran");
+    assert_eq!(delegations[0]["iteration"], 2);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("using the metadata"), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "completed");
+}
+
+#[test]
+fn implement_resume_with_the_counter_at_the_limit_never_counts_past_it() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-implementer", "implement"));
+    repo.write(LOOP_COUNTER, "4\n");
+    let (out, report, delegations) =
+        implement_recorded(&repo, vec![step_writing(&[], &["1"], partial_meta(1, None))], &["--max-iterations", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", render(&out));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for beyond in ["4/1", "5/1", "2/1"] {
+        assert!(!all.contains(beyond), "{beyond}: {}", render(&out));
+    }
+    assert!(all.contains("1/1"), "{}", render(&out));
+    assert_eq!(report["iterations"], 1);
+    assert_eq!(
+        delegations.iter().map(|d| d["iteration"].clone()).collect::<Vec<_>>(),
+        [json!(1)],
+        "one final invocation"
+    );
+    if repo.exists(LOOP_COUNTER) {
+        assert_eq!(repo.read(LOOP_COUNTER).trim(), "1");
+    }
+}
