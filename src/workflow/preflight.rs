@@ -136,7 +136,10 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     let mut notes: Vec<String> = Vec::new();
     let mut found: Option<(TaskRef, Option<Marker>)> = None;
     let mut chosen_session = String::new();
+    let mut index_stamp = None;
     let edit = |snap: &mut Snapshot| -> Result<()> {
+        // Under the ledger lock, before state.json is written (guard/marker_index.rs).
+        index_stamp = crate::guard::marker_index::current_stamp(&ctx.repo);
         let (task, previous, stale) = validate(ctx, snap, n, opts.force)?;
         notes.extend(stale);
         let session = previous.as_ref().map(|m| m.session_id.clone()).filter(|s| !s.is_empty());
@@ -208,6 +211,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
         crate::atomic::write(&task.marker_path(), &marker_bytes)?;
         crate::workflow::marker::register(&ctx.repo.git_dir, n, &ctx.repo.relative(&task.marker_path()))?;
+        crate::guard::marker_index::carry(&ctx.repo, index_stamp);
         if !resumed {
             remove_if_exists(&task.counter_path())?;
         }
