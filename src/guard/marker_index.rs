@@ -3,12 +3,14 @@
 //! that has none yet (markers written by the original bash workflow).
 //!
 //! The scan ([`stop_hook::scan_markers`]) looks at the markers of the tasks state.json marks
-//! `implementing`. The index is complete when it names every such marker path, whether the
-//! marker exists yet or not: then stat'ing the paths it names finds every marker the scan
-//! would. The hook writes, after a scan, one entry per implementing task (the *watched* paths)
-//! and the fingerprint of the state.json it scanned in [`STAMP_FILE`]. Later calls trust the
-//! index while state.json has that fingerprint; any other writer of state.json (the bash
-//! workflow, an editor, a checkout) changes it, and the next call scans again.
+//! `implementing`. After a scan the hook registers every marker it found as an index entry and
+//! writes [`STAMP_FILE`]: the fingerprint of the state.json it scanned and the marker path of
+//! every implementing task, whether that marker exists yet or not (the *watched* paths). Later
+//! calls trust the index while state.json has that fingerprint: the markers are then the
+//! entries plus the watched paths that exist, which is what the scan would find (a marker the
+//! original workflow writes later for an implementing task is a watched path). Any other
+//! writer of state.json (the bash workflow starting a task, an editor, a checkout) changes the
+//! fingerprint, and the next call scans again.
 //!
 //! The fingerprint (device, inode, mode, size, mtime, ctime) is taken before the file is read,
 //! and the hook writes no stamp for a state.json younger than [`RACY_MARGIN`] (a rewrite in the
@@ -40,15 +42,25 @@ fn state_path(repo: &Repo) -> PathBuf {
     repo.specs_dir().join("state.json")
 }
 
-fn encode(fp: &Fingerprint) -> String {
+/// The stamp: the fingerprint of the state.json it vouches for, and the watched marker paths
+/// (repository-relative).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// state.json's fingerprint when it was scanned.
+    pub fingerprint: Fingerprint,
+    /// The marker path of every task the scanned state.json marks implementing.
+    pub watched: Vec<String>,
+}
+
+fn encode_fp(fp: &Fingerprint) -> String {
     format!(
-        "{STAMP_VERSION} {} {} {} {} {} {} {} {}\n",
+        "{STAMP_VERSION} {} {} {} {} {} {} {} {}",
         fp.dev, fp.ino, fp.mode, fp.size, fp.mtime.0, fp.mtime.1, fp.ctime.0, fp.ctime.1
     )
 }
 
-fn decode(text: &str) -> Option<Fingerprint> {
-    let mut words = text.split_ascii_whitespace();
+fn decode_fp(line: &str) -> Option<Fingerprint> {
+    let mut words = line.split_ascii_whitespace();
     if words.next()? != STAMP_VERSION {
         return None;
     }
@@ -65,36 +77,74 @@ fn decode(text: &str) -> Option<Fingerprint> {
     })
 }
 
-/// The fingerprint the stamp records, if any.
-fn read_stamp(git_dir: &Path) -> Option<Fingerprint> {
-    decode(&std::fs::read_to_string(stamp_path(git_dir)).ok()?)
+impl Stamp {
+    fn encode(&self) -> String {
+        let mut out = encode_fp(&self.fingerprint);
+        out.push('\n');
+        for rel in &self.watched {
+            out.push_str(rel);
+            out.push('\n');
+        }
+        // The last line says the file is whole (it is written through a rename anyway).
+        out.push_str("end\n");
+        out
+    }
+
+    fn decode(text: &str) -> Option<Stamp> {
+        let mut lines = text.lines();
+        let fingerprint = decode_fp(lines.next()?)?;
+        let mut watched = Vec::new();
+        for line in lines {
+            if line == "end" {
+                return Some(Stamp { fingerprint, watched });
+            }
+            watched.push(line.to_owned());
+        }
+        None
+    }
+}
+
+fn read_stamp(git_dir: &Path) -> Option<Stamp> {
+    Stamp::decode(&std::fs::read_to_string(stamp_path(git_dir)).ok()?)
+}
+
+fn write_stamp(git_dir: &Path, stamp: &Stamp) {
+    let _ = std::fs::create_dir_all(marker::index_dir(git_dir));
+    let _ = crate::atomic::write_unsynced(&stamp_path(git_dir), stamp.encode().as_bytes());
+}
+
+/// The stamp, when it vouches for state.json as it is now.
+fn valid_stamp(repo: &Repo) -> Option<Stamp> {
+    let stamp = read_stamp(&repo.git_dir)?;
+    (Fingerprint::of_path(&state_path(repo)) == Some(stamp.fingerprint)).then_some(stamp)
+}
+
+/// The existing watched markers, when the index is complete for state.json as it is now
+/// (`None`: scan).
+pub fn watched_markers(repo: &Repo) -> Option<Vec<PathBuf>> {
+    let stamp = valid_stamp(repo)?;
+    Some(stamp.watched.iter().map(|rel| repo.root.join(rel)).filter(|p| p.is_file()).collect())
 }
 
 /// Whether the index is complete for state.json as it is now.
 pub fn is_complete(repo: &Repo) -> bool {
-    match (read_stamp(&repo.git_dir), Fingerprint::of_path(&state_path(repo))) {
-        (Some(stamp), Some(now)) => stamp == now,
-        _ => false,
-    }
+    valid_stamp(repo).is_some()
 }
 
 /// The stamp, when it is current: call under the ledger lock before writing state.json, and
 /// hand the result to [`carry`] after the write and the marker's registration.
-pub fn current_stamp(repo: &Repo) -> Option<Fingerprint> {
-    let stamp = read_stamp(&repo.git_dir)?;
-    (Fingerprint::of_path(&state_path(repo)) == Some(stamp)).then_some(stamp)
+pub fn current_stamp(repo: &Repo) -> Option<Stamp> {
+    valid_stamp(repo)
 }
 
 /// Re-stamps the index for the state.json just written, when it was complete before the write
 /// (`before` from [`current_stamp`]). Another writer that replaced state.json between the write
 /// and this call would be vouched for too; that window (two system calls) is the same in which
 /// its edit and this one would overwrite each other anyway.
-pub fn carry(repo: &Repo, before: Option<Fingerprint>) {
-    if before.is_none() {
-        return;
-    }
+pub fn carry(repo: &Repo, before: Option<Stamp>) {
+    let Some(before) = before else { return };
     if let Some(now) = Fingerprint::of_path(&state_path(repo)) {
-        let _ = crate::atomic::write_unsynced(&stamp_path(&repo.git_dir), encode(&now).as_bytes());
+        write_stamp(&repo.git_dir, &Stamp { fingerprint: now, ..before });
     }
 }
 
@@ -107,47 +157,31 @@ pub fn fingerprint_before_scan(repo: &Repo, start: SystemTime) -> Option<Fingerp
     (ns(fp.mtime) < cutoff && ns(fp.ctime) < cutoff).then_some(fp)
 }
 
-/// Makes the index complete for the scan just made: an entry for every watched marker path
-/// (written only where missing or different), entries that are neither watched nor name an
-/// existing marker removed, then the stamp `fp` (when given; without it the entries are still
-/// written, and the next call scans again).
-///
-/// # Errors
-/// None: an index that cannot be written is simply not used (the next call scans again).
-pub fn build(repo: &Repo, watched: &[(u32, String)], fp: Option<Fingerprint>) {
-    let dir = marker::index_dir(&repo.git_dir);
+/// Makes the index complete for the scan just made: every task marker the scan found becomes
+/// an entry (written only where missing or different), then the stamp with `fp` and the watched
+/// paths (when `fp` is given; without it the next call scans again).
+pub fn build(repo: &Repo, found: &[PathBuf], watched: &[(u32, String)], fp: Option<Fingerprint>) {
     let stamp = stamp_path(&repo.git_dir);
-    // A path the index would refuse to follow cannot be vouched for.
-    let fp = fp.filter(|_| watched.iter().all(|(_, rel)| !rel.contains("..")));
     // Whatever happens below, no stale stamp may vouch for a half-written index.
     if stamp.exists() && std::fs::remove_file(&stamp).is_err() {
         return;
     }
+    let dir = marker::index_dir(&repo.git_dir);
     for (n, rel) in watched {
-        let entry = dir.join(n.to_string());
-        let same = std::fs::read_to_string(&entry).is_ok_and(|t| t.trim() == rel);
+        if !found.contains(&repo.root.join(rel)) {
+            continue;
+        }
+        let same = std::fs::read_to_string(dir.join(n.to_string())).is_ok_and(|t| t.trim() == rel);
         if !same && marker::register(&repo.git_dir, *n, rel).is_err() {
             return;
         }
     }
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Ok(n) = name.parse::<u32>() else { continue };
-            if watched.iter().any(|(w, _)| *w == n) {
-                continue;
-            }
-            let names_marker = std::fs::read_to_string(e.path())
-                .is_ok_and(|rel| !rel.trim().is_empty() && repo.root.join(rel.trim()).is_file());
-            if !names_marker {
-                let _ = marker::unregister(&repo.git_dir, n);
-            }
-        }
-    }
-    if let Some(fp) = fp {
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = crate::atomic::write_unsynced(&stamp, encode(&fp).as_bytes());
-    }
+    // A path the index would refuse to follow cannot be vouched for.
+    let Some(fingerprint) = fp.filter(|_| watched.iter().all(|(_, rel)| !rel.contains("..") && !rel.contains('\n')))
+    else {
+        return;
+    };
+    write_stamp(&repo.git_dir, &Stamp { fingerprint, watched: watched.iter().map(|(_, rel)| rel.clone()).collect() });
 }
 
 #[cfg(test)]
@@ -155,11 +189,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamps_round_trip_and_foreign_text_is_no_stamp() {
-        let fp = Fingerprint { dev: 1, ino: 2, mode: 0o100644, size: 3, mtime: (-4, 5), ctime: (6, 7) };
-        assert_eq!(decode(&encode(&fp)), Some(fp));
-        assert_eq!(decode("postflight-pending-complete-0 1 2 3 4 5 6 7 8"), None);
-        assert_eq!(decode("specs/1_x/.postflight-pending"), None);
-        assert_eq!(decode(&encode(&fp)[..20]), None);
+    fn stamps_round_trip_and_foreign_or_cut_text_is_no_stamp() {
+        let fingerprint = Fingerprint { dev: 1, ino: 2, mode: 0o100644, size: 3, mtime: (-4, 5), ctime: (6, 7) };
+        let stamp = Stamp { fingerprint, watched: vec!["specs/7_x/.postflight-pending".into()] };
+        let text = stamp.encode();
+        assert_eq!(Stamp::decode(&text), Some(stamp));
+        assert_eq!(Stamp::decode(&text.replace("complete-1", "complete-0")), None);
+        assert_eq!(Stamp::decode("specs/1_x/.postflight-pending"), None);
+        assert_eq!(Stamp::decode(&text[..text.len() - 4]), None, "no end line: cut short");
+        assert_eq!(Stamp::decode(&text[..20]), None);
     }
 }

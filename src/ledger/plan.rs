@@ -24,9 +24,6 @@ static PLAN_NAME: LazyLock<Regex> =
 static NUMBERED_PLAN_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([0-9]+)_([^/]+)\.md$").expect("valid regex"));
 
-/// The glob-like description of the plan names searched, for messages.
-pub const PLAN_PATTERNS: &str = "implementation-*.md or {NN}_*.md";
-
 /// How a plan file name sorts: version number first (`NNN` of `implementation-NNN.md`, `NN`
 /// of `NN_slug.md`); at one version the later `NN_slug.md` convention before `implementation-`,
 /// then a plain `implementation-NNN.md` before a suffixed one (`implementation-003-old.md`),
