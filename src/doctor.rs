@@ -91,7 +91,9 @@ fn state_json(ctx: &Context) -> Check {
         );
     }
     match ctx.ledger().state() {
-        Ok(state) => ok("state-json", format!("specs/state.json parses ({} tasks)", state.entries().map_or(0, <[_]>::len))),
+        Ok(state) => {
+            ok("state-json", format!("specs/state.json parses ({} tasks)", state.entries().map_or(0, <[_]>::len)))
+        }
         Err(e) => check(
             "state-json",
             Level::Fail,

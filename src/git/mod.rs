@@ -110,3 +110,13 @@ pub enum CommitOutcome {
 pub fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
     run::commit(repo, req)
 }
+
+/// Whether HEAD's tree holds a file at the repository-relative, `/`-separated path `rel` (a
+/// few tree reads along the path; the index and the work tree are not looked at). `false` on an
+/// unborn branch.
+///
+/// # Errors
+/// Git failures (the repository, HEAD or a tree cannot be read).
+pub fn in_head(repo: &Repo, rel: &str) -> Result<bool> {
+    run::in_head(&repo.root, rel)
+}

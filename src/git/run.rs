@@ -261,6 +261,18 @@ struct Head {
     reference: Option<BString>,
 }
 
+/// Whether HEAD's tree holds a file (not a tree) at `rel`: the trees along the path are read,
+/// nothing else (no index, no work tree). `false` on an unborn branch.
+pub(super) fn in_head(root: &Path, rel: &str) -> Result<bool> {
+    let repo = gix::open(root).map_err(|e| git("cannot open the repository", &e))?;
+    let head = read_head(&repo)?;
+    if head.commit.is_none() {
+        return Ok(false);
+    }
+    let tree = repo.find_tree(head.tree).map_err(|e| git("cannot read HEAD's tree", &e))?;
+    Ok(tree_entry(&tree, rel)?.is_some_and(|(k, _)| k != EntryKind::Tree))
+}
+
 fn read_head(repo: &gix::Repository) -> Result<Head> {
     let head = repo.head().map_err(|e| git("cannot read HEAD", &e))?;
     let reference = head.referent_name().map(|n| n.as_bstr().to_owned());

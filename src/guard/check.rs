@@ -42,7 +42,11 @@ pub const RULES: [(&str, Severity, &str); 13] = [
     ("task-counts", Severity::Warning, "TODO.md frontmatter task_counts active/in_progress/not_started (fixable)"),
     ("artifact-missing", Severity::Error, "every artifact path in state.json exists"),
     ("summary-link", Severity::Warning, "TODO.md links the newest summary artifact (fixable when unambiguous)"),
-    ("stale-marker", Severity::Error, "no .postflight-pending marker for a task that is not implementing"),
+    (
+        "stale-marker",
+        Severity::Error,
+        "no .postflight-pending marker for a task that is not implementing, nor of another operation than implement",
+    ),
     ("transient-tracked", Severity::Error, "no transient workflow file is tracked by git"),
     ("session-id", Severity::Warning, "session ids in state.json look like sess_<10 digits>_<6 hex>"),
 ];
@@ -347,34 +351,13 @@ impl WorkSource {
         })
     }
 
-    /// The newest plan of a task directory, as `plan::latest_plan` chooses it.
+    /// The newest plan of a task directory, chosen by `plan::latest_plan_name` like `plan::latest_plan`.
     fn latest_plan(&self, task_dir: &Path) -> Option<PathBuf> {
         let dir = task_dir.join("plans");
-        let mut best: Option<((u64, bool, String), PathBuf)> = None;
-        for (name, _) in self.fs.list(&dir)?.iter() {
-            let text = name.to_string_lossy().into_owned();
-            let Some((version, plain)) = plan_version(&text) else { continue };
-            let key = (version, plain, text);
-            if best.as_ref().is_none_or(|(k, _)| key > *k) {
-                best = Some((key, dir.join(name)));
-            }
-        }
-        best.map(|(_, p)| p)
+        let listing = self.fs.list(&dir)?;
+        let names: Vec<String> = listing.iter().filter_map(|(name, _)| name.to_str().map(str::to_owned)).collect();
+        plan::latest_plan_name(names).map(|name| dir.join(name))
     }
-}
-
-/// The version of a plan file name `implementation-{digits}{anything}.md` (`plan::PLAN_NAME`)
-/// and whether nothing follows the digits (a plain name sorts after a suffixed one).
-fn plan_version(name: &str) -> Option<(u64, bool)> {
-    let rest = name.strip_prefix("implementation-")?.strip_suffix(".md")?;
-    if rest.contains('\n') {
-        return None;
-    }
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return None;
-    }
-    Some((rest[..digits].parse::<u64>().ok()?, digits == rest.len()))
 }
 
 impl Source for WorkSource {
@@ -591,16 +574,9 @@ impl Source for IndexSource {
                 .map(|d| (*d).to_owned())
         })?;
         let prefix = format!("specs/{dir}/plans/");
-        self.tracked
-            .range(prefix.clone()..)
-            .take_while(|p| p.starts_with(&prefix))
-            .filter_map(|p| {
-                let name = &p[prefix.len()..];
-                let (version, plain) = plan_version(name)?;
-                Some(((version, plain, name.to_owned()), p.clone()))
-            })
-            .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, p)| p)
+        let names =
+            self.tracked.range(prefix.clone()..).take_while(|p| p.starts_with(&prefix)).map(|p| &p[prefix.len()..]);
+        plan::latest_plan_name(names).map(|name| format!("{prefix}{name}"))
     }
 
     fn tracked(&self) -> &BTreeSet<String> {
@@ -782,7 +758,14 @@ fn with_transient(mut report: Report, transient: Option<&[String]>) -> Report {
             path,
             None,
             None,
-            format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)"),
+            if path.rsplit('/').next() == Some(marker::MARKER_FILE) {
+                format!(
+                    "{path} is a transient workflow file but is tracked by git: a committed marker is stale, never \
+an interrupted run (`xtask implement` replaces it; run `git rm --cached {path}`)"
+                )
+            } else {
+                format!("{path} is a transient workflow file but is tracked by git (run `git rm --cached {path}`)")
+            },
         ));
     }
     if !paths.is_empty() {
@@ -815,13 +798,10 @@ fn todo_status(todo: &TodoFile, block: std::ops::Range<usize>) -> Option<(usize,
     block.into_iter().find_map(|i| status_marker(todo.doc.line(i)).map(|m| (i, m)))
 }
 
-/// A plan's header status: the first status line before its first `##` heading, as
-/// `PlanFile::header_status` finds it.
+/// A plan's header status: the first status line of its header (`plan::header_lines`: before
+/// its first `##` heading, a `## Metadata` section included), as `PlanFile::header_status` finds it.
 fn plan_header_status<'t>(lines: impl Iterator<Item = &'t str>) -> Option<(usize, String)> {
-    lines
-        .take_while(|l| !l.starts_with("##"))
-        .enumerate()
-        .find_map(|(i, l)| status_marker(l).map(|m| (i, m.to_owned())))
+    plan::header_lines(lines).enumerate().find_map(|(i, l)| status_marker(l).map(|m| (i, m.to_owned())))
 }
 
 /// Tasks whose number appears exactly once in state.json, with their entries.
@@ -1256,6 +1236,16 @@ fn marker_findings(repo: &Repo, source: &dyn Source, state: &StateView<'_>, repo
             report.push(finding("stale-marker", &rel, None, None, format!("{rel} names no task; remove it")));
             continue;
         };
+        if let Some(m) = marker.as_ref().filter(|m| !crate::workflow::resume::is_implement_marker(m)) {
+            let op = if m.operation.is_empty() { "no operation" } else { m.operation.as_str() };
+            let message = format!(
+                "{rel} is left by a `{op}` run (skill `{}`), not an implement run: `xtask implement {n}` would not \
+resume it; remove it",
+                m.skill
+            );
+            report.push(finding("stale-marker", &rel, None, Some(n), message));
+            continue;
+        }
         let message = match state.task_status(n) {
             Ok(Status::Implementing) => continue,
             Ok(status) => format!("{rel} is left for task {n}, whose status is {status} (not implementing); remove it"),

@@ -75,7 +75,7 @@ impl Fingerprint {
     /// following symlinks, as [`Fingerprint::of_path`] gives it. `buf` is scratch space. A path
     /// relative to the work tree's root walks three or four fewer components than its absolute
     /// form, which is a tenth of the cost of a stat.
-    fn of_path_at(dir: &File, path: &[u8], buf: &mut Vec<u8>) -> Option<Fingerprint> {
+    pub(crate) fn of_path_at(dir: &File, path: &[u8], buf: &mut Vec<u8>) -> Option<Fingerprint> {
         if path.contains(&0) {
             return None;
         }

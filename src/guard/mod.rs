@@ -6,6 +6,7 @@
 pub mod check;
 pub mod check_cache;
 pub mod install;
+pub mod marker_index;
 pub mod scan;
 pub mod state_view;
 pub mod stop_hook;

@@ -99,7 +99,8 @@ pub fn parse_event(input: &[u8]) -> Result<Event> {
 /// None in practice for a well-formed event; the caller lets the stop through on any error.
 ///
 /// # Writes
-/// The block counter [`HOOK_COUNTER_FILE`] beside a marker, when it blocks.
+/// The block counter [`HOOK_COUNTER_FILE`] beside a marker, when it blocks; the marker index
+/// and its stamp in the git directory after a scan ([`super::marker_index::build`]).
 pub fn decide(event: &Event, fallback_dir: &Path, now: jiff::Timestamp) -> Result<Outcome> {
     let mut notes = Vec::new();
     let allow = |notes: Vec<String>| Ok(Outcome { decision: Decision::Allow, notes });
@@ -112,18 +113,7 @@ pub fn decide(event: &Event, fallback_dir: &Path, now: jiff::Timestamp) -> Resul
         Ok(r) => r,
         Err(_) => return allow(notes),
     };
-    let candidates = match crate::workflow::marker::indexed_markers(&repo.root, &repo.git_dir) {
-        // The index postflight keeps costs one small directory read whatever the ledger's size;
-        // the legacy global marker is the only other place a marker can be.
-        Some(mut indexed) => {
-            let global = repo.specs_dir().join(marker::MARKER_FILE);
-            if global.is_file() {
-                indexed.insert(0, global);
-            }
-            indexed
-        }
-        None => candidate_markers(&repo.specs_dir()),
-    };
+    let candidates = hook_candidates(&repo, std::time::SystemTime::now());
     for marker_path in candidates {
         // Parsing only markers that could be ours keeps the common path to one read per marker.
         let marker = match Marker::load(&marker_path) {
@@ -180,35 +170,86 @@ pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
     text.trim().parse().ok()
 }
 
+/// The markers the hook looks at: those the marker index names while it is complete for
+/// state.json as it is ([`super::marker_index`]: a small directory and one file read, and a stat
+/// per implementing task, whatever the ledger's size),
+/// else those of a scan ([`scan_markers`]) together with any the index names, after which the
+/// index is made complete for that scan. The legacy global marker is always looked at.
+pub fn hook_candidates(repo: &Repo, start: std::time::SystemTime) -> Vec<PathBuf> {
+    let indexed = marker::indexed_markers(&repo.root, &repo.git_dir);
+    let mut out = match (indexed, super::marker_index::watched_markers(repo)) {
+        (Some(mut list), Some(watched)) => {
+            list.extend(watched);
+            list
+        }
+        (indexed, _) => {
+            // Taken before the scan reads state.json, so it vouches for no later version.
+            let fp = super::marker_index::fingerprint_before_scan(repo, start);
+            let scan = scan_markers(&repo.specs_dir());
+            if let Some(watched) = &scan.watched {
+                super::marker_index::build(repo, &scan.markers, watched, fp);
+            }
+            let mut all = scan.markers;
+            all.extend(indexed.unwrap_or_default());
+            all
+        }
+    };
+    let global = repo.specs_dir().join(marker::MARKER_FILE);
+    if global.is_file() {
+        out.push(global);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What [`scan_markers`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The existing markers that can matter.
+    pub markers: Vec<PathBuf>,
+    /// Task number and repository-relative marker path of every implementing task, whether its
+    /// marker exists or not; `None` when the scan fell back to every marker directory.
+    pub watched: Option<Vec<(u32, String)>>,
+}
+
 /// The markers that can matter: the legacy global one, and those of the tasks state.json marks
 /// `implementing` (a run owes metadata only then). state.json is not parsed but scanned as
 /// bytes ([`super::scan`]), so a ledger of 10,000 tasks costs one streaming read instead of a
 /// stat per task directory. When state.json is unreadable or a task directory cannot be found from its slug,
 /// every `specs/*/.postflight-pending` is considered (`marker::find_markers`).
 pub fn candidate_markers(specs: &Path) -> Vec<PathBuf> {
+    scan_markers(specs).markers
+}
+
+/// [`candidate_markers`], with the marker paths watched (see [`Scan::watched`]).
+pub fn scan_markers(specs: &Path) -> Scan {
+    let fallback = || Scan { markers: marker::find_markers(specs), watched: None };
     let scanned = std::fs::File::open(specs.join("state.json")).and_then(super::scan::implementing_tasks);
-    let Ok(tasks) = scanned else { return marker::find_markers(specs) };
+    let Ok(tasks) = scanned else { return fallback() };
     let mut out = Vec::new();
+    let mut watched = Vec::new();
     let global = specs.join(marker::MARKER_FILE);
     if global.is_file() {
         out.push(global);
     }
     for (n, slug) in tasks {
-        let dir = slug.filter(|s| !s.is_empty() && s != "null" && !s.contains(['/', '\\'])).and_then(|slug| {
-            [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().map(|d| specs.join(d)).find(|d| d.is_dir())
+        let found = slug.filter(|s| !s.is_empty() && s != "null" && !s.contains(['/', '\\'])).and_then(|slug| {
+            [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().find(|d| specs.join(d).is_dir())
         });
-        match dir {
-            Some(dir) => {
-                let m = dir.join(marker::MARKER_FILE);
+        match found {
+            Some(name) => {
+                let m = specs.join(&name).join(marker::MARKER_FILE);
+                watched.push((n, format!("specs/{name}/{}", marker::MARKER_FILE)));
                 if m.is_file() && !out.contains(&m) {
                     out.push(m);
                 }
             }
-            None => return marker::find_markers(specs),
+            None => return fallback(),
         }
     }
     out.sort();
-    out
+    Scan { markers: out, watched: Some(watched) }
 }
 
 fn metadata_path(repo: &Repo, marker_path: &Path, marker: &Marker) -> PathBuf {

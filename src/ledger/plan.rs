@@ -1,6 +1,9 @@
-//! Plan files `specs/{N}_{slug}/plans/implementation-{NNN}.md` (reference §4): choosing the
-//! newest, the header `**Status**:` line (only the header's, never a phase's), and the phase
-//! headings keyed by id and position, from which the resume point follows.
+//! Plan files (reference §4) under either naming convention, `specs/{N}_{slug}/plans/implementation-{NNN}.md`
+//! (the documented era) or `plans/{NN}_{slug}.md` (the real repository's later convention):
+//! choosing the newest ([`latest_plan_name`], the one place that choice is made), the header
+//! `**Status**:` line (only the header's, never a phase's; a `## Metadata` section belongs to
+//! the header), and the phase headings keyed by id and position, from which the resume point
+//! follows.
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -18,6 +21,74 @@ static PHASE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static PLAN_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^implementation-([0-9]+)(.*)\.md$").expect("valid regex"));
+static NUMBERED_PLAN_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([0-9]+)_([^/]+)\.md$").expect("valid regex"));
+
+/// How a plan file name sorts: version number first (`NNN` of `implementation-NNN.md`, `NN`
+/// of `NN_slug.md`); at one version the later `NN_slug.md` convention before `implementation-`,
+/// then a plain `implementation-NNN.md` before a suffixed one (`implementation-003-old.md`),
+/// then the name. The greatest key is the newest plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlanKey {
+    version: u64,
+    numbered: bool,
+    plain: bool,
+    name: String,
+}
+
+/// The sort key of a plan file name, `None` when the name is not a plan's.
+pub fn plan_key(name: &str) -> Option<PlanKey> {
+    if name.contains(['\n', '/']) {
+        return None;
+    }
+    if let Some(c) = PLAN_NAME.captures(name) {
+        let version = c[1].parse::<u64>().ok()?;
+        return Some(PlanKey { version, numbered: false, plain: c[2].is_empty(), name: name.to_owned() });
+    }
+    let c = NUMBERED_PLAN_NAME.captures(name)?;
+    let version = c[1].parse::<u64>().ok()?;
+    Some(PlanKey { version, numbered: true, plain: true, name: name.to_owned() })
+}
+
+/// The newest plan among the file names of one `plans/` directory (see [`PlanKey`]). Every
+/// place that picks a task's plan (the ledger, preflight, `check` over the work tree or the
+/// git index) decides through this function.
+pub fn latest_plan_name<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Option<S> {
+    let mut best: Option<(PlanKey, S)> = None;
+    for name in names {
+        let Some(key) = plan_key(name.as_ref()) else { continue };
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, name));
+        }
+    }
+    best.map(|(_, n)| n)
+}
+
+/// The lines of a plan's header, in order: up to the first `##` (or deeper) heading, except
+/// that a `## Metadata` section (the real repository's later plans put the status line there)
+/// belongs to the header and ends at the next heading.
+pub fn header_lines<'t>(lines: impl IntoIterator<Item = &'t str>) -> impl Iterator<Item = &'t str> {
+    let mut in_metadata = false;
+    lines.into_iter().map_while(move |line| {
+        if in_metadata {
+            return (!line.starts_with('#')).then_some(line);
+        }
+        if line.starts_with("##") {
+            if !is_metadata_heading(line) {
+                return None;
+            }
+            in_metadata = true;
+        }
+        Some(line)
+    })
+}
+
+/// `## Metadata` (any case, trailing spaces or colon allowed).
+fn is_metadata_heading(line: &str) -> bool {
+    line.strip_prefix("## ")
+        .map(|t| t.trim().trim_end_matches(':').trim_end())
+        .is_some_and(|t| t.eq_ignore_ascii_case("metadata"))
+}
 
 /// One phase heading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +163,9 @@ impl PlanFile {
         self.doc.to_text()
     }
 
-    /// The header ends at the first `## ` (or deeper) heading.
+    /// The header's end (0-based, exclusive; [`header_lines`]).
     fn header_end(&self) -> usize {
-        self.doc.lines().position(|l| l.starts_with("##")).unwrap_or(self.doc.len())
+        header_lines(self.doc.lines()).count()
     }
 
     /// The header status line: (0-based line, bracket content).
@@ -253,22 +324,13 @@ pub fn task_dir(specs: &Path, n: u32, slug: Option<&str>) -> Option<PathBuf> {
     found.into_iter().next()
 }
 
-/// The newest plan of a task directory: the highest `implementation-{NNN}.md` by version, plain
-/// names before suffixed ones (`implementation-003-old.md`) of the same version.
+/// The newest plan of a task directory under either convention, as [`latest_plan_name`]
+/// chooses it.
 pub fn latest_plan(task_dir: &Path) -> Option<PathBuf> {
     let dir = task_dir.join("plans");
-    let mut best: Option<((u64, bool, String), PathBuf)> = None;
-    for e in std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(c) = PLAN_NAME.captures(&name) else { continue };
-        let Ok(version) = c[1].parse::<u64>() else { continue };
-        let plain = c[2].is_empty();
-        let key = (version, plain, name.clone());
-        if best.as_ref().is_none_or(|(k, _)| key > *k) {
-            best = Some((key, e.path()));
-        }
-    }
-    best.map(|(_, p)| p)
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+    latest_plan_name(names).map(|n| dir.join(n))
 }
 
 /// The version the next plan of a task directory gets: one more than the highest version of
@@ -363,5 +425,50 @@ mod tests {
         assert!(p.ends_with("implementation-010.md"), "{p:?}");
         assert_eq!(find_plan(&specs, 7, None), Some(p));
         assert_eq!(find_plan(&specs, 8, Some("x")), None);
+    }
+
+    #[test]
+    fn latest_plan_across_both_conventions_by_version() {
+        assert_eq!(
+            latest_plan_name(["implementation-011.md", "12_restricted-truth.md", "11_old.md"]),
+            Some("12_restricted-truth.md")
+        );
+        assert_eq!(
+            latest_plan_name(["implementation-013.md", "12_restricted-truth.md"]),
+            Some("implementation-013.md")
+        );
+        // At one version the later convention wins; a suffixed implementation name loses to a plain one.
+        assert_eq!(latest_plan_name(["implementation-012.md", "12_x.md"]), Some("12_x.md"));
+        assert_eq!(
+            latest_plan_name(["implementation-003-old.md", "implementation-003.md"]),
+            Some("implementation-003.md")
+        );
+        assert_eq!(latest_plan_name(["notes.md", "x_1.md", ".12_x.md.Ab3dE9.tmp", "12_x.txt", "sub/13_x.md"]), None);
+        let tmp = tempfile::tempdir().expect("tmp");
+        let plans = tmp.path().join("specs/081_fp/plans");
+        std::fs::create_dir_all(&plans).expect("mkdir");
+        for n in ["implementation-002.md", "9_first.md", "17_implementation-plan.md"] {
+            std::fs::write(plans.join(n), "").expect("write");
+        }
+        let p = find_plan(&tmp.path().join("specs"), 81, Some("fp")).expect("found");
+        assert!(p.ends_with("17_implementation-plan.md"), "{p:?}");
+    }
+
+    #[test]
+    fn a_status_line_under_metadata_is_the_header_status() {
+        let text =
+            "# Implementation Plan: Task #58\n\n## Metadata\n\n- **Task**: 58 - x\n- **Status**: [NOT STARTED]\n\n\
+## Overview\n\n### Phase 1: One [NOT STARTED]\n\n- **Status**: [COMPLETED]\n";
+        let mut p = PlanFile::parse(Path::new("plan.md"), text.as_bytes()).expect("parse");
+        assert_eq!(p.header_status(), Some((5, "NOT STARTED".into())));
+        assert!(p.set_header_status(&Status::Implementing));
+        assert!(p.to_text().contains("## Metadata\n\n- **Task**: 58 - x\n- **Status**: [IMPLEMENTING]\n"));
+        assert!(p.to_text().contains("- **Status**: [COMPLETED]\n"), "a phase's status is not the header's");
+        // Without a Metadata section, a status line under another `##` heading is a phase's or body's.
+        let other = "# Plan\n\n## Overview\n\n- **Status**: [NOT STARTED]\n";
+        assert_eq!(PlanFile::parse(Path::new("p.md"), other.as_bytes()).expect("parse").header_status(), None);
+        // The Metadata section ends at the next heading of any level.
+        let nested = "# Plan\n\n## Metadata\n- **Task**: 1\n### Phase 1: A\n- **Status**: [NOT STARTED]\n";
+        assert_eq!(PlanFile::parse(Path::new("p.md"), nested.as_bytes()).expect("parse").header_status(), None);
     }
 }

@@ -331,6 +331,10 @@ pub fn indexed_markers(root: &Path, git_dir: &Path) -> Option<Vec<PathBuf>> {
     let entries = std::fs::read_dir(index_dir(git_dir)).ok()?;
     let mut out = Vec::new();
     for e in entries.flatten() {
+        // Entries are named by task number; dot files are the index's own (or temp files).
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         let Ok(rel) = std::fs::read_to_string(e.path()) else { continue };
         let rel = rel.trim();
         if rel.is_empty() || rel.contains("..") || Path::new(rel).is_absolute() {

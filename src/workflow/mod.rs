@@ -16,6 +16,7 @@ pub mod postflight;
 pub mod preflight;
 pub mod progress;
 pub mod prompt;
+pub mod resume;
 pub mod runlog;
 pub mod scope;
 
@@ -187,7 +188,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let mut report = Report {
         task: opts.task,
         outcome: Outcome::Failed { reason: String::new() },
-        iterations: prepared.iterations_done,
+        iterations: resume::iterations_done(prepared.iterations_done, opts.max_iterations),
         session_id: prepared.session_id.clone(),
         commits: Vec::new(),
         artifacts: Vec::new(),
@@ -226,7 +227,11 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let mut all_artifacts: Vec<Artifact> = Vec::new();
     let mut resume_phase = initial_resume_phase(ctx, &task);
     let mut handoff: Option<String> = None;
-    let mut iteration = prepared.iterations_done;
+    // A resumed run never counts past the limit (resume.rs).
+    let mut iteration = resume::iterations_done(prepared.iterations_done, opts.max_iterations);
+    if prepared.resumed {
+        report.warnings.extend(resume::limit_note(prepared.iterations_done, opts.max_iterations));
+    }
     let mut reuse_existing = prepared.resumed;
     let timeout_reason = format!("timed out after {0}s (--timeout {0}); killed its process group", opts.timeout);
     let stalled_reason = |k: u32| {
@@ -234,7 +239,8 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     };
     let (outcome, final_meta) = loop {
         // After a crash, metadata the agent already finished is the result of that invocation.
-        let existing = if reuse_existing { metadata::read(&task.metadata_path()).ok() } else { None };
+        let existing =
+            if reuse_existing { resume::left_outcome(&task.marker_path(), &task.metadata_path()) } else { None };
         reuse_existing = false;
         let (result, timed_out, invoked) = match existing
             .filter(|m| m.status != AgentStatus::InProgress && iteration > 0)
@@ -245,7 +251,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
             }
             None => {
                 agent::stop_if_interrupted(Some(&task.marker_path()), &task.log_path())?;
-                iteration += 1;
+                iteration = resume::next_iteration(iteration, opts.max_iterations);
                 preflight::write_counter(&task, iteration)?;
                 preflight::remove_if_exists(&task.metadata_path())?;
                 let delegation =

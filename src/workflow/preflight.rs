@@ -139,8 +139,12 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     let mut notes: Vec<String> = Vec::new();
     let mut found: Option<(TaskRef, Option<Marker>)> = None;
     let mut chosen_session = String::new();
+    let mut index_stamp = None;
     let edit = |snap: &mut Snapshot| -> Result<()> {
-        let (task, previous) = validate(ctx, snap, n, opts.force)?;
+        // Under the ledger lock, before state.json is written (guard/marker_index.rs).
+        index_stamp = crate::guard::marker_index::current_stamp(&ctx.repo);
+        let (task, previous, stale) = validate(ctx, snap, n, opts.force)?;
+        notes.extend(stale);
         let session = previous.as_ref().map(|m| m.session_id.clone()).filter(|s| !s.is_empty());
         let session_id = session.unwrap_or_else(|| ctx.session_id_or_new());
         chosen_session = session_id.clone();
@@ -218,6 +222,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
         crate::atomic::write(&task.marker_path(), &marker_bytes)?;
         crate::workflow::marker::register(&ctx.repo.git_dir, n, &ctx.repo.relative(&task.marker_path()))?;
+        crate::guard::marker_index::carry(&ctx.repo, index_stamp);
         if !resumed {
             remove_if_exists(&task.counter_path())?;
         }
@@ -226,7 +231,13 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
 }
 
 /// Stage 1: the task exists once, has a usable slug, a startable status and a plan.
-fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(TaskRef, Option<Marker>)> {
+/// The third value says why a marker found in the task directory is not resumed.
+fn validate(
+    ctx: &Context,
+    snap: &mut Snapshot,
+    n: u32,
+    force: bool,
+) -> Result<(TaskRef, Option<Marker>, Option<String>)> {
     let info = snap.state().task(n)?;
     if let Some(todo) = snap.todo() {
         todo.block(n)?;
@@ -249,15 +260,8 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
         let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         name.split_once('_').map(|(_, s)| s.to_owned()).unwrap_or(name)
     });
-    let marker_path = dir.join(MARKER_FILE);
-    let previous = if marker_path.is_file() {
-        match Marker::load(&marker_path) {
-            Ok(m) if m.task_number == n || m.task_number == 0 => Some(m),
-            Ok(_) | Err(_) => None,
-        }
-    } else {
-        None
-    };
+    // Only an implement run's marker that git does not track is an interrupted run (resume.rs).
+    let (previous, stale) = super::resume::previous_run(&ctx.repo, &dir.join(MARKER_FILE), n);
     let resumable = previous.is_some();
     match &info.status {
         Status::Planned | Status::Implementing | Status::Partial => {}
@@ -284,13 +288,16 @@ fn validate(ctx: &Context, snap: &mut Snapshot, n: u32, force: bool) -> Result<(
     }
     let plan_path = plan::latest_plan(&dir).ok_or_else(|| {
         Error::refused(
-            format!("task {n} has no plan (looked for {}/plans/implementation-*.md)", ctx.repo.relative(&dir)),
+            format!(
+                "task {n} has no plan (looked for {0}/plans/implementation-*.md and {0}/plans/{{NN}}_*.md)",
+                ctx.repo.relative(&dir)
+            ),
             Some(&format!("plan the task first: `xtask plan new {n}` writes one (the format is in docs/plans.md)")),
         )
     })?;
     // A plan that cannot be read is bad input, reported before anything is written.
     PlanFile::load(&plan_path)?;
-    Ok((TaskRef::new(ctx, &info, slug, dir, Some(&plan_path)), previous))
+    Ok((TaskRef::new(ctx, &info, slug, dir, Some(&plan_path)), previous, stale))
 }
 
 /// The invocations already made, from the loop's counter file (0 when absent or unreadable).

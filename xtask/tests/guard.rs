@@ -1169,3 +1169,143 @@ fn hooks_uninstall_removes_what_install_added_like_the_old_flag() {
     assert_eq!(v["installed"], false);
     assert!(v["actions"][0].as_str().expect("action").contains("not installed"), "{v}");
 }
+
+#[test]
+fn check_reports_markers_of_other_operations_and_committed_markers() {
+    let repo = clean_repo();
+    let out = repo.run(&["set-status", "350", "implementing"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let research =
+        marker(NOW, None, "r").replace("\"implement\"", "\"research\"").replace("postflight", "skill-researcher");
+    repo.write(MARKER, &research);
+    let committed = "specs/351_second_feature/.postflight-pending";
+    repo.write(committed, &marker(NOW, None, "r").replace("350", "351"));
+    repo.git(&["add", "-f", committed]);
+    repo.git(&["commit", "-q", "-m", "old workflow's git add -A", "--", committed]);
+    let findings = |repo: &TestRepo| -> Vec<(String, String, String)> {
+        let (v, _) = check_json(repo, &[]);
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["file"].as_str().is_some_and(|p| p.ends_with(".postflight-pending")))
+            .map(|f| {
+                (
+                    f["rule"].as_str().expect("r").into(),
+                    f["file"].as_str().expect("f").into(),
+                    f["message"].as_str().expect("m").into(),
+                )
+            })
+            .collect()
+    };
+    for _ in 0..2 {
+        // The second check is answered by the cache: the same findings.
+        let found = findings(&repo);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found.iter().any(|(r, f, m)| r == "stale-marker" && f == MARKER && m.contains("`research` run")),
+            "{found:#?}"
+        );
+        assert!(found.iter().any(|(r, f, _)| r == "stale-marker" && f == committed), "{found:#?}");
+        assert!(
+            found.iter().any(|(r, f, m)| r == "transient-tracked"
+                && f == committed
+                && m.contains("a committed marker is stale")),
+            "{found:#?}"
+        );
+    }
+    // An implement run's marker of the implementing task is no finding (the cache sees the new content).
+    repo.write(MARKER, &marker(NOW, None, "r"));
+    let found = findings(&repo);
+    assert!(!found.iter().any(|(_, f, _)| f == MARKER), "{found:#?}");
+}
+
+/// Sets `"status"` of task `n` to `implementing` by editing state.json's text in place, as the
+/// original workflow's jq does (no postflight code, no marker index).
+fn bash_set_implementing(repo: &TestRepo, n: u32, from: &str) {
+    let state = repo.read("specs/state.json");
+    let at = state.find(&format!("\"project_number\": {n},")).expect("entry");
+    let rel = state[at..].find(&format!("\"status\": \"{from}\"")).expect("status") + at;
+    let new = format!(
+        "{}\"status\": \"implementing\"{}",
+        &state[..rel],
+        &state[rel + format!("\"status\": \"{from}\"").len()..]
+    );
+    repo.write("specs/state.json", &new);
+}
+
+fn legacy_marker(session: &str, n: u32) -> String {
+    json!({"session_id": session, "skill": "skill-implementer", "task_number": n, "operation": "implement",
+        "reason": "Postflight pending: status update, artifact linking, git commit", "created": NOW, "stop_hook_active": false})
+    .to_string()
+}
+
+#[test]
+fn hook_builds_the_marker_index_on_a_migrated_repo_and_still_sees_later_markers() {
+    use postflight::guard::{marker_index, stop_hook};
+    let repo = TestRepo::new();
+    let (a, b, c) = ("sess_1773676459_551992", "sess_1773676460_551993", "sess_1773676461_551994");
+    bash_set_implementing(&repo, 350, "planned");
+    bash_set_implementing(&repo, 351, "planned");
+    repo.write("specs/350_add_feature/.postflight-pending", &legacy_marker(a, 350));
+    let index = repo.file(".git/postflight-pending");
+    assert!(!index.exists(), "a repository of the original workflow has no index");
+    // The index is stamped only for a state.json older than the racy margin.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let pg = postflight::repo::Repo::discover(repo.path()).expect("repo");
+    let scan = stop_hook::candidate_markers(&repo.file("specs"));
+
+    let blocks_for = |session: &str, task: &str| {
+        let (v, out) = hook(&repo, &event(&repo, session, false));
+        assert!(is_block(&v), "{session}: {}", render(&out));
+        assert!(v["reason"].as_str().expect("reason").contains(&format!("task {task}")), "{v}");
+    };
+    blocks_for(a, "350");
+    assert!(index.join("350").is_file(), "the marker found is an entry");
+    let stamp = std::fs::read_to_string(index.join(".complete")).expect("the stamp");
+    assert!(stamp.contains("specs/351_second_feature/.postflight-pending\n"), "351's path is watched: {stamp}");
+    assert!(marker_index::is_complete(&pg), "the first call stamped the index");
+    assert_eq!(stop_hook::hook_candidates(&pg, std::time::SystemTime::now()), scan, "the index answers as the scan");
+    blocks_for(a, "350");
+    let (v, _) = hook(&repo, &event(&repo, c, false));
+    assert_eq!(v, json!({}), "another session may stop");
+
+    // The original workflow writes a marker for a task that was implementing already: the
+    // index watched its path, so the index path sees it.
+    repo.write("specs/351_second_feature/.postflight-pending", &legacy_marker(b, 351));
+    assert!(marker_index::is_complete(&pg));
+    blocks_for(b, "351");
+    assert_eq!(
+        stop_hook::hook_candidates(&pg, std::time::SystemTime::now()),
+        stop_hook::candidate_markers(&repo.file("specs"))
+    );
+
+    // It starts another task: state.json changes, so the index is not trusted until rebuilt.
+    bash_set_implementing(&repo, 352, "ready_for_review");
+    repo.write("specs/352_odd_legacy_task/.postflight-pending", &legacy_marker(c, 352));
+    assert!(!marker_index::is_complete(&pg));
+    blocks_for(c, "352");
+    assert!(index.join("352").is_file());
+    assert_eq!(
+        stop_hook::hook_candidates(&pg, std::time::SystemTime::now()),
+        stop_hook::candidate_markers(&repo.file("specs"))
+    );
+}
+
+#[test]
+fn preflight_keeps_a_complete_marker_index_complete() {
+    use postflight::guard::{marker_index, stop_hook};
+    let repo = TestRepo::new();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let pg = postflight::repo::Repo::discover(repo.path()).expect("repo");
+    let (v, _) = hook(&repo, &event(&repo, SESSION, false));
+    assert_eq!(v, json!({}));
+    assert!(marker_index::is_complete(&pg), "stamped by the scan");
+    let out = repo.run(&["preflight", "350"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert!(marker_index::is_complete(&pg), "preflight carried the stamp over to the state.json it wrote");
+    assert_eq!(stop_hook::hook_candidates(&pg, std::time::SystemTime::now()), vec![repo.file(MARKER)]);
+    assert_eq!(stop_hook::candidate_markers(&repo.file("specs")), vec![repo.file(MARKER)]);
+    let (v, out) = hook(&repo, &event(&repo, SESSION, false));
+    assert!(is_block(&v), "{}", render(&out));
+}

@@ -1500,3 +1500,176 @@ fn implement_clears_the_reasons_of_earlier_outcomes() {
     assert!(entry.get("failure_reason").is_none() && entry.get("blocked_reason").is_none(), "{entry}");
     assert_eq!(entry["resume_phase"], 2, "{entry}");
 }
+
+/// A plan of the real repository's later convention (`plans/{NN}_{slug}.md`), its status line
+/// under a `## Metadata` heading.
+const NUMBERED_PLAN: &str = "specs/350_add_feature/plans/02_revised-plan.md";
+const NUMBERED_PLAN_TEXT: &str = "# Implementation Plan: Task #350 - Add feature (v2)
+
+## Metadata
+
+- **Task**: 350 - add_feature
+- **Status**: [PLANNED]
+- **Previous Plan**: plans/implementation-001.md
+
+## Implementation Phases
+
+### Phase 1: Scaffold [NOT STARTED]
+
+- **Status**: [NOT STARTED]
+
+### Phase 2: Core logic [NOT STARTED]
+
+### Phase 3: Tests [NOT STARTED]
+";
+
+#[test]
+fn implement_finds_a_numbered_plan_and_moves_its_metadata_status_line() {
+    let repo = setup();
+    repo.write(NUMBERED_PLAN, NUMBERED_PLAN_TEXT);
+    repo.git(&["add", NUMBERED_PLAN]);
+    repo.git(&["commit", "-q", "-m", "revised plan", "--", NUMBERED_PLAN]);
+    let old_plan = repo.read(PLAN);
+    let record = repo.home().join("delegations.jsonl");
+    let mut step = step_writing(&[], &["1", "2", "3"], implemented_meta(json!([{"type": "summary", "path": SUMMARY}])));
+    step["record_delegation"] = json!(record.to_str().expect("utf8"));
+    let out = implement(&repo, json!([step]), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let delegation: Value =
+        serde_json::from_str(std::fs::read_to_string(&record).expect("record").lines().next().expect("one"))
+            .expect("json");
+    assert_eq!(delegation["plan_path"], NUMBERED_PLAN, "the newest plan by version, across conventions");
+    let plan = repo.read(NUMBERED_PLAN);
+    assert!(plan.contains("## Metadata\n\n- **Task**: 350 - add_feature\n- **Status**: [COMPLETED]\n"), "{plan}");
+    assert_eq!(repo.read(PLAN), old_plan, "the older plan is left alone");
+    let check = repo.run(&["check"]);
+    assert!(!String::from_utf8_lossy(&check.stdout).contains("plan-status"), "{}", render(&check));
+
+    // No plan under either name: the refusal names both conventions.
+    std::fs::remove_file(repo.file("specs/351_second_feature/plans/implementation-001.md")).expect("rm");
+    let out = repo.run(&["implement", "351", "--agent", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("specs/351_second_feature/plans/implementation-*.md and specs/351_second_feature/plans/{NN}_*.md"),
+        "{err}"
+    );
+}
+
+const META: &str = "specs/350_add_feature/.return-meta.json";
+const LOOP_COUNTER: &str = "specs/350_add_feature/.postflight-loop-guard";
+/// The session of a run of the old workflow, long gone.
+const OLD_SESSION: &str = "sess_1770917720_38069f";
+
+/// A marker as the original workflow wrote it (no pid, no metadata_file).
+fn legacy_marker(skill: &str, operation: &str) -> String {
+    serde_json::to_string_pretty(&json!({
+        "session_id": OLD_SESSION, "skill": skill, "task_number": 350, "operation": operation,
+        "reason": "Postflight pending: status update, artifact linking, git commit",
+        "created": "2026-03-16T15:53:30Z", "stop_hook_active": false
+    }))
+    .expect("json")
+}
+
+/// Runs implement 350 (with `--json` and `extra`) with one implemented step that records its
+/// delegation; returns the report and the recorded delegations.
+fn implement_recorded(repo: &TestRepo, steps: Vec<Value>, extra: &[&str]) -> (Output, Value, Vec<Value>) {
+    let record = repo.home().join("delegations.jsonl");
+    let steps: Vec<Value> = steps
+        .into_iter()
+        .map(|mut s| {
+            s["record_delegation"] = json!(record.to_str().expect("utf8"));
+            s
+        })
+        .collect();
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let out = implement(repo, Value::from(steps), &args);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let delegations = std::fs::read_to_string(&record)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    (out, report, delegations)
+}
+
+fn done_step() -> Value {
+    step_writing(&[], &["1", "2", "3"], implemented_meta(json!([{"type": "summary", "path": SUMMARY}])))
+}
+
+#[test]
+fn implement_does_not_resume_a_marker_committed_in_head() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-implementer", "implement"));
+    repo.write(LOOP_COUNTER, "4\n");
+    repo.write(META, r#"{"status": "failed", "summary": "an old run's"}"#);
+    repo.git(&["add", "-f", MARKER, META, LOOP_COUNTER]);
+    repo.git(&["commit", "-q", "-m", "task 350: old workflow's git add -A", "--", MARKER, META, LOOP_COUNTER]);
+    let (out, report, delegations) = implement_recorded(&repo, vec![done_step()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(report["session_id"], SESSION, "a new session, not the committed marker's");
+    assert_eq!(report["iterations"], 1, "a fresh counter");
+    assert_eq!(delegations.len(), 1, "the agent was started");
+    assert_eq!(delegations[0]["iteration"], 1);
+    assert_eq!(delegations[0]["session_id"], SESSION);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is committed in HEAD"), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "completed");
+}
+
+#[test]
+fn implement_does_not_resume_a_marker_of_another_operation() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-planner", "plan"));
+    repo.write(LOOP_COUNTER, "3\n");
+    let (out, report, delegations) = implement_recorded(&repo, vec![done_step()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(report["session_id"], SESSION);
+    assert_eq!(delegations.iter().map(|d| d["iteration"].clone()).collect::<Vec<_>>(), [json!(1)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left by a `plan` run"), "{}", render(&out));
+    assert_transients_gone(&repo);
+}
+
+#[test]
+fn implement_resume_ignores_the_planners_metadata_and_starts_the_agent() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-implementer", "implement"));
+    repo.write(LOOP_COUNTER, "1\n");
+    repo.write(
+        META,
+        &json!({"status": "planned", "summary": "Plan created", "artifacts": [{"type": "plan", "path": PLAN}],
+            "metadata": {"session_id": OLD_SESSION, "agent_type": "planner-agent"}})
+        .to_string(),
+    );
+    let (out, report, delegations) = implement_recorded(&repo, vec![done_step()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(report["session_id"], OLD_SESSION, "a resumable marker is resumed");
+    assert_eq!(delegations.len(), 1, "the planner's metadata is no implementation result: the agent ran");
+    assert_eq!(delegations[0]["iteration"], 2);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("using the metadata"), "{}", render(&out));
+    assert_eq!(state_entry(&repo)["status"], "completed");
+}
+
+#[test]
+fn implement_resume_with_the_counter_at_the_limit_never_counts_past_it() {
+    let repo = setup();
+    repo.write(MARKER, &legacy_marker("skill-implementer", "implement"));
+    repo.write(LOOP_COUNTER, "4\n");
+    let (out, report, delegations) =
+        implement_recorded(&repo, vec![step_writing(&[], &["1"], partial_meta(1, None))], &["--max-iterations", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", render(&out));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for beyond in ["4/1", "5/1", "2/1"] {
+        assert!(!all.contains(beyond), "{beyond}: {}", render(&out));
+    }
+    assert!(all.contains("1/1"), "{}", render(&out));
+    assert_eq!(report["iterations"], 1);
+    assert_eq!(
+        delegations.iter().map(|d| d["iteration"].clone()).collect::<Vec<_>>(),
+        [json!(1)],
+        "one final invocation"
+    );
+    if repo.exists(LOOP_COUNTER) {
+        assert_eq!(repo.read(LOOP_COUNTER).trim(), "1");
+    }
+}

@@ -97,6 +97,11 @@ enum Op {
     HookIdle,
     /// The stop hook while this session's run owes its metadata (it blocks)
     HookBlock,
+    /// The stop hook on a repository migrating from the original workflow: its marker (this
+    /// session's, metadata owed), no marker index yet; the first call, which builds the index
+    HookMigratedFirst,
+    /// The same, on a later call (the index the first call built)
+    HookMigrated,
     /// `xtask check` with its result cache warm, as when nothing changed since the last check
     /// (ours only: the original has none)
     Check,
@@ -109,11 +114,13 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 8] = [
+    const ALL: [Op; 10] = [
         Op::Implement,
         Op::Postflight,
         Op::HookIdle,
         Op::HookBlock,
+        Op::HookMigratedFirst,
+        Op::HookMigrated,
         Op::Check,
         Op::CheckCold,
         Op::CheckStaged,
@@ -126,6 +133,8 @@ impl Op {
             Op::Postflight => "postflight alone",
             Op::HookIdle => "hook stop, no run pending",
             Op::HookBlock => "hook stop, metadata owed (blocks)",
+            Op::HookMigratedFirst => "hook stop, original's marker, no index (1st)",
+            Op::HookMigrated => "hook stop, original's marker, later call",
             Op::Check => "check (cache warm)",
             Op::CheckCold => "check (no cache: the full check)",
             Op::CheckStaged => "check --staged (pre-commit hook)",
@@ -137,7 +146,7 @@ impl Op {
         match self {
             Op::Implement => "skill-implementer.sh stages 1-11",
             Op::Postflight => "stages 6-10",
-            Op::HookIdle | Op::HookBlock => "subagent-postflight.sh",
+            Op::HookIdle | Op::HookBlock | Op::HookMigratedFirst | Op::HookMigrated => "subagent-postflight.sh",
             Op::Check | Op::CheckCold | Op::CheckStaged => "(none)",
             Op::Commit => "git add && git commit",
         }
@@ -436,6 +445,50 @@ impl Bench {
         bail!("xtask check would not write its cache")
     }
 
+    /// One stop event through the side's hook command, timed; checks it blocks iff `block`.
+    fn hook_call(&self, side: Side, block: bool) -> anyhow::Result<Duration> {
+        let command = match side {
+            Side::Ours => format!("'{}' hook stop", self.xtask.display()),
+            Side::Peer => PEER_HOOK_COMMAND.to_owned(),
+        };
+        let (took, output) = timed(self.command("sh").args(["-c", &command]), Some(&self.event()))?;
+        let answer: Value = serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("the hook printed {:?}", String::from_utf8_lossy(&output.stdout)))?;
+        if (answer["decision"] == "block") != block {
+            bail!("the hook answered {answer} (expected {})", if block { "a block" } else { "{}" });
+        }
+        Ok(took)
+    }
+
+    /// Waits until state.json is older than the marker index's racy margin (2 s), as it is when
+    /// a stop comes minutes after the run started (untimed).
+    fn wait_out_racy_margin(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(self.root.join("specs/state.json"))?;
+        let newest = meta.mtime().max(meta.ctime());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+        let wait = (newest + 3 - now).clamp(0, 3);
+        std::thread::sleep(Duration::from_secs(wait as u64));
+        Ok(())
+    }
+
+    /// Makes the marker index complete for the ledger as it is (untimed): one hook call once
+    /// state.json is old enough to be vouched for.
+    fn warm_hook_index(&self) -> anyhow::Result<()> {
+        self.wait_out_racy_margin()?;
+        self.hook_call(Side::Ours, false).map(|_| ())
+    }
+
+    /// Makes the marker the peer wrote this benchmark session's (the event's), so that the stop
+    /// is blocked as for the session that owns the run (untimed).
+    fn own_the_peer_marker(&self) -> anyhow::Result<()> {
+        let path = self.root.join(&self.task.dir_rel).join(".postflight-pending");
+        let mut marker: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        marker["session_id"] = Value::from(SESSION);
+        std::fs::write(&path, serde_json::to_vec_pretty(&marker)?)?;
+        Ok(())
+    }
+
     /// A command in the repository root with the benchmark's environment.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
@@ -503,23 +556,34 @@ impl Bench {
             }
             (Op::HookIdle | Op::HookBlock, _) => {
                 let block = op == Op::HookBlock;
+                if side == Side::Ours {
+                    // The steady state: the index is complete for the ledger (the reset just
+                    // rewrote state.json, which no hook call may vouch for within the racy margin).
+                    self.warm_hook_index()?;
+                }
                 if block {
                     match side {
                         Side::Ours => untimed(self.ours(&["preflight", &n]).env("XTASK_SESSION_ID", SESSION))?,
                         Side::Peer => untimed(&mut self.peer("marker"))?,
                     }
                 }
-                let command = match side {
-                    Side::Ours => format!("'{}' hook stop", self.xtask.display()),
-                    Side::Peer => PEER_HOOK_COMMAND.to_owned(),
-                };
-                let (took, output) = timed(self.command("sh").args(["-c", &command]), Some(&self.event()))?;
-                let answer: Value = serde_json::from_slice(&output.stdout)
-                    .with_context(|| format!("the hook printed {:?}", String::from_utf8_lossy(&output.stdout)))?;
-                if (answer["decision"] == "block") != block {
-                    bail!("the hook answered {answer} (expected {})", if block { "a block" } else { "{}" });
+                self.hook_call(side, block)?
+            }
+            (Op::HookMigratedFirst | Op::HookMigrated, _) => {
+                // The original workflow starts the run (state.json, TODO.md, plan, marker) in a
+                // repository where ours never ran: no marker index. The stop comes from the
+                // marker's session, some time after the marker was written.
+                untimed(&mut self.peer("marker"))?;
+                self.own_the_peer_marker()?;
+                let index = self.root.join(".git/postflight-pending");
+                if index.exists() {
+                    std::fs::remove_dir_all(&index)?;
                 }
-                took
+                self.wait_out_racy_margin()?;
+                if op == Op::HookMigrated {
+                    self.hook_call(side, true)?;
+                }
+                self.hook_call(side, true)?
             }
             (Op::Check, Side::Ours) => {
                 self.warm_check_cache()?;
@@ -847,7 +911,7 @@ fn report(
             )?;
         }
     }
-    for op in [Op::HookIdle, Op::HookBlock] {
+    for op in [Op::HookIdle, Op::HookBlock, Op::HookMigrated] {
         for &t in &columns {
             if let Some(s) = get(t, full, files, op, Side::Ours) {
                 writeln!(
