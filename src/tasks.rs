@@ -48,6 +48,9 @@ pub struct InitReport {
     pub kept: Vec<String>,
     /// Entries added to `.gitignore`.
     pub ignored: Vec<String>,
+    /// What to do next, one command line each (commit the ledger, write a task and its plan,
+    /// install the hooks).
+    pub next_steps: Vec<String>,
 }
 
 /// Creates `specs/state.json` and `specs/TODO.md` when missing (never overwriting) and adds the
@@ -109,6 +112,25 @@ pub fn init(ctx: &Context) -> Result<InitReport> {
         changes.push(Change { path: gitignore, old, new: new.into_bytes(), entry: None });
     }
     write_changes(&changes)?;
+    let mut to_commit: Vec<&str> = Vec::new();
+    if !report.created.is_empty() {
+        to_commit.push("specs");
+    }
+    if !report.ignored.is_empty() {
+        to_commit.push(".gitignore");
+    }
+    if !to_commit.is_empty() {
+        report
+            .next_steps
+            .push(format!("git add {0} && git commit -m 'postflight: the task ledger' -- {0}", to_commit.join(" ")));
+    }
+    report
+        .next_steps
+        .push("xtask task new \"<title>\" --plan --phase \"<first phase>\"   (the plan format: docs/plans.md)".into());
+    report.next_steps.push("xtask hooks install   (the git pre-commit check and the Claude Code stop hook)".into());
+    report
+        .next_steps
+        .push("xtask implement <N> --agent '<command>'   (or `claude`; `xtask doctor` checks the setup)".into());
     Ok(report)
 }
 

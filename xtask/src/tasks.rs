@@ -9,7 +9,7 @@ use postflight::Context;
 
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
-    /// Print `{"created": [...], "kept": [...], "ignored": [...]}` instead of text
+    /// Print `{"created": [...], "kept": [...], "ignored": [...], "next_steps": [...]}` instead of text
     #[arg(long)]
     json: bool,
 }
@@ -33,6 +33,10 @@ impl InitArgs {
         }
         if !report.ignored.is_empty() {
             writeln!(out, "added to .gitignore: {}", report.ignored.join(" "))?;
+        }
+        writeln!(out, "next:")?;
+        for step in &report.next_steps {
+            writeln!(out, "  {step}")?;
         }
         Ok(ExitCode::SUCCESS)
     }

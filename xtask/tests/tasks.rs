@@ -803,3 +803,99 @@ fn an_error_with_json_is_json_on_stdout_with_the_same_exit_code() {
         assert!(plain.stdout.is_empty(), "{args:?}: without --json nothing goes to stdout");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Install and adopt (issue 12): the installed binaries, as `xtask` and as `cargo xtask`, in fresh
+// repositories outside this project, following the README's quick start as written.
+
+/// The README's quick-start block: the `sh` block after the `<!-- quick start` comment.
+fn readme_quick_start() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README.md");
+    let start = readme.find("<!-- quick start").expect("the README has a quick-start block");
+    let block = &readme[start..];
+    let body = block.split_once("```sh\n").expect("an sh block").1;
+    let body = body.split_once("```").expect("the block ends").0;
+    body.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
+}
+
+/// `xtask` and `cargo-xtask` "installed" in a bin directory of their own, as `cargo install`
+/// puts them side by side.
+fn installed_bin_dir(repo: &TestRepo) -> std::path::PathBuf {
+    let bin = repo.home().join("cargo-home/bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for (name, from) in [("xtask", env!("CARGO_BIN_EXE_xtask")), ("cargo-xtask", env!("CARGO_BIN_EXE_cargo-xtask"))] {
+        std::fs::copy(from, bin.join(name)).expect("install");
+    }
+    bin
+}
+
+#[test]
+fn the_readme_quick_start_works_as_written_with_xtask_and_cargo_xtask_in_rust_and_other_repositories() {
+    let lines = readme_quick_start();
+    assert!(lines.iter().any(|l| l.starts_with("xtask implement 1")), "{lines:?}");
+    let cargo = std::env::var_os("CARGO").expect("cargo sets CARGO for its tests");
+    for (flavour, rust) in [("xtask", false), ("cargo xtask", false), ("cargo xtask", true), ("xtask", true)] {
+        let repo = TestRepo::empty();
+        if rust {
+            repo.write("Cargo.toml", "[package]\nname = \"greeter\"\nversion = \"0.1.0\"\nedition = \"2021\"\n");
+            repo.write("src/main.rs", "fn main() {}\n");
+        }
+        repo.write("README.md", "# a project of the user's\n");
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-q", "-m", "the user's project"]);
+        let bin = installed_bin_dir(&repo);
+        let cargo_dir = std::path::Path::new(&cargo).parent().expect("cargo's directory").to_path_buf();
+        // Only the installed binaries and the system's tools: no `xtask` of this build on the PATH.
+        let path =
+            std::env::join_paths([bin.clone(), cargo_dir, "/usr/local/bin".into(), "/usr/bin".into(), "/bin".into()])
+                .expect("PATH");
+        for line in &lines {
+            let line = match line.strip_prefix("xtask ") {
+                Some(rest) if flavour == "cargo xtask" => format!("cargo xtask {rest}"),
+                _ => line.clone(),
+            };
+            let out = repo
+                .command("sh")
+                .args(["-c", &line])
+                .env("PATH", &path)
+                .env("CARGO_HOME", repo.home().join("cargo-home"))
+                .env_remove("XTASK_NOW")
+                .output()
+                .expect("sh");
+            assert_eq!(out.status.code(), Some(0), "{flavour} (rust: {rust}): `{line}`: {}", render(&out));
+            if line.contains(" status") {
+                assert!(String::from_utf8_lossy(&out.stdout).contains("completed"), "{}", render(&out));
+            }
+        }
+        assert_eq!(repo.git(&["log", "-1", "--format=%s"]).trim(), "task 1: complete implementation", "{flavour}");
+        let files = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
+        assert!(files.lines().any(|f| f == "greet.sh"), "{flavour}: {files}");
+        let status = repo.git(&["status", "--porcelain"]);
+        let left: Vec<&str> = status.lines().filter(|l| !l.contains(".home-for-tests")).collect();
+        assert_eq!(left, ["?? .gitignore"], "{flavour}: only init's .gitignore edit is left for the user to commit");
+    }
+}
+
+#[test]
+fn init_prints_the_next_steps() {
+    let repo = TestRepo::empty();
+    let out = repo.run(&["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["next:", "git add specs .gitignore && git commit", "xtask task new", "--plan", "xtask hooks install"]
+    {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let out = repo.run(&["init", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["next_steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x.as_str().is_some_and(|x| x.contains("hooks install")))),
+        "{v}"
+    );
+    assert!(
+        v["next_steps"][0].as_str().is_some_and(|s| s.starts_with("xtask task new")),
+        "nothing left to commit the second time: {v}"
+    );
+}
