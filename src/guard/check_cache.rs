@@ -37,21 +37,7 @@ const HEADER: &[u8] = b"postflight-check-cache 1\n";
 
 /// What `stat` says about a path: enough to notice any change of a file's content (size, mtime,
 /// and the ctime that no user can set back) or of a directory's listing (its mtime).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint {
-    /// Device.
-    pub dev: u64,
-    /// Inode.
-    pub ino: u64,
-    /// File type and permission bits.
-    pub mode: u32,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, seconds and nanoseconds.
-    pub mtime: (i64, i64),
-    /// Status change time, seconds and nanoseconds.
-    pub ctime: (i64, i64),
-}
+pub type Fingerprint = crate::sys::StatInfo;
 
 impl Fingerprint {
     /// The fingerprint of `stat` (or `fstat`) metadata.
@@ -82,8 +68,7 @@ impl Fingerprint {
         buf.clear();
         buf.extend_from_slice(path);
         buf.push(0);
-        let st = crate::sys::stat_at(dir, buf, false)?;
-        Some(Fingerprint { dev: st.dev, ino: st.ino, mode: st.mode, size: st.size, mtime: st.mtime, ctime: st.ctime })
+        crate::sys::stat_at(dir, buf, false)
     }
 
     /// Whether its mtime or ctime is at or after `cutoff` (nanoseconds since the epoch).
