@@ -100,6 +100,12 @@ impl WorkTreeState {
         self.files.contains_key(path)
     }
 
+    /// Records `path` (repository-relative) as it looks now, dirty or not: for a file written
+    /// after the state was read by someone whose change is not to be counted later.
+    pub fn note(&mut self, root: &Path, path: &str) {
+        self.files.insert(path.to_owned(), Stamp::of(&root.join(path)));
+    }
+
     /// The dirty paths, sorted.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)

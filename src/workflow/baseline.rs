@@ -29,8 +29,15 @@ pub struct Baseline {
 
 impl Baseline {
     /// The baseline of a run of `task`: the saved one when `resumed` and one was saved, else
-    /// taken now (and saved). A status that cannot be read is a warning, never a stop.
-    pub fn start(root: &Path, task: &TaskRef, resumed: bool, warnings: &mut Vec<String>) -> Baseline {
+    /// the work tree's `status` (read just before; read now when `None`), saved. A status that
+    /// cannot be read is a warning, never a stop.
+    pub fn start(
+        root: &Path,
+        task: &TaskRef,
+        resumed: bool,
+        status: Option<Result<WorkTreeState>>,
+        warnings: &mut Vec<String>,
+    ) -> Baseline {
         let path = task.dir.join(BASELINE_FILE);
         if resumed {
             if let Some(b) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).and_then(from_json)
@@ -38,7 +45,7 @@ impl Baseline {
                 return b;
             }
         }
-        let state = match WorkTreeState::read(root) {
+        let state = match status.unwrap_or_else(|| WorkTreeState::read(root)) {
             Ok(s) => Some(s),
             Err(e) => {
                 warnings.push(format!(
@@ -104,9 +111,17 @@ pub struct ProgressWatch {
 }
 
 impl ProgressWatch {
-    /// Starts from the baseline's state and the plan's phases done now.
-    pub fn new(baseline: &Baseline, phases_done: u64) -> ProgressWatch {
-        ProgressWatch { seen: baseline.state.clone(), phases_done }
+    /// Starts from the baseline's state and the plan's phases done now; `written` are the
+    /// files preflight wrote after the baseline's status was read (the plan's header), whose
+    /// change is bookkeeping, not the agent's progress.
+    pub fn new(baseline: &Baseline, phases_done: u64, root: &Path, written: &[&str]) -> ProgressWatch {
+        let mut seen = baseline.state.clone();
+        if let Some(seen) = &mut seen {
+            for path in written.iter().filter(|p| !p.is_empty()) {
+                seen.note(root, path);
+            }
+        }
+        ProgressWatch { seen, phases_done }
     }
 
     /// Whether the invocation that just ended made progress: a phase newly completed, or a

@@ -184,7 +184,16 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         pid: Some(std::process::id()),
         max_iterations: Some(opts.max_iterations),
     };
+    // The work tree's status is read while preflight writes the ledger (it changes only the
+    // ledger, the plan header and the marker, none of which the baseline is asked about), and
+    // is in hand before the agent starts.
+    let status = (!opts.dry_run).then(|| {
+        let root = ctx.repo.root.clone();
+        std::thread::spawn(move || crate::git::WorkTreeState::read(&root))
+    });
     let prepared = preflight::preflight(ctx, opts.task, &pre_opts, opts.dry_run)?;
+    let status = status
+        .map(|t| t.join().unwrap_or_else(|_| Err(Error::refused("the work tree's status could not be read", None))));
     let mut report = Report {
         task: opts.task,
         outcome: Outcome::Failed { reason: String::new() },
@@ -216,8 +225,8 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let root = ctx.repo.root.clone();
     let scope_dirs = cfg.scope(&task.language);
     let scope_before = scope::snapshot(&root, &scope_dirs);
-    let baseline = baseline::Baseline::start(&root, &task, prepared.resumed, &mut report.warnings);
-    let mut watch = baseline::ProgressWatch::new(&baseline, plan_progress(ctx, &task).0);
+    let baseline = baseline::Baseline::start(&root, &task, prepared.resumed, status, &mut report.warnings);
+    let mut watch = baseline::ProgressWatch::new(&baseline, plan_progress(ctx, &task).0, &root, &[&task.plan_rel]);
     let is_claude = opts.agent == claude::AGENT_NAME;
     let identity = opts
         .agent_identity
