@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
+/// How long a command waits for another one holding a lock (the ledger's, git's `index.lock`).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Replaces `path` with `bytes` atomically (temp file + fsync + rename in the same directory).
 ///
 /// # Errors

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::guard::install;
 use crate::ledger::todo::TodoFile;
-use crate::workflow::marker::{self, Marker};
+use crate::run::{self as marker, Marker};
 use crate::workflow::{self, claude, config};
 
 /// What the checks compare against.

@@ -26,7 +26,7 @@ use crate::atomic::Lock;
 use crate::error::{Error, Result};
 
 /// How long a commit waits for another postflight commit of the same index.
-const COMMIT_LOCK_WAIT: Duration = crate::ledger::LOCK_TIMEOUT;
+const COMMIT_LOCK_WAIT: Duration = crate::atomic::LOCK_TIMEOUT;
 
 /// A held `index.lock`, with the commit `flock` and the record of every lock file held.
 pub(super) struct IndexLock {

@@ -346,9 +346,9 @@ pub fn cleanup(git_dir: &Path, task: &TaskRef, outcome: &Outcome) -> Result<()> 
     // the next run ignores, never a "pending" run whose agent would be started again.
     if !outcome.keeps_marker() {
         remove_if_exists(&task.marker_path())?;
-        crate::workflow::marker::unregister(git_dir, task.number)?;
-        remove_if_exists(&task.dir.join(crate::workflow::marker::HOOK_COUNTER_FILE))?;
-        remove_if_exists(&task.dir.join(crate::workflow::baseline::BASELINE_FILE))?;
+        crate::run::unregister(git_dir, task.number)?;
+        remove_if_exists(&task.dir.join(crate::run::HOOK_COUNTER_FILE))?;
+        remove_if_exists(&task.dir.join(crate::run::BASELINE_FILE))?;
     }
     remove_if_exists(&task.counter_path())?;
     if !matches!(outcome, Outcome::MetadataInvalid { .. }) {

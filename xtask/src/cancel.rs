@@ -10,7 +10,7 @@ use postflight::{Context, Error};
 #[derive(clap::Args, Debug)]
 pub struct CancelArgs {
     /// The task number
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// Print one JSON object instead of the text line
     #[arg(long)]
