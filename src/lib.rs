@@ -19,6 +19,11 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// Unix only: agents run in process groups that are stopped with signals, liveness is read by
+// pid and start time, and file writes rely on POSIX rename and flock semantics.
+#[cfg(not(unix))]
+compile_error!("postflight supports Unix only (Linux and macOS): it needs process groups, signals and flock");
+
 pub mod atomic;
 pub mod context;
 pub mod doctor;

@@ -195,8 +195,10 @@ impl Kind {
         }
     }
 
-    // `mode_t` is u32 on Linux but u16 elsewhere.
+    // `mode_t` is u32 on Linux but u16 elsewhere. Only Linux's `read_dir` meets entries of
+    // unknown type.
     #[allow(clippy::useless_conversion)]
+    #[cfg(target_os = "linux")]
     fn of_mode(mode: u32) -> Kind {
         match mode & u32::from(libc::S_IFMT) {
             m if m == u32::from(libc::S_IFDIR) => Kind::Dir,

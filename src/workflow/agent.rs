@@ -131,7 +131,6 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     for (k, v) in &inv.env {
         cmd.env(k, v);
     }
-    #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
