@@ -3,12 +3,10 @@
 //! that the user's own staged, unstaged and untracked work is untouched, and that no transient
 //! file is ever committed.
 
-mod support;
-
 use std::process::Output;
 
+use crate::support::{render, TestRepo, NOW, SESSION};
 use serde_json::{json, Value};
-use support::{render, TestRepo, NOW, SESSION};
 
 const IDENTITY: &str = "Scripted Agent <agent@example.com>";
 const SUMMARY: &str = "specs/350_add_feature/summaries/implementation-summary-20260316.md";
@@ -449,7 +447,7 @@ fn implement_killed_mid_run_resumes_with_same_session_and_no_duplicates() {
     child.kill().expect("SIGKILL the tool");
     let _ = child.wait();
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
-    support::kill_process_group(&pgid);
+    crate::support::kill_process_group(&pgid);
     // The files are valid and say implementing; the marker is there.
     assert_eq!(state_entry(&repo)["status"], "implementing");
     assert!(repo.exists("specs/350_add_feature/.postflight-pending"));
@@ -659,7 +657,6 @@ fn preflight_then_postflight_split_for_an_orchestrating_session() {
 fn implement_commit_failure_is_reported_and_loses_no_ledger_state() {
     let repo = setup();
     repo.write(".git/hooks/pre-commit", "#!/bin/sh\necho 'pre-commit: refusing for the test' >&2\nexit 1\n");
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(repo.file(".git/hooks/pre-commit"), std::fs::Permissions::from_mode(0o755))
@@ -685,7 +682,6 @@ fn implement_commit_failure_is_reported_and_loses_no_ledger_state() {
     // --json says so too; the printed command finishes the job once the hook lets it.
     let repo = setup();
     repo.write(".git/hooks/pre-commit", "#!/bin/sh\n[ -f allow ] && exit 0\necho 'pre-commit: refusing' >&2\nexit 1\n");
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(repo.file(".git/hooks/pre-commit"), std::fs::Permissions::from_mode(0o755))
@@ -793,7 +789,7 @@ fn implement_refuses_a_task_that_a_live_run_holds() {
     first.kill().expect("kill");
     let _ = first.wait();
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
-    support::kill_process_group(&pgid);
+    crate::support::kill_process_group(&pgid);
 }
 
 /// The sample repository with a ledger of over a megabyte per file (1,000 more tasks with long
@@ -921,7 +917,7 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(g) = self.0 {
             if !group_members(g).is_empty() {
-                support::kill_process_group(&g.to_string());
+                crate::support::kill_process_group(&g.to_string());
             }
         }
     }

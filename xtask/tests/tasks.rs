@@ -1,8 +1,6 @@
 //! `init`, `task new`, `status`, `set-status` on temporary repositories.
 
-mod support;
-
-use support::{render, TestRepo};
+use crate::support::{render, TestRepo};
 
 #[test]
 fn set_status_moves_all_three_files_and_changes_one_line_each() {
@@ -23,8 +21,8 @@ fn set_status_moves_all_three_files_and_changes_one_line_each() {
     let state: serde_json::Value = serde_json::from_str(&repo.read("specs/state.json")).expect("json");
     let t = &state["active_projects"][2];
     assert_eq!(t["status"], "implementing");
-    assert_eq!(t["started"], support::NOW);
-    assert_eq!(t["last_updated"], support::NOW);
+    assert_eq!(t["started"], crate::support::NOW);
+    assert_eq!(t["last_updated"], crate::support::NOW);
     assert_ne!(state0, repo.read("specs/state.json"));
 }
 
@@ -137,8 +135,8 @@ fn plan_new_writes_001_then_002_with_the_phases_given_and_moves_the_task_to_plan
     // All three files say planned; both plans are linked in state.json, the newest in TODO.md.
     let e = repo.state_entry(353);
     assert_eq!(e["status"], "planned");
-    assert_eq!(e["planned"], support::NOW);
-    assert_eq!(e["last_updated"], support::NOW);
+    assert_eq!(e["planned"], crate::support::NOW);
+    assert_eq!(e["last_updated"], crate::support::NOW);
     assert_eq!(
         e["artifacts"],
         json!([
@@ -302,7 +300,7 @@ struct KillGroupOnDrop(Option<String>);
 impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
         if let Some(g) = self.0.take() {
-            support::kill_process_group(&g);
+            crate::support::kill_process_group(&g);
         }
     }
 }
@@ -361,7 +359,7 @@ fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
     assert_eq!(d["run"]["agent_pgid"].as_u64().map(|g| g.to_string()), Some(pgid.clone()));
     assert_eq!(d["resume_command"], "xtask cancel 350 && xtask implement 350");
     // Then SIGKILL the agent's group: nothing records anything; the marker stays.
-    support::kill_process_group(&pgid);
+    crate::support::kill_process_group(&pgid);
     guard.0 = None;
     assert!(repo.exists(MARKER_350));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -379,7 +377,7 @@ fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
     let d = json_out(&repo.run(&["status", "350", "--json"]));
     assert_eq!(d["run"]["state"], "interrupted");
     assert_eq!(d["resume_command"], "xtask implement 350");
-    assert_eq!(d["session_id"], support::SESSION);
+    assert_eq!(d["session_id"], crate::support::SESSION);
     assert_eq!(d["log"], "specs/350_add_feature/.postflight-agent.log");
     let text = String::from_utf8_lossy(&repo.run(&["status", "350"]).stdout).into_owned();
     for line in [
@@ -403,7 +401,7 @@ fn status_shows_a_run_started_by_preflight_as_pending() {
     let row = status_row(&repo, &["status"], 350);
     assert!(row.contains("pending (postflight owed)"), "{row}");
     let d = json_out(&repo.run(&["status", "350", "--json"]));
-    assert_eq!(d["run"], json!({"state": "pending", "session_id": support::SESSION}));
+    assert_eq!(d["run"], json!({"state": "pending", "session_id": crate::support::SESSION}));
     assert_eq!(d["resume_command"], "xtask postflight 350");
 }
 
@@ -446,7 +444,7 @@ fn status_shows_each_outcome_with_its_reason() {
         assert_eq!(d["last_outcome"], word);
         assert_eq!(d["reason"], reason);
         assert_eq!(d["resume_command"], "xtask implement 350");
-        assert_eq!(d["session_id"], support::SESSION);
+        assert_eq!(d["session_id"], crate::support::SESSION);
         assert_eq!(d["log"], "specs/350_add_feature/.postflight-agent.log");
         assert!(repo.exists("specs/350_add_feature/.postflight-agent.log"));
         let text = String::from_utf8_lossy(&repo.run(&["status", "350"]).stdout).into_owned();
@@ -630,15 +628,6 @@ fn footers(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.starts_with("[postflight] <== ")).collect()
 }
 
-/// Polls `cond` up to `limit`; panics with `what` when it never holds.
-fn wait_for(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn log_shows_a_header_and_an_exit_line_per_invocation_and_selects_runs() {
     let repo = TestRepo::new();
@@ -658,7 +647,7 @@ fn log_shows_a_header_and_an_exit_line_per_invocation_and_selects_runs() {
     let hs = headers(&all);
     assert_eq!(hs.len(), 2, "{all}");
     for (h, k) in hs.iter().zip(["1/1", "1/5"]) {
-        assert!(h.contains(&format!(" session {} run ", support::SESSION)), "{h}");
+        assert!(h.contains(&format!(" session {} run ", crate::support::SESSION)), "{h}");
         assert!(h.contains(&format!(" iteration {k}: ")) && h.ends_with("demo-agent"), "{h}");
     }
     let run_of = |h: &str| h.split(" run ").nth(1).and_then(|r| r.split(' ').next()).map(str::to_owned);
@@ -801,5 +790,14 @@ fn an_error_with_json_is_json_on_stdout_with_the_same_exit_code() {
         assert!(v["causes"].is_array() && v.get("hint").is_some(), "{with:?}: {v}");
         assert_eq!(v["exit_code"], serde_json::json!(out.status.code().expect("code")), "{with:?}");
         assert!(plain.stdout.is_empty(), "{args:?}: without --json nothing goes to stdout");
+    }
+}
+
+/// Polls `cond` up to `limit`; panics with `what` when it never holds.
+fn wait_for(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -2,6 +2,9 @@
 //! ledger, and a hermetic command runner (cleared environment, fixed clock and identity).
 #![allow(dead_code)]
 
+/// A scripted Anthropic API on 127.0.0.1 for the Claude Code end-to-end tests.
+pub mod anthropic_stub;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
