@@ -274,6 +274,7 @@ fn crash_run(run: usize, delay: Duration, own_group: u32) -> Outcome {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn xtask implement");
+    // A fixed sleep on purpose: the kill moment is random time, not a condition to wait for.
     std::thread::sleep(delay);
     // The tool and its git children share the group made for it; it is not reaped yet, so the
     // group id cannot have been recycled.
@@ -445,11 +446,7 @@ fn a_commit_killed_holding_index_lock_does_not_block_the_next() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "the hook never ran");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    crate::support::wait_until(Duration::from_secs(60), "the hook never ran", || ready.exists());
     crate::support::kill_process_group(&child.id().to_string());
     child.wait().expect("reap");
     kill_everything_in(&root, own_process_group());

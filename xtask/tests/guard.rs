@@ -421,7 +421,8 @@ fn uncached(repo: &TestRepo) -> Output {
     repo.run(&["check", "--json", "--no-cache"])
 }
 
-/// Sleeps past the cache's 2 s racy margin, so that files written before count as settled.
+/// Sleeps past the cache's 2 s racy margin, so that files written before count as settled (a
+/// fixed sleep on purpose: file age is time itself, nothing signals it).
 fn settle() {
     std::thread::sleep(std::time::Duration::from_millis(2200));
 }
@@ -1244,7 +1245,8 @@ fn hook_builds_the_marker_index_on_a_migrated_repo_and_still_sees_later_markers(
     repo.write("specs/350_add_feature/.postflight-pending", &legacy_marker(a, 350));
     let index = repo.file(".git/postflight-pending");
     assert!(!index.exists(), "a repository of the original workflow has no index");
-    // The index is stamped only for a state.json older than the racy margin.
+    // The index is stamped only for a state.json older than the racy margin (a fixed sleep on
+    // purpose: file age is time itself).
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let pg = postflight::repo::Repo::discover(repo.path()).expect("repo");
     let scan = stop_hook::candidate_markers(&repo.file("specs"));
@@ -1290,6 +1292,7 @@ fn hook_builds_the_marker_index_on_a_migrated_repo_and_still_sees_later_markers(
 fn preflight_keeps_a_complete_marker_index_complete() {
     use postflight::guard::{marker_index, stop_hook};
     let repo = TestRepo::new();
+    // Past the racy margin, so the hook may stamp the index (file age is time itself).
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let pg = postflight::repo::Repo::discover(repo.path()).expect("repo");
     let (v, _) = hook(&repo, &event(&repo, SESSION, false));

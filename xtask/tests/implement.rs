@@ -439,11 +439,7 @@ fn implement_killed_mid_run_resumes_with_same_session_and_no_duplicates() {
     let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
     let mut child =
         repo.xtask(&["implement", "350", "--agent", &agent]).env("XTASK_DEMO_SCRIPT", &script).spawn().expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !pid_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::support::wait_until(std::time::Duration::from_secs(60), "the agent never started", || pid_file.exists());
     child.kill().expect("SIGKILL the tool");
     let _ = child.wait();
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
@@ -772,11 +768,7 @@ fn implement_refuses_a_task_that_a_live_run_holds() {
     let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
     let mut first =
         repo.xtask(&["implement", "350", "--agent", &agent]).env("XTASK_DEMO_SCRIPT", &script).spawn().expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !pid_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::support::wait_until(std::time::Duration::from_secs(60), "the agent never started", || pid_file.exists());
     let before = repo.snapshot();
     let second = repo.run(&["implement", "350", "--agent", "true"]);
     assert_eq!(second.status.code(), Some(2), "{}", render(&second));
@@ -875,12 +867,8 @@ const MARKER: &str = "specs/350_add_feature/.postflight-pending";
 const AGENT_LOG: &str = "specs/350_add_feature/.postflight-agent.log";
 
 /// Waits until `ready` holds (at most a minute).
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !ready() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+fn wait_until(what: &str, ready: impl FnMut() -> bool) {
+    crate::support::wait_for(std::time::Duration::from_secs(60), what, ready);
 }
 
 /// `/proc/<pid>/stat`'s state, process group and start time (fields 3, 5, 22).

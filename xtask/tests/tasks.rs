@@ -1,6 +1,6 @@
 //! `init`, `task new`, `status`, `set-status` on temporary repositories.
 
-use crate::support::{render, TestRepo};
+use crate::support::{render, wait_for, TestRepo};
 
 #[test]
 fn set_status_moves_all_three_files_and_changes_one_line_each() {
@@ -320,11 +320,9 @@ fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !pid_file.exists() || std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
-        assert!(std::time::Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::support::wait_until(std::time::Duration::from_secs(60), "the agent never started", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.trim().is_empty())
+    });
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
     let mut guard = KillGroupOnDrop(Some(pgid.clone()));
     let pid = child.id();
@@ -362,14 +360,11 @@ fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
     crate::support::kill_process_group(&pgid);
     guard.0 = None;
     assert!(repo.exists(MARKER_350));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let row = loop {
-        let row = status_row(&repo, &["status"], 350);
-        if !row.contains("(its agent") || std::time::Instant::now() > deadline {
-            break row;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let mut row = String::new();
+    crate::support::poll(std::time::Duration::from_secs(10), || {
+        row = status_row(&repo, &["status"], 350);
+        !row.contains("(its agent")
+    });
     assert_eq!(row.split_whitespace().nth(5), Some("interrupted"), "{row}");
     let run = &status_json_row(&repo, 350)["run"];
     assert_eq!(run["state"], "interrupted", "{run}");
@@ -790,14 +785,5 @@ fn an_error_with_json_is_json_on_stdout_with_the_same_exit_code() {
         assert!(v["causes"].is_array() && v.get("hint").is_some(), "{with:?}: {v}");
         assert_eq!(v["exit_code"], serde_json::json!(out.status.code().expect("code")), "{with:?}");
         assert!(plain.stdout.is_empty(), "{args:?}: without --json nothing goes to stdout");
-    }
-}
-
-/// Polls `cond` up to `limit`; panics with `what` when it never holds.
-fn wait_for(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -267,6 +267,7 @@ fn writers_killed_mid_run_never_leave_an_invalid_ledger() {
     for round in 0..ROUNDS {
         // Four endless library writers and one run of the binary, all killed at random moments.
         let mut children: Vec<Child> = TASKS[..4].iter().map(|&n| spawn_writer(&repo, n, 0)).collect();
+        // The sleeps of this loop are the random kill moments (time itself, not a condition).
         std::thread::sleep(Duration::from_millis(20 + rng.next(120)));
         let n = TASKS[4 + round % 4];
         let mut cli = repo

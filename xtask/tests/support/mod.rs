@@ -346,3 +346,28 @@ pub fn kill_process_group(pgid: &str) {
     assert!(valid, "refusing to kill process group {pgid:?}");
     let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
 }
+
+/// Polls `ready` every 20 ms until it holds or `limit` has passed; whether it held. For waits
+/// on something observable (a file, a process, a status); a fixed sleep is only for time itself.
+pub fn poll(limit: std::time::Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if ready() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// [`poll`], panicking with `failure` when `ready` never held within `limit`.
+pub fn wait_until(limit: std::time::Duration, failure: &str, ready: impl FnMut() -> bool) {
+    assert!(poll(limit, ready), "{failure}");
+}
+
+/// [`wait_until`] with the message "timed out waiting for {what}".
+pub fn wait_for(limit: std::time::Duration, what: &str, ready: impl FnMut() -> bool) {
+    wait_until(limit, &format!("timed out waiting for {what}"), ready);
+}
