@@ -171,7 +171,7 @@ pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
 }
 
 /// The markers the hook looks at: those the marker index names while it is complete for
-/// state.json as it is ([`super::marker_index`]: a small directory and one file read, and a stat
+/// state.json as it is ([`crate::run::index`]: a small directory and one file read, and a stat
 /// per implementing task, whatever the ledger's size),
 /// else those of a scan ([`scan_markers`]) together with any the index names, after which the
 /// index is made complete for that scan. The legacy global marker is always looked at.

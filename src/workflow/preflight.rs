@@ -140,7 +140,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     let mut chosen_session = String::new();
     let mut index_stamp = None;
     let edit = |snap: &mut Snapshot| -> Result<()> {
-        // Under the ledger lock, before state.json is written (guard/marker_index.rs).
+        // Under the ledger lock, before state.json is written (run/index.rs).
         index_stamp = crate::run::index::current_stamp(&ctx.repo);
         let (task, previous, stale) = validate(ctx, snap, n, opts.force)?;
         notes.extend(stale);
