@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
+/// How long a command waits for another one holding a lock (the ledger's, git's `index.lock`).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Replaces `path` with `bytes` atomically (temp file + fsync + rename in the same directory).
 ///
 /// # Errors
@@ -186,15 +189,9 @@ pub fn sweep_stale_temp_files(dir: &Path, names: &[&str], min_age: Duration) -> 
 }
 
 /// A new ledger file gets 0644 (a temp file starts as 0600, which would hide it from others).
-#[cfg(unix)]
 fn set_new_file_permissions(file: &File) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
-}
-
-#[cfg(not(unix))]
-fn set_new_file_permissions(_file: &File) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Opens (creating) a lock file without truncating it.
@@ -273,14 +270,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let p = tmp.path().join("state.json");
         std::fs::write(&p, "old").expect("write");
-        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         }
         write(&p, b"new").expect("atomic write");
         assert_eq!(std::fs::read(&p).expect("read"), b"new");
-        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777, 0o640);
@@ -325,7 +320,6 @@ mod tests {
         assert_eq!(names, [".other.md.old333.tmp", "TODO.md", "state.json"]);
     }
 
-    #[cfg(unix)]
     #[test]
     fn a_symlinked_file_keeps_its_link_and_a_dropped_stage_changes_nothing() {
         let tmp = tempfile::tempdir().expect("tempdir");

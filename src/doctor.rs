@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::guard::install;
 use crate::ledger::todo::TodoFile;
-use crate::workflow::marker::{self, Marker};
+use crate::run::{self as marker, Marker};
 use crate::workflow::{self, claude, config};
 
 /// What the checks compare against.
@@ -220,14 +220,9 @@ fn find_program(program: &str, root: &Path) -> Option<PathBuf> {
 }
 
 fn is_executable(p: &Path) -> bool {
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        p.is_file()
     }
 }
 

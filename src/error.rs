@@ -83,6 +83,8 @@ pub enum Error {
         given: String,
         /// The closest known status.
         suggestion: Option<String>,
+        /// Every known status, comma-separated, for the hint (the ledger owns the list).
+        known: String,
     },
     /// A status change the lifecycle forbids.
     #[error("task {task}: transition {from} -> {to} is not allowed")]
@@ -197,10 +199,7 @@ impl Error {
         match self {
             Error::Refused { hint, .. } | Error::Git { hint, .. } => hint.clone(),
             Error::Transition { .. } => Some("pass --force to override the lifecycle rules".into()),
-            Error::UnknownStatus { .. } => Some(format!(
-                "known statuses: {}",
-                crate::ledger::status::Status::KNOWN.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            )),
+            Error::UnknownStatus { known, .. } => Some(format!("known statuses: {known}")),
             Error::DuplicateTask { .. } => {
                 Some("remove or renumber the duplicate entry, then run the command again".into())
             }

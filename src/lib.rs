@@ -11,6 +11,7 @@
 //! - [`doctor`]: the setup checks of `xtask doctor`, each with its fix.
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
+//! - [`run`]: a run's files (the marker, counters, logs) and the marker index.
 //! - [`context`]: repository, clock (`XTASK_NOW`) and session id (`XTASK_SESSION_ID`).
 //!
 //! The reference is `../shared/spec/reference-formats.md` (seen from the project root).
@@ -18,19 +19,28 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// Unix only: agents run in process groups that are stopped with signals, liveness is read by
+// pid and start time, and file writes rely on POSIX rename and flock semantics.
+#[cfg(not(unix))]
+compile_error!("postflight supports Unix only (Linux and macOS): it needs process groups, signals and flock");
+
 pub mod atomic;
 pub mod context;
 pub mod doctor;
 pub mod error;
+pub mod fingerprint;
 pub mod git;
 pub mod guard;
 pub mod ledger;
 pub mod plan_new;
 pub mod query;
 pub mod repo;
+pub mod run;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tasks;
+#[cfg(test)]
+mod tidy;
 pub mod workflow;
 
 pub use context::Context;

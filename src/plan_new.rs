@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::ledger::plan;
 use crate::ledger::status::Status;
 use crate::ledger::{Change, Snapshot};
+use crate::run::{Marker, MARKER_FILE};
 use crate::tasks::{self, NewTask};
-use crate::workflow::marker::{Marker, MARKER_FILE};
 
 /// The phase a plan gets when no phase title is given.
 pub const DEFAULT_PHASE: &str = "Implementation";

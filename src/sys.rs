@@ -39,7 +39,6 @@ impl Interrupt {
         }
     }
 
-    #[cfg(unix)]
     fn number(self) -> i32 {
         match self {
             Interrupt::Int => libc::SIGINT,
@@ -53,17 +52,8 @@ impl Interrupt {
     }
 
     fn raw(self) -> i32 {
-        #[cfg(unix)]
         {
             self.number()
-        }
-        #[cfg(not(unix))]
-        {
-            match self {
-                Interrupt::Int => 2,
-                Interrupt::Term => 15,
-                Interrupt::Hup => 1,
-            }
         }
     }
 }
@@ -77,7 +67,6 @@ impl std::fmt::Display for Interrupt {
 /// The first interrupt received (its signal number), 0 for none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
-#[cfg(unix)]
 extern "C" fn on_interrupt(sig: libc::c_int) {
     // Only an atomic store, which is async-signal-safe. The first signal wins; the process
     // stops at its next safe point, never inside the handler.
@@ -92,7 +81,6 @@ extern "C" fn on_interrupt(sig: libc::c_int) {
 /// # Errors
 /// `sigaction` fails (it does not for these signals).
 pub fn install_interrupt_handlers() -> std::io::Result<()> {
-    #[cfg(unix)]
     for sig in [Interrupt::Int, Interrupt::Term, Interrupt::Hup] {
         let sig = sig.number();
         // SAFETY: `sigaction` is given valid pointers to a zero-initialised `struct sigaction`
@@ -127,13 +115,13 @@ pub fn interrupted() -> Option<Interrupt> {
 
 /// The pid as a kill(2) target: a positive number above 1 (never 0, which means the caller's
 /// own group, nor 1, nor anything that would turn negative).
-#[cfg(unix)]
 fn target(pid: u32) -> Option<rustix::process::Pid> {
     let raw = i32::try_from(pid).ok().filter(|p| *p > 1)?;
     rustix::process::Pid::from_raw(raw)
 }
 
-/// What `/proc/<pid>/stat` says about a process (Linux).
+/// What `/proc/<pid>/stat` says about a process (Linux; the parser is tested everywhere).
+#[cfg(any(target_os = "linux", test))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ProcStat {
     /// Field 3: `R`, `S`, `Z` (zombie), ...
@@ -152,6 +140,7 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
 
 /// Parses a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses and may hold
 /// spaces and parentheses itself, so the fields are counted from the last `)`.
+#[cfg(any(target_os = "linux", test))]
 fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = text.get(text.rfind(')')? + 1..)?;
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
@@ -163,6 +152,7 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
+#[cfg(target_os = "linux")]
 fn gone(st: &ProcStat) -> bool {
     // A zombie has exited and only waits to be reaped; `X` is a dead task being removed.
     matches!(st.state, b'Z' | b'X')
@@ -188,7 +178,6 @@ pub fn own_start_time() -> Option<u64> {
 }
 
 /// Whether process `pid` exists (Unix `kill(pid, 0)`, a permission error meaning it does).
-#[cfg(unix)]
 fn exists(pid: u32) -> bool {
     let Some(p) = target(pid) else { return false };
     match rustix::process::test_kill_process(p) {
@@ -203,7 +192,6 @@ fn exists(pid: u32) -> bool {
 /// exactly that tick: a recycled pid is another process and counts as dead. Without one (a
 /// legacy record, or a system without start times) only the pid's existence decides.
 pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
-    #[cfg(unix)]
     {
         if !exists(pid) {
             return false;
@@ -223,11 +211,6 @@ pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
             true
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = (pid, start);
-        true
-    }
 }
 
 /// Whether the process group `pgid`, whose leader started at `leader_start`, still has a member
@@ -239,7 +222,6 @@ pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
 /// leader may be gone while a background child it started runs on). Elsewhere, or without
 /// `/proc`: `kill(-pgid, 0)`.
 pub fn group_alive(pgid: u32, leader_start: Option<u64>) -> bool {
-    #[cfg(unix)]
     {
         let Some(p) = target(pgid) else { return false };
         #[cfg(target_os = "linux")]
@@ -261,11 +243,6 @@ pub fn group_alive(pgid: u32, leader_start: Option<u64>) -> bool {
             Ok(()) => true,
             Err(e) => e == rustix::io::Errno::PERM,
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (pgid, leader_start);
-        false
     }
 }
 
@@ -296,7 +273,6 @@ pub enum Kill {
     Kill,
 }
 
-#[cfg(unix)]
 fn rustix_signal(sig: Kill) -> rustix::process::Signal {
     match sig {
         Kill::Term => rustix::process::Signal::TERM,
@@ -306,28 +282,16 @@ fn rustix_signal(sig: Kill) -> rustix::process::Signal {
 
 /// Sends `sig` to process `pid` (never to pid 0 or 1). Whether it was delivered.
 pub fn signal_process(pid: u32, sig: Kill) -> bool {
-    #[cfg(unix)]
     {
         target(pid).is_some_and(|p| rustix::process::kill_process(p, rustix_signal(sig)).is_ok())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (pid, sig);
-        false
     }
 }
 
 /// Sends `sig` to every process of group `pgid` (kill(2) with `-pgid`; never group 0 or 1).
 /// Whether any process received it.
 pub fn signal_group(pgid: u32, sig: Kill) -> bool {
-    #[cfg(unix)]
     {
         target(pgid).is_some_and(|p| rustix::process::kill_process_group(p, rustix_signal(sig)).is_ok())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (pgid, sig);
-        false
     }
 }
 
@@ -390,20 +354,14 @@ pub fn started_after(pid: u32, time: SystemTime) -> bool {
 
 /// This process's process group.
 pub fn own_process_group() -> u32 {
-    #[cfg(unix)]
     {
         rustix::process::getpgrp().as_raw_nonzero().get().unsigned_abs()
-    }
-    #[cfg(not(unix))]
-    {
-        std::process::id()
     }
 }
 
 /// The local time zone's offset from UTC, in seconds, at `seconds` since the epoch (`TZ`, else
 /// `/etc/localtime`, as the C library reads them); 0 when it cannot be told.
 pub fn local_offset(seconds: i64) -> i32 {
-    #[cfg(unix)]
     {
         // `time_t` is 64 bits wide on the systems supported; where it is not, out of range is 0.
         #[allow(irrefutable_let_patterns)]
@@ -418,11 +376,6 @@ pub fn local_offset(seconds: i64) -> i32 {
             // SAFETY: localtime_r succeeded, so it filled the struct.
             return i32::try_from(unsafe { tm.assume_init() }.tm_gmtoff).unwrap_or(0);
         }
-        0
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = seconds;
         0
     }
 }
@@ -447,7 +400,6 @@ pub struct StatInfo {
 /// `fstatat(dir, path)`: `path` is relative to the open directory `dir` (or absolute) and must
 /// end with a NUL byte and hold no other. Follows a final symlink unless `no_follow`. `None`
 /// when the call fails or the path is not NUL-terminated.
-#[cfg(unix)]
 pub fn stat_at(dir: &std::fs::File, path_nul: &[u8], no_follow: bool) -> Option<StatInfo> {
     use std::os::fd::AsRawFd;
     if path_nul.last() != Some(&0) || path_nul[..path_nul.len() - 1].contains(&0) {
@@ -596,7 +548,6 @@ mod tests {
         }
     }
 
-    #[cfg(unix)]
     #[test]
     fn groups_are_seen_while_a_member_runs_and_killed_whole() {
         use std::os::unix::process::CommandExt;

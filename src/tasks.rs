@@ -30,14 +30,7 @@ pub fn parse_task_number(input: &str) -> Result<u32> {
     }
 }
 
-/// The transient files every repository using postflight must keep out of git.
-pub const TRANSIENT_FILES: [&str; 5] = [
-    ".return-meta.json",
-    ".postflight-pending",
-    ".postflight-loop-guard",
-    ".postflight-hook-blocks",
-    ".postflight-agent.log",
-];
+pub use crate::run::TRANSIENT_FILES;
 
 /// What `init` did.
 #[derive(Debug, Default, Serialize)]
@@ -614,7 +607,7 @@ fn run_state(
     entry: &Map<String, Value>,
     now: jiff::Timestamp,
 ) -> Option<RunState> {
-    use crate::workflow::marker::{Marker, ITERATION_FILE, MARKER_FILE};
+    use crate::run::{Marker, ITERATION_FILE, MARKER_FILE};
     let active = matches!(t.status, Status::Implementing | Status::Partial);
     if active {
         let dir = plan::task_dir(specs, t.number, t.slug.as_deref());
@@ -732,7 +725,7 @@ pub fn detail(ctx: &Context, n: u32) -> Result<TaskDetail> {
     let run = run_state(&specs, &info, entry, jiff::Timestamp::now());
     let (last_outcome, reason) = last_outcome(&info, entry);
     let log = plan::task_dir(&specs, n, info.slug.as_deref())
-        .map(|d| d.join(crate::workflow::preflight::AGENT_LOG_FILE))
+        .map(|d| d.join(crate::run::AGENT_LOG_FILE))
         .filter(|p| p.is_file())
         .map(|p| ctx.repo.relative(&p));
     let resume_command = match &run {

@@ -26,7 +26,7 @@ use crate::atomic::Lock;
 use crate::error::{Error, Result};
 
 /// How long a commit waits for another postflight commit of the same index.
-const COMMIT_LOCK_WAIT: Duration = crate::ledger::LOCK_TIMEOUT;
+const COMMIT_LOCK_WAIT: Duration = crate::atomic::LOCK_TIMEOUT;
 
 /// A held `index.lock`, with the commit `flock` and the record of every lock file held.
 pub(super) struct IndexLock {
@@ -256,18 +256,12 @@ fn stale_locks_written(record: &str, written: Option<std::time::SystemTime>) -> 
     out
 }
 
-#[cfg(unix)]
 fn identity(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(path).ok().filter(|m| m.is_file()).map(|m| (m.dev(), m.ino()))
 }
 
-#[cfg(not(unix))]
-fn identity(_path: &Path) -> Option<(u64, u64)> {
-    None
-}
-
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

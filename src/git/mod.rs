@@ -1,7 +1,8 @@
 //! Task-scoped commits through gitoxide: the new commit is HEAD's tree with exactly the given
 //! paths taken from the working tree (`git commit --only -- <paths>`), never anything the user
 //! staged elsewhere, never ignored or transient files, and for a task's commit only that task's
-//! share of the shared ledger files (see [`crate::ledger::scope`]).
+//! share of the files it shares with other tasks, as the caller's [`Scoping`] computes it (the
+//! git layer knows no ledger file: the workflow passes `ledger::scope::TASK_SCOPING`).
 //!
 //! The steps, in order: refuse during a merge, rebase, cherry-pick or revert; resolve and check
 //! the paths; take `index.lock`, then read the index; build the tree from HEAD's; run the
@@ -34,21 +35,66 @@ pub use prefetch::Prefetch;
 pub use run::identities;
 pub use status::{ignored, Stamp, WorkTreeState};
 
-/// The shared ledger files, which a task's commit takes task-scoped.
-pub const LEDGER_FILES: [&str; 2] = ["specs/state.json", "specs/TODO.md"];
-
-/// From this size on, a shared ledger file is worked on by a thread of its own: its new blob is
+/// From this size on, a shared file is worked on by a thread of its own: its new blob is
 /// written while the ledger is written (`Prefetch::write_ahead`) and the commit scopes it on
 /// another thread. Below it, starting the thread and opening the repository again for it cost
 /// more than they save.
 pub const LARGE_LEDGER_FILE: u64 = 1 << 20;
 
+/// What a task's commit stores for a file it shares with other tasks, without copying either
+/// version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scoped {
+    /// HEAD's bytes, unchanged.
+    Head,
+    /// The working tree's bytes: they differ from HEAD only by the task's change.
+    Worktree,
+    /// New bytes.
+    New(Vec<u8>),
+}
+
+impl Scoped {
+    /// The bytes, given the two versions it was computed from.
+    pub fn bytes<'a>(&'a self, head: &'a [u8], worktree: &'a [u8]) -> &'a [u8] {
+        match self {
+            Scoped::Head => head,
+            Scoped::Worktree => worktree,
+            Scoped::New(b) => b,
+        }
+    }
+}
+
+/// The files a task's commit takes task-scoped, and how: supplied by the caller (the ledger's
+/// [`TASK_SCOPING`](crate::ledger::scope::TASK_SCOPING) for the ledger files), so this layer
+/// knows no file's format.
+pub trait Scoping: Sync + std::fmt::Debug {
+    /// Whether the repository-relative `path` is shared between tasks.
+    fn shares(&self, path: &str) -> bool;
+
+    /// What task `task`'s commit stores for the shared `path`, given HEAD's bytes and the
+    /// working tree's; `hint` is the byte range of the task's entry in `worktree` when the
+    /// update that wrote it said so ([`Prefetch::write_ahead`]), to be checked before use.
+    ///
+    /// # Errors
+    /// Refusals when either version cannot be scoped (it does not parse, the task is there twice).
+    fn scope(
+        &self,
+        path: &str,
+        head: &[u8],
+        worktree: &[u8],
+        task: u32,
+        hint: Option<(usize, usize)>,
+    ) -> Result<Scoped>;
+}
+
 /// What to commit and how to describe it.
 #[derive(Debug, Clone, Default)]
 pub struct CommitRequest {
-    /// When `Some(n)`: `specs/state.json` and `specs/TODO.md` are committed task-scoped (HEAD's
-    /// version plus task n's changes only).
+    /// When `Some(n)` and [`scoping`](Self::scoping) is given: the files it shares are committed
+    /// task-scoped (HEAD's version plus task n's changes only).
     pub task: Option<u32>,
+    /// Which files are shared between tasks and how a task's share of them is computed.
+    pub scoping: Option<&'static dyn Scoping>,
     /// Files or directories, relative to the repository root or absolute.
     pub paths: Vec<PathBuf>,
     /// The first line of the message.

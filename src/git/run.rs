@@ -15,14 +15,11 @@ use gix::objs::tree::EntryKind;
 use gix::ObjectId;
 
 use super::cli;
+use super::Scoped;
 use super::{hooks, index_lock, message, paths, CommitOutcome, CommitRequest};
 use crate::error::{Error, Result};
-use crate::ledger::scope;
 use crate::repo::Repo;
 
-/// The shared ledger files committed task-scoped.
-const STATE: &str = super::LEDGER_FILES[0];
-const TODO: &str = super::LEDGER_FILES[1];
 /// How long to wait for another git process's `index.lock`.
 const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// git's defaults for `core.filesRefLockTimeout` and `core.packedRefsTimeout`.
@@ -321,6 +318,12 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// The task and its scoping when `path` is a file the task shares with others.
+    fn shared(&self, path: &str) -> Option<(u32, &'static dyn super::Scoping)> {
+        let scoping = self.req.scoping?;
+        self.req.task.filter(|_| scoping.shares(path)).map(|task| (task, scoping))
+    }
+
     /// Builds the commit's tree from HEAD's for the given targets.
     fn plan(&self, head: &Head, targets: &[String]) -> Result<Plan<'a>> {
         let head_tree = self.repo.find_tree(head.tree).map_err(|e| git("cannot read HEAD's tree", &e))?;
@@ -338,8 +341,7 @@ impl<'a> Ctx<'a> {
         let on_thread: Vec<bool> = candidates
             .iter()
             .map(|p| {
-                self.req.task.is_some()
-                    && (p == STATE || p == TODO)
+                self.shared(p).is_some()
                     && std::fs::metadata(self.root.join(p)).is_ok_and(|m| m.len() >= super::LARGE_LEDGER_FILE)
             })
             .collect();
@@ -641,7 +643,7 @@ impl<'a> Ctx<'a> {
             skipped.push(format!("{path}: outside the sparse checkout, not committed"));
             return Ok(None);
         }
-        let ledger = self.req.task.filter(|_| path == STATE || path == TODO);
+        let ledger = self.shared(path);
         let abs = self.root.join(path);
         let md = match gix::index::fs::Metadata::from_path_no_follow(&abs) {
             Ok(md) if md.is_dir() => None,
@@ -682,7 +684,9 @@ impl<'a> Ctx<'a> {
         } else {
             old_mode.filter(|m| *m == Mode::FILE_EXECUTABLE).unwrap_or(Mode::FILE)
         };
-        if let (Some(task), Some((EntryKind::Blob | EntryKind::BlobExecutable, head_id))) = (ledger, head_entry) {
+        if let (Some((task, scoping)), Some((EntryKind::Blob | EntryKind::BlobExecutable, head_id))) =
+            (ledger, head_entry)
+        {
             let bytes = std::fs::read(&abs).map_err(|e| Error::io("read", &abs, e))?;
             let head_bytes = match self.req.prefetch.as_ref().and_then(|ahead| ahead.take(&head_id)) {
                 Some(bytes) => bytes,
@@ -690,27 +694,22 @@ impl<'a> Ctx<'a> {
                     self.repo.find_blob(head_id).map_err(|e| git("cannot read HEAD's ledger file", &e))?.detach().data
                 }
             };
-            let file = Path::new(path);
             let ahead = self.req.prefetch.as_ref().and_then(|ahead| ahead.written(path, &bytes));
-            let scoped = if path == STATE {
-                scope::scope_state_hinted(file, &head_bytes, &bytes, task, ahead.and_then(|(_, entry)| entry))?
-            } else {
-                scope::scope_todo_in(file, &head_bytes, &bytes, task)?
-            };
+            let scoped = scoping.scope(path, &head_bytes, &bytes, task, ahead.and_then(|(_, entry)| entry))?;
             let same = match &scoped {
-                scope::Scoped::Worktree => true,
-                scope::Scoped::Head => head_bytes == bytes,
-                scope::Scoped::New(new) => *new == bytes,
+                Scoped::Worktree => true,
+                Scoped::Head => head_bytes == bytes,
+                Scoped::New(new) => *new == bytes,
             };
             // Other tasks' edits stay in the working tree: a stat that cannot match makes git look again.
             let stat = if same { stat } else { Stat::default() };
             let id = match scoped {
-                scope::Scoped::Head => head_id,
-                scope::Scoped::Worktree => match ahead {
+                Scoped::Head => head_id,
+                Scoped::Worktree => match ahead {
                     Some((id, _)) => id,
                     None => self.write_blob(&bytes)?,
                 },
-                scope::Scoped::New(new) => self.write_blob(&new)?,
+                Scoped::New(new) => self.write_blob(&new)?,
             };
             return Ok(Some(New::Blob { id: Some(id), mode, stat }));
         }

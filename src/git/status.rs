@@ -52,10 +52,7 @@ impl Stamp {
     pub fn of(path: &Path) -> Stamp {
         match std::fs::symlink_metadata(path) {
             Ok(md) => {
-                #[cfg(unix)]
                 let ino = std::os::unix::fs::MetadataExt::ino(&md);
-                #[cfg(not(unix))]
-                let ino = 0;
                 Stamp::File(md.len(), md.modified().ok(), ino)
             }
             Err(_) => Stamp::Gone,

@@ -14,10 +14,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::check_cache::{self, Cache, Fs, IndexKey, Kind, Recorder};
+pub use super::report::{Finding, Report, Severity};
 use super::state_view::{Entry, StateView};
 
 use crate::context::is_well_formed_session_id;
@@ -28,7 +28,7 @@ use crate::ledger::status::Status;
 use crate::ledger::todo::TodoFile;
 use crate::ledger::{Change, Ledger, Snapshot};
 use crate::repo::Repo;
-use crate::workflow::marker::{self, Marker};
+use crate::run::{self as marker, Marker};
 
 /// The rules, by stable id, with their severity and what they check (for `--help` and docs).
 pub const RULES: [(&str, Severity, &str); 13] = [
@@ -52,82 +52,13 @@ pub const RULES: [(&str, Severity, &str); 13] = [
 ];
 
 /// The files the workflow writes for itself, which must never be committed (`xtask init` ignores them).
-pub const TRANSIENT: &[&str] = &crate::tasks::TRANSIENT_FILES;
-
-/// How serious a finding is: errors fail the check (exit 1), warnings are only reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The files disagree or are broken.
-    Error,
-    /// Worth knowing, not worth failing a commit for.
-    Warning,
-}
-
-/// One problem found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// The rule's stable id (see [`RULES`]).
-    pub rule: &'static str,
-    /// Error or warning.
-    pub severity: Severity,
-    /// The file at fault, repository-relative.
-    pub file: String,
-    /// The 1-based line, when one line is at fault.
-    pub line: Option<usize>,
-    /// The task concerned, if any.
-    pub task: Option<u32>,
-    /// What is wrong, in words.
-    pub message: String,
-    /// Whether `xtask check --fix` repairs it.
-    pub fixable: bool,
-}
-
-impl Finding {
-    /// `file:line` (or just `file`).
-    pub fn location(&self) -> String {
-        match self.line {
-            Some(l) => format!("{}:{l}", self.file),
-            None => self.file.clone(),
-        }
-    }
-}
+pub const TRANSIENT: &[&str] = &crate::run::TRANSIENT_FILES;
 
 /// Where the ledger is read from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     /// Read the versions staged in the git index (pre-commit mode) instead of the work tree.
     pub staged: bool,
-}
-
-/// The result of a check.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
-    /// Every finding, ordered by file and line.
-    pub findings: Vec<Finding>,
-    /// True when an input could not be read at all (exit 2); the other rules did not run.
-    pub unreadable: bool,
-}
-
-impl Report {
-    /// How many errors.
-    pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
-    }
-
-    /// How many warnings.
-    pub fn warnings(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Warning).count()
-    }
-
-    /// How many findings `--fix` would repair.
-    pub fn fixable(&self) -> usize {
-        self.findings.iter().filter(|f| f.fixable).count()
-    }
-
-    fn push(&mut self, f: Finding) {
-        self.findings.push(f);
-    }
 }
 
 /// What `--fix` did (or, in a dry run, would do).
@@ -193,7 +124,7 @@ pub fn check_cached(repo: &Repo) -> Result<(Report, CacheOutcome)> {
     let why = match &stored {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no cache".to_owned(),
         Err(e) => format!("cannot read the cache: {e}"),
-        Ok(bytes) => match Cache::decode(bytes, &repo.root, &binary) {
+        Ok(bytes) => match Cache::decode(bytes, &repo.root, &binary, &RULES) {
             Err(why) => format!("cache {why}"),
             Ok(cache) => match check_cache::first_changed(&repo.root, &cache.inputs) {
                 Some(path) => format!("{} changed", String::from_utf8_lossy(&path)),
@@ -1236,7 +1167,7 @@ fn marker_findings(repo: &Repo, source: &dyn Source, state: &StateView<'_>, repo
             report.push(finding("stale-marker", &rel, None, None, format!("{rel} names no task; remove it")));
             continue;
         };
-        if let Some(m) = marker.as_ref().filter(|m| !crate::workflow::resume::is_implement_marker(m)) {
+        if let Some(m) = marker.as_ref().filter(|m| !crate::run::is_implement_marker(m)) {
             let op = if m.operation.is_empty() { "no operation" } else { m.operation.as_str() };
             let message = format!(
                 "{rel} is left by a `{op}` run (skill `{}`), not an implement run: `xtask implement {n}` would not \

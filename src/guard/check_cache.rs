@@ -16,120 +16,23 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileType, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{Finding, Report, Severity, RULES};
+use super::report::{Finding, Report, Severity};
+use crate::fingerprint::epoch_ns;
+pub use crate::fingerprint::{Fingerprint, RACY_MARGIN};
 
 /// The cache's file name, in the git directory of the work tree (never in the work tree).
 pub const FILE_NAME: &str = "postflight-check.cache";
 
-/// How much older than the check's start an input's mtime and ctime must be to be trusted.
-pub const RACY_MARGIN: Duration = Duration::from_secs(2);
-
 /// The first line: the format and its version. Another version is ignored and rewritten.
 const HEADER: &[u8] = b"postflight-check-cache 1\n";
-
-/// What `stat` says about a path: enough to notice any change of a file's content (size, mtime,
-/// and the ctime that no user can set back) or of a directory's listing (its mtime).
-pub type Fingerprint = crate::sys::StatInfo;
-
-impl Fingerprint {
-    /// The fingerprint of `stat` (or `fstat`) metadata.
-    pub fn of(meta: &Metadata) -> Fingerprint {
-        Fingerprint {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            mode: meta.mode(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-
-    /// The fingerprint of `path` now, following symlinks; `None` when it cannot be stat'ed.
-    pub fn of_path(path: &Path) -> Option<Fingerprint> {
-        std::fs::metadata(path).ok().map(|m| Fingerprint::of(&m))
-    }
-
-    /// The fingerprint of `path` (absolute, or relative to the open directory `dir`) now,
-    /// following symlinks, as [`Fingerprint::of_path`] gives it. `buf` is scratch space. A path
-    /// relative to the work tree's root walks three or four fewer components than its absolute
-    /// form, which is a tenth of the cost of a stat.
-    pub(crate) fn of_path_at(dir: &File, path: &[u8], buf: &mut Vec<u8>) -> Option<Fingerprint> {
-        if path.contains(&0) {
-            return None;
-        }
-        buf.clear();
-        buf.extend_from_slice(path);
-        buf.push(0);
-        crate::sys::stat_at(dir, buf, false)
-    }
-
-    /// Whether its mtime or ctime is at or after `cutoff` (nanoseconds since the epoch).
-    fn is_newer_than(&self, cutoff: i128) -> bool {
-        let ns = |(s, n): (i64, i64)| i128::from(s) * 1_000_000_000 + i128::from(n);
-        ns(self.mtime) >= cutoff || ns(self.ctime) >= cutoff
-    }
-
-    /// Eight hexadecimal fields: dev ino mode size mtime mtime_ns ctime ctime_ns (times as
-    /// two's-complement 64-bit values); `-` for a path that could not be stat'ed.
-    fn encode(fp: Option<&Fingerprint>, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let Some(f) = fp else {
-            out.push(b'-');
-            return;
-        };
-        let _ = write!(
-            out,
-            "{:x} {:x} {:x} {:x} {:x} {:x} {:x} {:x}",
-            f.dev, f.ino, f.mode, f.size, f.mtime.0 as u64, f.mtime.1 as u64, f.ctime.0 as u64, f.ctime.1 as u64
-        );
-    }
-
-    /// Parses [`Fingerprint::encode`]'s fields from the front of `s`, returning the rest after
-    /// one space; `Some(None)` for `-`.
-    fn decode(s: &[u8]) -> Option<(Option<Fingerprint>, &[u8])> {
-        if let Some(rest) = s.strip_prefix(b"-") {
-            return Some((None, rest.strip_prefix(b" ").unwrap_or(rest)));
-        }
-        let mut fields = [0u64; 8];
-        let mut rest = s;
-        for (i, field) in fields.iter_mut().enumerate() {
-            let end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
-            if end == 0 || end > 16 {
-                return None;
-            }
-            *field = u64::from_str_radix(std::str::from_utf8(&rest[..end]).ok()?, 16).ok()?;
-            rest = &rest[end..];
-            if i < 7 || !rest.is_empty() {
-                rest = rest.strip_prefix(b" ")?;
-            }
-        }
-        let fp = Fingerprint {
-            dev: fields[0],
-            ino: fields[1],
-            mode: u32::try_from(fields[2]).ok()?,
-            size: fields[3],
-            mtime: (fields[4] as i64, fields[5] as i64),
-            ctime: (fields[6] as i64, fields[7] as i64),
-        };
-        Some((Some(fp), rest))
-    }
-}
-
-/// Nanoseconds since the epoch.
-fn epoch_ns(t: SystemTime) -> i128 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Recording what a full check consults.
@@ -292,8 +195,10 @@ impl Kind {
         }
     }
 
-    // `mode_t` is u32 on Linux but u16 elsewhere.
+    // `mode_t` is u32 on Linux but u16 elsewhere. Only Linux's `read_dir` meets entries of
+    // unknown type.
     #[allow(clippy::useless_conversion)]
+    #[cfg(target_os = "linux")]
     fn of_mode(mode: u32) -> Kind {
         match mode & u32::from(libc::S_IFMT) {
             m if m == u32::from(libc::S_IFDIR) => Kind::Dir,
@@ -982,8 +887,14 @@ impl Cache {
     }
 
     /// Reads a cache file written for work tree `root` by the program `binary`; the reason it
-    /// cannot be used otherwise (damaged, another version, another program or work tree).
-    pub fn decode(bytes: &[u8], root: &Path, binary: &Fingerprint) -> std::result::Result<Cache, &'static str> {
+    /// cannot be used otherwise (damaged, another version, another program or work tree). `rules` are
+    /// the check's rules, whose ids a stored finding must name.
+    pub fn decode(
+        bytes: &[u8],
+        root: &Path,
+        binary: &Fingerprint,
+        rules: &[(&'static str, Severity, &'static str)],
+    ) -> std::result::Result<Cache, &'static str> {
         let body_end = match bytes.strip_suffix(b"\n").and_then(|b| memchr::memrchr(b'\n', b)) {
             Some(i) => i + 1,
             None => return Err("damaged"),
@@ -1031,7 +942,7 @@ impl Cache {
         let mut findings = Vec::with_capacity(n);
         for _ in 0..n {
             let f: StoredFinding = serde_json::from_slice(line(b"")?).map_err(|_| "damaged")?;
-            let rule = RULES.iter().map(|(id, _, _)| *id).find(|id| *id == f.rule).ok_or("damaged")?;
+            let rule = rules.iter().map(|(id, _, _)| *id).find(|id| *id == f.rule).ok_or("damaged")?;
             findings.push(Finding {
                 rule,
                 severity: f.severity,
@@ -1159,6 +1070,8 @@ pub fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::check::RULES;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn fp(n: u64) -> Fingerprint {
         Fingerprint {
@@ -1392,21 +1305,24 @@ mod tests {
             ]),
         };
         let bytes = cache.encode(root, &bin);
-        let back = Cache::decode(&bytes, root, &bin).expect("decodes");
+        let back = Cache::decode(&bytes, root, &bin, &RULES).expect("decodes");
         assert_eq!(back.index, cache.index);
         assert_eq!(back.transient, cache.transient);
         assert_eq!(back.report.findings, cache.report.findings);
         assert_eq!(back.inputs, cache.inputs);
-        assert_eq!(Cache::decode(&bytes, Path::new("/elsewhere"), &bin).err(), Some("written for another work tree"));
-        assert_eq!(Cache::decode(&bytes, root, &fp(98)).err(), Some("written by another build"));
+        assert_eq!(
+            Cache::decode(&bytes, Path::new("/elsewhere"), &bin, &RULES).err(),
+            Some("written for another work tree")
+        );
+        assert_eq!(Cache::decode(&bytes, root, &fp(98), &RULES).err(), Some("written by another build"));
         // Any single damaged byte, and any truncation, is noticed.
         for i in (0..bytes.len()).step_by(7) {
             let mut bad = bytes.clone();
             bad[i] ^= 0x20;
-            assert!(Cache::decode(&bad, root, &bin).is_err(), "byte {i} flipped");
+            assert!(Cache::decode(&bad, root, &bin, &RULES).is_err(), "byte {i} flipped");
         }
         for len in [0, 1, bytes.len() / 2, bytes.len() - 1] {
-            assert!(Cache::decode(&bytes[..len], root, &bin).is_err(), "cut at {len}");
+            assert!(Cache::decode(&bytes[..len], root, &bin, &RULES).is_err(), "cut at {len}");
         }
         let unreadable = Cache {
             index: IndexKey::Absent,
@@ -1415,11 +1331,11 @@ mod tests {
             inputs: Inputs::default(),
         };
         let bytes = unreadable.encode(root, &bin);
-        let back = Cache::decode(&bytes, root, &bin).expect("decodes");
+        let back = Cache::decode(&bytes, root, &bin, &RULES).expect("decodes");
         assert!(back.report.unreadable && back.transient.is_none() && back.index == IndexKey::Absent);
         let mut other = bytes.clone();
         other[23] = b'9';
-        assert!(Cache::decode(&other, root, &bin).is_err());
+        assert!(Cache::decode(&other, root, &bin, &RULES).is_err());
     }
 
     #[test]

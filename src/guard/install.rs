@@ -202,15 +202,9 @@ exec "$xtask_bin" check --staged
     )
 }
 
-#[cfg(unix)]
 fn make_executable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| Error::io("chmod", path, e))
-}
-
-#[cfg(not(unix))]
-fn make_executable(_path: &Path) -> Result<()> {
-    Ok(())
 }
 
 /// Quotes a word for /bin/sh (single quotes, `'` as `'\''`); plain words stay as they are.

@@ -6,7 +6,9 @@
 pub mod check;
 pub mod check_cache;
 pub mod install;
-pub mod marker_index;
+pub mod report;
+/// The marker index moved to [`crate::run::index`]; this path stays for compatibility.
+pub use crate::run::index as marker_index;
 pub mod scan;
 pub mod state_view;
 pub mod stop_hook;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::workflow::marker::{self, Marker, HOOK_COUNTER_FILE, METADATA_FILE};
+use crate::run::{self as marker, Marker, HOOK_COUNTER_FILE, METADATA_FILE};
 
 /// How often one session may be sent back to work for one marker before its stop is let through.
 pub const MAX_BLOCKS: u32 = 3;
@@ -100,7 +100,7 @@ pub fn parse_event(input: &[u8]) -> Result<Event> {
 ///
 /// # Writes
 /// The block counter [`HOOK_COUNTER_FILE`] beside a marker, when it blocks; the marker index
-/// and its stamp in the git directory after a scan ([`super::marker_index::build`]).
+/// and its stamp in the git directory after a scan ([`crate::run::index::build`]).
 pub fn decide(event: &Event, fallback_dir: &Path, now: jiff::Timestamp) -> Result<Outcome> {
     let mut notes = Vec::new();
     let allow = |notes: Vec<String>| Ok(Outcome { decision: Decision::Allow, notes });
@@ -171,23 +171,23 @@ pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
 }
 
 /// The markers the hook looks at: those the marker index names while it is complete for
-/// state.json as it is ([`super::marker_index`]: a small directory and one file read, and a stat
+/// state.json as it is ([`crate::run::index`]: a small directory and one file read, and a stat
 /// per implementing task, whatever the ledger's size),
 /// else those of a scan ([`scan_markers`]) together with any the index names, after which the
 /// index is made complete for that scan. The legacy global marker is always looked at.
 pub fn hook_candidates(repo: &Repo, start: std::time::SystemTime) -> Vec<PathBuf> {
     let indexed = marker::indexed_markers(&repo.root, &repo.git_dir);
-    let mut out = match (indexed, super::marker_index::watched_markers(repo)) {
+    let mut out = match (indexed, crate::run::index::watched_markers(repo)) {
         (Some(mut list), Some(watched)) => {
             list.extend(watched);
             list
         }
         (indexed, _) => {
             // Taken before the scan reads state.json, so it vouches for no later version.
-            let fp = super::marker_index::fingerprint_before_scan(repo, start);
+            let fp = crate::run::index::fingerprint_before_scan(repo, start);
             let scan = scan_markers(&repo.specs_dir());
             if let Some(watched) = &scan.watched {
-                super::marker_index::build(repo, &scan.markers, watched, fp);
+                crate::run::index::build(repo, &scan.markers, watched, fp);
             }
             let mut all = scan.markers;
             all.extend(indexed.unwrap_or_default());

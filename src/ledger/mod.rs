@@ -22,8 +22,11 @@ use plan::PlanFile;
 use state::StateFile;
 use todo::TodoFile;
 
-/// How long a command waits for another one holding the ledger lock.
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+pub use crate::atomic::LOCK_TIMEOUT;
+
+/// The ledger files every task shares (`state.json`, then `TODO.md`), which a task's commit
+/// takes task-scoped ([`scope::TASK_SCOPING`]).
+pub const LEDGER_FILES: [&str; 2] = ["specs/state.json", "specs/TODO.md"];
 
 /// The ledger files of one repository.
 #[derive(Debug, Clone)]

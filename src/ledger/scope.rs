@@ -30,24 +30,34 @@ pub fn scope_state(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Resu
     Ok(scope_state_in(path, head, worktree, task)?.bytes(head, worktree).to_vec())
 }
 
-/// The result of scoping a ledger file, without copying either version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scoped {
-    /// HEAD's bytes, unchanged.
-    Head,
-    /// The working tree's bytes: they differ from HEAD only by the task's change.
-    Worktree,
-    /// New bytes.
-    New(Vec<u8>),
-}
+/// The result of scoping a ledger file, without copying either version (the commit's type).
+pub use crate::git::Scoped;
 
-impl Scoped {
-    /// The bytes, given the two versions it was computed from.
-    pub fn bytes<'a>(&'a self, head: &'a [u8], worktree: &'a [u8]) -> &'a [u8] {
-        match self {
-            Scoped::Head => head,
-            Scoped::Worktree => worktree,
-            Scoped::New(b) => b,
+/// The ledger's scoping of a task's commit: state.json and TODO.md are shared, each scoped to
+/// the task by [`scope_state_hinted`] and [`scope_todo_in`].
+#[derive(Debug)]
+pub struct TaskScoping;
+
+/// What a task's commit passes as [`crate::git::CommitRequest::scoping`].
+pub static TASK_SCOPING: TaskScoping = TaskScoping;
+
+impl crate::git::Scoping for TaskScoping {
+    fn shares(&self, path: &str) -> bool {
+        super::LEDGER_FILES.contains(&path)
+    }
+
+    fn scope(
+        &self,
+        path: &str,
+        head: &[u8],
+        worktree: &[u8],
+        task: u32,
+        hint: Option<(usize, usize)>,
+    ) -> Result<Scoped> {
+        if path == super::LEDGER_FILES[0] {
+            scope_state_hinted(Path::new(path), head, worktree, task, hint)
+        } else {
+            scope_todo_in(Path::new(path), head, worktree, task)
         }
     }
 }

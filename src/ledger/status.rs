@@ -96,9 +96,11 @@ impl Status {
         let word =
             input.trim().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase().replace([' ', '-'], "_");
         match Status::from_state(&word) {
-            Status::Other(_) | Status::Implemented => {
-                Err(crate::Error::UnknownStatus { given: input.to_owned(), suggestion: closest(&word) })
-            }
+            Status::Other(_) | Status::Implemented => Err(crate::Error::UnknownStatus {
+                given: input.to_owned(),
+                suggestion: closest(&word),
+                known: Status::KNOWN.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            }),
             s => Ok(s),
         }
     }

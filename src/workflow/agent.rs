@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::run::{self as marker, Interrupted};
 use crate::sys::{self, Interrupt, Kill};
-use crate::workflow::marker::{self, Interrupted};
 use crate::workflow::progress::Progress;
 
 /// One agent invocation.
@@ -131,7 +131,6 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     for (k, v) in &inv.env {
         cmd.env(k, v);
     }
-    #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);

@@ -15,8 +15,7 @@ use crate::git::{Stamp, WorkTreeState};
 use crate::ledger::plan::PlanFile;
 use crate::workflow::preflight::TaskRef;
 
-/// The baseline file in the task directory.
-pub const BASELINE_FILE: &str = ".postflight-baseline";
+pub use crate::run::BASELINE_FILE;
 
 /// The work tree at the start of the run.
 #[derive(Debug, Clone, Default)]

@@ -15,8 +15,8 @@ pub const CONFIG_FILE: &str = ".postflight.json";
 /// `--max-iterations` or `max_iterations` says otherwise.
 pub const DEFAULT_MAX_ITERATIONS: u32 = 5;
 /// Seconds after which an invocation's process group is killed, unless `--timeout` or
-/// `timeout` says otherwise.
-pub const DEFAULT_TIMEOUT: u64 = 7200;
+/// `timeout` says otherwise (owned by the run's files: a marker without a timeout has it).
+pub use crate::run::DEFAULT_TIMEOUT;
 
 /// Project configuration; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -664,7 +664,7 @@ fn finish(
 /// Starts reading HEAD's ledger files for the commit (unless there is none), so that it
 /// happens while the ledger is being updated.
 fn read_head_ledger(ctx: &Context, no_commit: bool) -> Option<std::sync::Arc<crate::git::Prefetch>> {
-    (!no_commit).then(|| std::sync::Arc::new(crate::git::Prefetch::start(&ctx.repo.root, &crate::git::LEDGER_FILES)))
+    (!no_commit).then(|| std::sync::Arc::new(crate::git::Prefetch::start(&ctx.repo.root, &crate::ledger::LEDGER_FILES)))
 }
 
 /// Starts writing the blobs of the shared ledger files' new contents (when large) for the
@@ -673,7 +673,7 @@ fn write_ahead(ctx: &Context, prefetch: Option<&crate::git::Prefetch>, changes: 
     let Some(prefetch) = prefetch else { return };
     for change in changes.iter().filter(|c| c.new.len() as u64 >= crate::git::LARGE_LEDGER_FILE) {
         let rel = ctx.repo.relative(&change.path);
-        if crate::git::LEDGER_FILES.contains(&rel.as_str()) {
+        if crate::ledger::LEDGER_FILES.contains(&rel.as_str()) {
             prefetch.write_ahead(&rel, change.new.clone(), change.entry);
         }
     }
@@ -764,7 +764,7 @@ fn report_left_uncommitted(ctx: &Context, task: &TaskRef, baseline: &baseline::B
     let left: Vec<String> = before
         .changed_until(&now)
         .into_iter()
-        .filter(|p| !crate::git::LEDGER_FILES.contains(&p.as_str()))
+        .filter(|p| !crate::ledger::LEDGER_FILES.contains(&p.as_str()))
         .filter(|p| p.starts_with(&own_dir) || (!others_pending && !other_task_dir(p)))
         .collect();
     if !left.is_empty() {
@@ -815,6 +815,7 @@ fn commit(
     .collect();
     let req = crate::git::CommitRequest {
         task: Some(task.number),
+        scoping: Some(&crate::ledger::scope::TASK_SCOPING),
         paths: paths.iter().map(|p| Path::new(p).to_path_buf()).collect(),
         subject: subject.to_owned(),
         body,
@@ -827,7 +828,7 @@ fn commit(
     match crate::git::commit(&ctx.repo, &req)? {
         crate::git::CommitOutcome::Committed { id, paths, .. } => {
             let own = |p: &&String| {
-                !crate::git::LEDGER_FILES.contains(&p.as_str()) && !p.starts_with(&format!("{}/", task.dir_rel))
+                !crate::ledger::LEDGER_FILES.contains(&p.as_str()) && !p.starts_with(&format!("{}/", task.dir_rel))
             };
             for p in paths.iter().filter(own) {
                 if baseline.is_some_and(|b| b.was_dirty(p)) {

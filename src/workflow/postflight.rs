@@ -346,9 +346,9 @@ pub fn cleanup(git_dir: &Path, task: &TaskRef, outcome: &Outcome) -> Result<()> 
     // the next run ignores, never a "pending" run whose agent would be started again.
     if !outcome.keeps_marker() {
         remove_if_exists(&task.marker_path())?;
-        crate::workflow::marker::unregister(git_dir, task.number)?;
-        remove_if_exists(&task.dir.join(crate::workflow::marker::HOOK_COUNTER_FILE))?;
-        remove_if_exists(&task.dir.join(crate::workflow::baseline::BASELINE_FILE))?;
+        crate::run::unregister(git_dir, task.number)?;
+        remove_if_exists(&task.dir.join(crate::run::HOOK_COUNTER_FILE))?;
+        remove_if_exists(&task.dir.join(crate::run::BASELINE_FILE))?;
     }
     remove_if_exists(&task.counter_path())?;
     if !matches!(outcome, Outcome::MetadataInvalid { .. }) {
@@ -378,7 +378,6 @@ mod tests {
         let root = tmp.path();
         std::fs::create_dir_all(root.join(".git")).expect("git");
         std::fs::create_dir_all(root.join("src")).expect("src");
-        #[cfg(unix)]
         std::os::unix::fs::symlink("/etc", root.join("out")).expect("symlink");
         for bad in [
             "../../etc/passwd",

@@ -13,7 +13,7 @@ use crate::ledger::plan::{self, PlanFile};
 use crate::ledger::state::TaskInfo;
 use crate::ledger::status::Status;
 use crate::ledger::{Change, Snapshot};
-use crate::workflow::marker::{Marker, ITERATION_FILE, MARKER_FILE, METADATA_FILE};
+use crate::run::{Marker, ITERATION_FILE, MARKER_FILE, METADATA_FILE};
 
 /// The task a run works on, with every path it needs.
 #[derive(Debug, Clone)]
@@ -70,8 +70,7 @@ impl TaskRef {
     }
 }
 
-/// The agent's output log in the task directory (ignored by git, never committed).
-pub const AGENT_LOG_FILE: &str = ".postflight-agent.log";
+pub use crate::run::AGENT_LOG_FILE;
 
 /// Inputs of preflight.
 #[derive(Debug, Clone, Default)]
@@ -132,7 +131,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
             )
         })?)
     };
-    crate::workflow::marker::refuse_if_agent_alive(&ctx.repo.root, &ctx.repo.git_dir, n)?;
+    crate::run::refuse_if_agent_alive(&ctx.repo.root, &ctx.repo.git_dir, n)?;
     let ledger = ctx.ledger();
     let ts = ctx.timestamp();
     let mut warnings = Vec::new();
@@ -141,8 +140,8 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
     let mut chosen_session = String::new();
     let mut index_stamp = None;
     let edit = |snap: &mut Snapshot| -> Result<()> {
-        // Under the ledger lock, before state.json is written (guard/marker_index.rs).
-        index_stamp = crate::guard::marker_index::current_stamp(&ctx.repo);
+        // Under the ledger lock, before state.json is written (run/index.rs).
+        index_stamp = crate::run::index::current_stamp(&ctx.repo);
         let (task, previous, stale) = validate(ctx, snap, n, opts.force)?;
         notes.extend(stale);
         let session = previous.as_ref().map(|m| m.session_id.clone()).filter(|s| !s.is_empty());
@@ -206,7 +205,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         timeout: Some(opts.timeout),
         metadata_file: Some(task.metadata_rel()),
         max_iterations: opts.max_iterations,
-        run_started: opts.pid.map(|_| crate::workflow::marker::now_utc()),
+        run_started: opts.pid.map(|_| crate::run::now_utc()),
         ..Marker::default()
     };
     let iterations_done = if resumed { read_counter(&task) } else { 0 };
@@ -221,8 +220,8 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         }
         std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
         crate::atomic::write(&task.marker_path(), &marker_bytes)?;
-        crate::workflow::marker::register(&ctx.repo.git_dir, n, &ctx.repo.relative(&task.marker_path()))?;
-        crate::guard::marker_index::carry(&ctx.repo, index_stamp);
+        crate::run::register(&ctx.repo.git_dir, n, &ctx.repo.relative(&task.marker_path()))?;
+        crate::run::index::carry(&ctx.repo, index_stamp);
         if !resumed {
             remove_if_exists(&task.counter_path())?;
         }

@@ -19,11 +19,10 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::repo::Repo;
-use crate::workflow::marker::Marker;
+use crate::run::Marker;
 use crate::workflow::metadata::{self, AgentStatus, Metadata};
 
-/// The `operation` of an implement run's marker.
-pub const IMPLEMENT_OPERATION: &str = "implement";
+pub use crate::run::{is_implement_marker, IMPLEMENT_OPERATION};
 
 /// The metadata status words of an implement outcome (the contract's four, plus the success
 /// words `metadata::parse` reads as `implemented`).
@@ -31,11 +30,6 @@ const IMPLEMENT_STATUSES: [&str; 7] = ["implemented", "partial", "blocked", "fai
 
 /// Slack between a marker's `created` (whole seconds) and a file's modification time.
 const CLOCK_SLACK_SECONDS: i64 = 2;
-
-/// Whether a marker is an implement run's.
-pub fn is_implement_marker(marker: &Marker) -> bool {
-    marker.operation.trim() == IMPLEMENT_OPERATION
-}
 
 /// The marker at `marker_path` (repository file of task `n`) when it is an interrupted implement
 /// run to resume, else `None` with, for a marker that exists and parses but must not be

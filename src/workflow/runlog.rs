@@ -15,8 +15,8 @@ use std::time::Duration;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ledger::plan;
+use crate::run::{self as marker, Marker};
 use crate::workflow::agent::LogHeader;
-use crate::workflow::marker::{self, Marker};
 use crate::workflow::preflight::AGENT_LOG_FILE;
 
 /// One run in the log.

@@ -1,16 +1,17 @@
-//! `cancel`: stops a live run of a task (see `postflight::workflow::marker::cancel`) and leaves
+//! `cancel`: stops a live run of a task (see `postflight::run::cancel`) and leaves
 //! it resumable.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use postflight::workflow::{marker, preflight};
+use postflight::run as marker;
+use postflight::workflow::preflight;
 use postflight::{Context, Error};
 
 #[derive(clap::Args, Debug)]
 pub struct CancelArgs {
     /// The task number
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// Print one JSON object instead of the text line
     #[arg(long)]

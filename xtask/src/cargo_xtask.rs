@@ -21,20 +21,11 @@ fn main() -> ExitCode {
     let program: OsString = beside.map_or_else(|| "xtask".into(), OsString::from);
     let mut cmd = Command::new(&program);
     cmd.args(&args);
-    #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
         let err = cmd.exec();
         eprintln!("error: cannot run {}: {err}", program.to_string_lossy());
         eprintln!("hint: install postflight with `cargo install --locked --path xtask` from its repository");
         ExitCode::from(1)
-    }
-    #[cfg(not(unix))]
-    match cmd.status() {
-        Ok(status) => ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1)),
-        Err(err) => {
-            eprintln!("error: cannot run {}: {err}", program.to_string_lossy());
-            ExitCode::from(1)
-        }
     }
 }

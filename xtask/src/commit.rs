@@ -11,7 +11,7 @@ use postflight::Context;
 #[derive(clap::Args, Debug)]
 pub struct CommitArgs {
     /// The task the commit belongs to (its state.json and TODO.md changes are the only ledger changes committed)
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// The subject line [default: "task N: update"]
     #[arg(short = 'm', long = "message", value_name = "SUBJECT")]
@@ -42,6 +42,7 @@ impl CommitArgs {
         let CommitArgs { task, message, body, agent_identity, no_verify, json, paths } = self;
         let req = CommitRequest {
             task: Some(task),
+            scoping: Some(&postflight::ledger::scope::TASK_SCOPING),
             paths,
             subject: message.unwrap_or_else(|| format!("task {task}: update")),
             body,

@@ -4,8 +4,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
 #[derive(clap::Args, Debug)]
 #[command(after_help = "bash: xtask completions bash > ~/.local/share/bash-completion/completions/xtask\n\
                         zsh:  xtask completions zsh > ~/.zfunc/_xtask (with ~/.zfunc on $fpath)\n\
@@ -16,8 +14,9 @@ pub struct CompletionsArgs {
 }
 
 impl CompletionsArgs {
-    pub fn run(self, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let mut cmd = crate::flags::Cli::command();
+    /// `cmd` is the whole command line's definition (`Cli::command()`, which `main` passes in:
+    /// this module does not import `flags.rs`, which imports it).
+    pub fn run(self, mut cmd: clap::Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let mut buf = Vec::new();
         clap_complete::generate(self.shell, &mut cmd, "xtask", &mut buf);
         out.write_all(&buf)?;

@@ -102,11 +102,3 @@ impl Command {
         }
     }
 }
-
-/// Parses a task number strictly (no leading zeros, no fractions).
-pub fn task_number(s: &str) -> Result<u32, String> {
-    postflight::tasks::parse_task_number(s).map_err(|e| match e.hint() {
-        Some(hint) => format!("{e} ({hint})"),
-        None => e.to_string(),
-    })
-}

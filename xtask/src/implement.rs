@@ -24,7 +24,7 @@ use postflight::Context;
   129/130/143  interrupted by SIGHUP/SIGINT/SIGTERM; the same command resumes")]
 pub struct ImplementArgs {
     /// The task number
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// The agent command, run with `sh -c` in the repository root; `claude` selects the Claude Code adapter
     /// (default: XTASK_AGENT, then .postflight.json, then `claude` when it is on the PATH)
@@ -201,7 +201,7 @@ fn render(ctx: &Context, report: &workflow::Report, json: bool, out: &mut dyn Wr
 #[derive(clap::Args, Debug)]
 pub struct PreflightArgs {
     /// The task number
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// The timeout recorded in the marker and the delegation (seconds)
     #[arg(long, value_name = "SECS", default_value_t = workflow::config::DEFAULT_TIMEOUT)]
@@ -225,7 +225,7 @@ impl PreflightArgs {
 #[derive(clap::Args, Debug)]
 pub struct PostflightArgs {
     /// The task number
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// Record the outcome but make no commit
     #[arg(long)]

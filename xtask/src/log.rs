@@ -18,7 +18,7 @@ const POLL: Duration = Duration::from_millis(200);
                         oldest first.")]
 pub struct LogArgs {
     /// The task number
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// Only run K: 1 is the oldest, -1 (or `last`) the newest, -2 the one before it
     #[arg(long, value_name = "K", value_parser = run_number, allow_negative_numbers = true)]

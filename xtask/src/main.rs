@@ -1,6 +1,7 @@
 //! The `xtask` binary: parses the command line, builds the library's `Context`, runs one
 //! library call and maps its outcome to an exit code (documented in README.md).
 
+mod args;
 mod bench;
 mod cancel;
 mod commit;
@@ -118,7 +119,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => args.run(&ctx()?, out),
         Command::Hooks(args) => args.run(&ctx()?, out),
         Command::Hook(args) => args.run(&dir, out),
-        Command::Completions(args) => args.run(out),
+        Command::Completions(args) => args.run(<Cli as clap::CommandFactory>::command(), out),
         Command::Demo(args) => args.run(out),
         Command::Bench(args) => args.run(out),
         Command::DemoAgent(args) => args.run(),

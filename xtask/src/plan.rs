@@ -18,7 +18,7 @@ enum PlanCommand {
     /// Write the task's next plan version (implementation-NNN.md) and move the task to planned
     New {
         /// The task number
-        #[arg(value_parser = crate::flags::task_number)]
+        #[arg(value_parser = crate::args::task_number)]
         task: u32,
         /// A phase title, in order (repeatable); without one the plan has one phase, "Implementation"
         #[arg(long = "phase", value_name = "TITLE")]

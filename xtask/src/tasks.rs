@@ -124,7 +124,7 @@ impl TaskArgs {
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// Show one task in detail
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: Option<u32>,
     /// Only tasks with this status (repeatable: any of them), e.g. --status implementing
     #[arg(long = "status", value_name = "STATUS", conflicts_with = "task")]
@@ -221,7 +221,7 @@ impl StatusArgs {
 #[derive(clap::Args, Debug)]
 pub struct SetStatusArgs {
     /// The task number
-    #[arg(value_parser = crate::flags::task_number)]
+    #[arg(value_parser = crate::args::task_number)]
     task: u32,
     /// The new status: not_started, researching, researched, planning, planned, revising, revised,
     /// implementing, partial, completed, blocked, abandoned, expanded (or a marker such as "[PLANNED]")

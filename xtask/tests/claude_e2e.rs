@@ -4,17 +4,12 @@
 //! `POSTFLIGHT_E2E_CLAUDE` (set by `.ci/run` after installing it) or `claude` on the PATH; without
 //! either every test here prints a loud SKIPPED line and returns.
 
-mod support;
-
-#[path = "support/anthropic_stub.rs"]
-mod anthropic_stub;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use anthropic_stub::{Reply, Stub};
+use crate::support::anthropic_stub::{Reply, Stub};
+use crate::support::{render, TestRepo, NOW, SESSION};
 use serde_json::{json, Value};
-use support::{render, TestRepo, NOW, SESSION};
 
 const TASK_DIR: &str = "specs/350_add_feature";
 const SUMMARY: &str = "specs/350_add_feature/summaries/implementation-summary-20260316.md";
@@ -37,7 +32,7 @@ fn claude_bin() -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("claude")).find(|p| p.is_file()));
     if found.is_none() {
-        support::skipped(
+        crate::support::skipped(
             "the Claude Code CLI is not installed (no POSTFLIGHT_E2E_CLAUDE, no `claude` on the PATH); \
              the Claude Code end-to-end tests did not run. Install it with \
              `npm install --prefix target/claude-code @anthropic-ai/claude-code` and set \

@@ -3,11 +3,9 @@
 //! ledger files, hooks, races on HEAD, refusals, unborn branches, linked worktrees and the
 //! stale tree-cache trap.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
-use support::{render, TestRepo};
+use crate::support::{render, TestRepo};
 
 /// An identical copy of `repo` (work tree and `.git`), for the git oracle.
 fn copy_of(repo: &TestRepo) -> TestRepo {
@@ -217,7 +215,7 @@ fn commit_message_has_session_and_coauthor_trailers() {
         msg,
         format!(
             "task 350: docs\n\nWhy it changed.\n ---\nA divider above.\n\nSession: {}\nCo-authored-by: Claude <noreply@anthropic.com>\n\n",
-            support::SESSION
+            crate::support::SESSION
         )
     );
     let mut parse = repo
@@ -230,7 +228,10 @@ fn commit_message_has_session_and_coauthor_trailers() {
     use std::io::Write;
     parse.stdin.take().expect("stdin").write_all(msg.as_bytes()).expect("write");
     let trailers = String::from_utf8(parse.wait_with_output().expect("wait").stdout).expect("utf8");
-    assert_eq!(trailers, format!("Session: {}\nCo-authored-by: Claude <noreply@anthropic.com>\n", support::SESSION));
+    assert_eq!(
+        trailers,
+        format!("Session: {}\nCo-authored-by: Claude <noreply@anthropic.com>\n", crate::support::SESSION)
+    );
     // Identity and dates come from the GIT_* environment, like git.
     assert_eq!(
         repo.git(&["log", "-1", "--format=%an <%ae> %aI|%cn <%ce> %cI"]).trim(),
@@ -241,7 +242,7 @@ fn commit_message_has_session_and_coauthor_trailers() {
     assert_ok(&commit(&repo, &["350", "README.md"]));
     assert_eq!(
         repo.git(&["log", "-1", "--format=%B"]),
-        format!("task 350: update\n\nSession: {}\n\n", support::SESSION)
+        format!("task 350: update\n\nSession: {}\n\n", crate::support::SESSION)
     );
 }
 
@@ -252,7 +253,7 @@ fn commit_is_byte_identical_to_git_for_the_same_message() {
     ours.write("notes/new.md", "new\n");
     let theirs = copy_of(&ours);
     assert_ok(&commit(&ours, &["350", "-m", "task 350: same", "README.md", "notes"]));
-    let msg = format!("task 350: same\n\nSession: {}\n", support::SESSION);
+    let msg = format!("task 350: same\n\nSession: {}\n", crate::support::SESSION);
     theirs.git(&["add", "-A", "--", "README.md", "notes"]);
     theirs.git(&["commit", "-q", "--only", "-m", &msg, "--", "README.md", "notes"]);
     assert_eq!(head(&ours), head(&theirs));
@@ -290,7 +291,7 @@ fn commit_two_tasks_ledger_edits_stay_apart() {
             .unwrap_or_default()
     };
     let worktree: serde_json::Value = serde_json::from_str(&state_before).expect("json");
-    let initial: serde_json::Value = serde_json::from_str(support::STATE).expect("json");
+    let initial: serde_json::Value = serde_json::from_str(crate::support::STATE).expect("json");
     assert_eq!(task(&committed, 350), task(&worktree, 350));
     assert_eq!(task(&committed, 351), task(&initial, 351));
     assert_eq!(task(&committed, 353), serde_json::Value::Null);
@@ -377,7 +378,7 @@ fn commit_hooks_see_only_the_commit_and_can_reject_it() {
     assert!(seen.contains("/.git/next-index-"), "{seen}");
     assert_eq!(
         repo.git(&["log", "-1", "--format=%(trailers:only)"]),
-        format!("Session: {}\nChecked-by: hook\n\n", support::SESSION)
+        format!("Session: {}\nChecked-by: hook\n\n", crate::support::SESSION)
     );
     assert!(!repo.file(&format!(".git/next-index-{}.lock", std::process::id())).exists());
 
@@ -398,7 +399,10 @@ fn commit_hooks_see_only_the_commit_and_can_reject_it() {
     // --no-verify skips both hooks.
     let out = commit(&repo, &["350", "--no-verify", "README.md"]);
     assert_ok(&out);
-    assert_eq!(repo.git(&["log", "-1", "--format=%(trailers:only)"]), format!("Session: {}\n\n", support::SESSION));
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%(trailers:only)"]),
+        format!("Session: {}\n\n", crate::support::SESSION)
+    );
 
     // A failing commit-msg hook, found through core.hooksPath.
     repo.git(&["config", "core.hooksPath", "custom-hooks"]);
@@ -456,7 +460,7 @@ fn commit_retries_when_head_moves_and_gives_up_after_three_times() {
     assert_eq!(repo.git(&["log", "--format=%s"]), "task 350: raced\nintruder\ninitial\n");
     assert_eq!(
         repo.git(&["log", "-1", "--format=%(trailers:only)"]),
-        format!("Session: {}\nChecked-by: hook\n\n", support::SESSION)
+        format!("Session: {}\nChecked-by: hook\n\n", crate::support::SESSION)
     );
     assert_eq!(repo.git(&["show", "HEAD:README.md"]), "# ours\n");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
@@ -690,7 +694,7 @@ fn commit_signs_through_git_when_commit_gpgsign_is_set() {
     assert_ok(&out);
     let raw = repo.git(&["cat-file", "commit", "HEAD"]);
     assert!(raw.contains("\ngpgsig -----BEGIN PGP SIGNATURE-----"), "{raw}");
-    assert!(raw.ends_with(&format!("task 350: signed\n\nSession: {}\n", support::SESSION)), "{raw}");
+    assert!(raw.ends_with(&format!("task 350: signed\n\nSession: {}\n", crate::support::SESSION)), "{raw}");
     // A signing failure commits nothing.
     std::fs::write(&gpg, "#!/bin/sh\necho 'no secret key' >&2\nexit 2\n").expect("write");
     repo.write("README.md", "# unsigned\n");

@@ -1,15 +1,13 @@
 //! `hook stop`, `check` and `hooks install` on temporary repositories, plus `check` over every
 //! real fixture pair, and the `hook stop` benchmark on a ledger of 10,000 tasks (ignored; run
-//! `cargo test --release -p xtask --test guard -- --ignored --nocapture bench_`).
-
-mod support;
+//! `cargo test --release -p xtask --test integration -- --ignored --nocapture guard::bench_`).
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
+use crate::support::{render, TestRepo, NOW, SESSION};
 use serde_json::{json, Value};
-use support::{render, TestRepo, NOW, SESSION};
 
 /// Claude Code's own session id for the agent (a UUID, unlike the tool's `sess_` id).
 const AGENT: &str = "8f0c6c7e-3d2a-4b1e-9a57-2f1d5c0e9b31";
@@ -160,7 +158,7 @@ fn hook_stop_ignores_a_stale_marker_and_keeps_it() {
     let (v, _) = hook(&repo, &event(&repo, AGENT, false));
     assert!(is_block(&v), "{v}");
     // The committed legacy global marker of the real history (January) is stale and ignored.
-    if let Some(fx) = support::fixtures() {
+    if let Some(fx) = crate::support::fixtures() {
         let legacy = std::fs::read_to_string(fx.join("meta/global@f8a05e05b_.postflight-pending")).expect("read");
         let session =
             serde_json::from_str::<Value>(&legacy).expect("json")["session_id"].as_str().expect("sid").to_owned();
@@ -289,8 +287,8 @@ fn check_fix_repairs_derived_lines_only_and_dry_run_writes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", render(&out));
     assert_eq!(v["findings"], json!([]), "{v}");
     assert_eq!(state, repo.read("specs/state.json"), "state.json is the source of truth and never changes");
-    assert_eq!(repo.read(plan), support::PLAN_351);
-    assert_eq!(repo.read("specs/TODO.md"), support::TODO);
+    assert_eq!(repo.read(plan), crate::support::PLAN_351);
+    assert_eq!(repo.read("specs/TODO.md"), crate::support::TODO);
     for change in v["changes"].as_array().expect("changes") {
         assert_only_derived_lines(change["diff"].as_str().expect("diff"));
     }
@@ -423,7 +421,8 @@ fn uncached(repo: &TestRepo) -> Output {
     repo.run(&["check", "--json", "--no-cache"])
 }
 
-/// Sleeps past the cache's 2 s racy margin, so that files written before count as settled.
+/// Sleeps past the cache's 2 s racy margin, so that files written before count as settled (a
+/// fixed sleep on purpose: file age is time itself, nothing signals it).
 fn settle() {
     std::thread::sleep(std::time::Duration::from_millis(2200));
 }
@@ -663,7 +662,7 @@ fn fixture_repo(fx: &Path, hash: &str) -> TestRepo {
 
 #[test]
 fn check_and_fix_over_every_fixture_pair() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let mut hashes: Vec<String> = std::fs::read_dir(fx.join("states"))
         .expect("ls")
         .map(|e| e.expect("entry").file_name().to_string_lossy().trim_end_matches(".json").to_owned())
@@ -698,7 +697,7 @@ fn check_and_fix_over_every_fixture_pair() {
 
 #[test]
 fn check_findings_on_real_fixtures_are_true() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let find = |v: &Value, rule: &str, file: &str, line: u64| -> Value {
         v["findings"]
             .as_array()
@@ -886,17 +885,13 @@ fn hooks_install_merges_into_existing_settings_and_uninstall_removes_only_its_en
     assert!(!repo.exists(".git/hooks/pre-commit"), "nothing installed when the settings are refused");
 }
 
-#[cfg(unix)]
 fn set_executable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-#[cfg(not(unix))]
-fn set_executable(_p: &Path) {}
-
 // ---------------------------------------------------------------------------------------------
-// Benchmark (ignored: `cargo test --release -p xtask --test guard -- --ignored --nocapture bench_`)
+// Benchmark (ignored: `cargo test --release -p xtask --test integration -- --ignored --nocapture guard::bench_`)
 
 /// Writes a ledger of `n` tasks with a task directory (and plan) each, plus markers: a foreign
 /// session's, a stale one, and one of `own_session` whose metadata is written.
@@ -1250,7 +1245,8 @@ fn hook_builds_the_marker_index_on_a_migrated_repo_and_still_sees_later_markers(
     repo.write("specs/350_add_feature/.postflight-pending", &legacy_marker(a, 350));
     let index = repo.file(".git/postflight-pending");
     assert!(!index.exists(), "a repository of the original workflow has no index");
-    // The index is stamped only for a state.json older than the racy margin.
+    // The index is stamped only for a state.json older than the racy margin (a fixed sleep on
+    // purpose: file age is time itself).
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let pg = postflight::repo::Repo::discover(repo.path()).expect("repo");
     let scan = stop_hook::candidate_markers(&repo.file("specs"));
@@ -1296,6 +1292,7 @@ fn hook_builds_the_marker_index_on_a_migrated_repo_and_still_sees_later_markers(
 fn preflight_keeps_a_complete_marker_index_complete() {
     use postflight::guard::{marker_index, stop_hook};
     let repo = TestRepo::new();
+    // Past the racy margin, so the hook may stamp the index (file age is time itself).
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let pg = postflight::repo::Repo::discover(repo.path()).expect("repo");
     let (v, _) = hook(&repo, &event(&repo, SESSION, false));

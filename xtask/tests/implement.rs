@@ -3,12 +3,10 @@
 //! that the user's own staged, unstaged and untracked work is untouched, and that no transient
 //! file is ever committed.
 
-mod support;
-
 use std::process::Output;
 
+use crate::support::{render, TestRepo, NOW, SESSION};
 use serde_json::{json, Value};
-use support::{render, TestRepo, NOW, SESSION};
 
 const IDENTITY: &str = "Scripted Agent <agent@example.com>";
 const SUMMARY: &str = "specs/350_add_feature/summaries/implementation-summary-20260316.md";
@@ -441,15 +439,11 @@ fn implement_killed_mid_run_resumes_with_same_session_and_no_duplicates() {
     let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
     let mut child =
         repo.xtask(&["implement", "350", "--agent", &agent]).env("XTASK_DEMO_SCRIPT", &script).spawn().expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !pid_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::support::wait_until(std::time::Duration::from_secs(60), "the agent never started", || pid_file.exists());
     child.kill().expect("SIGKILL the tool");
     let _ = child.wait();
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
-    support::kill_process_group(&pgid);
+    crate::support::kill_process_group(&pgid);
     // The files are valid and say implementing; the marker is there.
     assert_eq!(state_entry(&repo)["status"], "implementing");
     assert!(repo.exists("specs/350_add_feature/.postflight-pending"));
@@ -659,7 +653,6 @@ fn preflight_then_postflight_split_for_an_orchestrating_session() {
 fn implement_commit_failure_is_reported_and_loses_no_ledger_state() {
     let repo = setup();
     repo.write(".git/hooks/pre-commit", "#!/bin/sh\necho 'pre-commit: refusing for the test' >&2\nexit 1\n");
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(repo.file(".git/hooks/pre-commit"), std::fs::Permissions::from_mode(0o755))
@@ -685,7 +678,6 @@ fn implement_commit_failure_is_reported_and_loses_no_ledger_state() {
     // --json says so too; the printed command finishes the job once the hook lets it.
     let repo = setup();
     repo.write(".git/hooks/pre-commit", "#!/bin/sh\n[ -f allow ] && exit 0\necho 'pre-commit: refusing' >&2\nexit 1\n");
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(repo.file(".git/hooks/pre-commit"), std::fs::Permissions::from_mode(0o755))
@@ -776,11 +768,7 @@ fn implement_refuses_a_task_that_a_live_run_holds() {
     let agent = format!("'{}' demo-agent", env!("CARGO_BIN_EXE_xtask"));
     let mut first =
         repo.xtask(&["implement", "350", "--agent", &agent]).env("XTASK_DEMO_SCRIPT", &script).spawn().expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !pid_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::support::wait_until(std::time::Duration::from_secs(60), "the agent never started", || pid_file.exists());
     let before = repo.snapshot();
     let second = repo.run(&["implement", "350", "--agent", "true"]);
     assert_eq!(second.status.code(), Some(2), "{}", render(&second));
@@ -793,7 +781,7 @@ fn implement_refuses_a_task_that_a_live_run_holds() {
     first.kill().expect("kill");
     let _ = first.wait();
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
-    support::kill_process_group(&pgid);
+    crate::support::kill_process_group(&pgid);
 }
 
 /// The sample repository with a ledger of over a megabyte per file (1,000 more tasks with long
@@ -879,12 +867,8 @@ const MARKER: &str = "specs/350_add_feature/.postflight-pending";
 const AGENT_LOG: &str = "specs/350_add_feature/.postflight-agent.log";
 
 /// Waits until `ready` holds (at most a minute).
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !ready() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+fn wait_until(what: &str, ready: impl FnMut() -> bool) {
+    crate::support::wait_for(std::time::Duration::from_secs(60), what, ready);
 }
 
 /// `/proc/<pid>/stat`'s state, process group and start time (fields 3, 5, 22).
@@ -921,7 +905,7 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(g) = self.0 {
             if !group_members(g).is_empty() {
-                support::kill_process_group(&g.to_string());
+                crate::support::kill_process_group(&g.to_string());
             }
         }
     }

@@ -5,8 +5,6 @@
 //! Real data comes from `../shared/fixtures/proofchecker` (read in place, never copied into the
 //! project); the synthetic fixtures in `tests/fixtures/` reproduce its quirks and always run.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -190,7 +188,7 @@ fn check_stage2_against_jq(path: &Path) -> (usize, usize) {
 
 #[test]
 fn state_fixtures_round_trip_byte_identical_to_jq() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let mut with = 0;
     let mut without = 0;
     for dir in ["states", "legacy-states", "archive-states"] {
@@ -221,7 +219,7 @@ fn synthetic_state_round_trips_like_jq() {
 
 #[test]
 fn stage2_update_of_every_task_equals_jq() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let (mut tasks, mut dups) = (0, 0);
     let mut dirs = files(&fx.join("states"), ".json");
     dirs.extend(files(&fx.join("legacy-states"), ".json"));
@@ -307,7 +305,7 @@ fn check_todo_status_edits(path: &Path) -> (usize, usize, usize) {
 
 #[test]
 fn todo_status_change_edits_exactly_one_line_in_every_fixture() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let (mut replaced, mut inserted, mut refused, mut n_files) = (0, 0, 0, 0);
     for path in files(&fx.join("todos"), ".md") {
         let (e, i, r) = check_todo_status_edits(&path);
@@ -393,7 +391,7 @@ fn check_plan_header_edit(path: &Path) -> bool {
 
 #[test]
 fn plan_header_change_edits_exactly_one_line_in_every_fixture() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let mut with = Vec::new();
     let mut without = Vec::new();
     for path in files(&fx.join("plans"), ".md") {
@@ -410,7 +408,7 @@ fn plan_header_change_edits_exactly_one_line_in_every_fixture() {
 
 #[test]
 fn real_plans_parse_phases_by_id_and_resume_point() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let load = |name: &str| PlanFile::load(&fx.join("plans").join(name)).expect("load");
     let ids = |p: &PlanFile| p.phases().into_iter().map(|ph| ph.id).collect::<Vec<_>>();
 
@@ -475,18 +473,18 @@ fn synthetic_plans() {
 
 #[test]
 fn status_on_real_ledgers_lists_every_task_with_its_todo_title() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let mut rows_seen = 0;
     for state_path in files(&fx.join("states"), ".json") {
         let stem = state_path.file_stem().expect("stem").to_string_lossy().into_owned();
         let todo_path = fx.join("todos").join(format!("{stem}.md"));
-        let repo = support::TestRepo::empty();
+        let repo = crate::support::TestRepo::empty();
         std::fs::create_dir_all(repo.file("specs")).expect("mkdir");
         std::fs::copy(&state_path, repo.file("specs/state.json")).expect("copy");
         std::fs::copy(&todo_path, repo.file("specs/TODO.md")).expect("copy");
         let before = repo.snapshot();
         let out = repo.run(&["status", "--json"]);
-        assert!(out.status.success(), "{stem}: {}", support::render(&out));
+        assert!(out.status.success(), "{stem}: {}", crate::support::render(&out));
         assert!(before == repo.snapshot(), "status writes nothing");
         let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
         let state = StateFile::load(&state_path).expect("state");
@@ -506,8 +504,8 @@ fn status_on_real_ledgers_lists_every_task_with_its_todo_title() {
 
 #[test]
 fn status_detail_on_a_real_ledger_agrees_with_the_files() {
-    let Some(fx) = support::fixtures() else { return };
-    let repo = support::TestRepo::empty();
+    let Some(fx) = crate::support::fixtures() else { return };
+    let repo = crate::support::TestRepo::empty();
     std::fs::create_dir_all(repo.file("specs/980_remove_dn_based_seriality_proofs_tech_debt/plans")).expect("mkdir");
     std::fs::copy(fx.join("states/56b211fae.json"), repo.file("specs/state.json")).expect("copy");
     std::fs::copy(fx.join("todos/56b211fae.md"), repo.file("specs/TODO.md")).expect("copy");
@@ -517,7 +515,7 @@ fn status_detail_on_a_real_ledger_agrees_with_the_files() {
     )
     .expect("copy");
     let out = repo.run(&["status", "980"]);
-    assert!(out.status.success(), "{}", support::render(&out));
+    assert!(out.status.success(), "{}", crate::support::render(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("task 980: Remove DN-based seriality proofs technical debt\n"), "{text}");
     assert!(text.contains("  state.json   planned\n"), "{text}");
@@ -537,9 +535,9 @@ fn status_detail_on_a_real_ledger_agrees_with_the_files() {
 
 #[test]
 fn plan_found_in_zero_padded_dir_without_slug_and_repo_found_from_subdir_and_worktree() {
-    let repo = support::TestRepo::new();
+    let repo = crate::support::TestRepo::new();
     // Task 8 has no project_name; its directory is zero-padded (post-deletion layout).
-    let state = support::STATE.replacen(
+    let state = crate::support::STATE.replacen(
         "\"active_projects\": [",
         "\"active_projects\": [\n    {\n      \"project_number\": 8,\n      \"status\": \"planned\",\n      \"language\": \"lean4\"\n    },",
         1,
@@ -553,7 +551,7 @@ fn plan_found_in_zero_padded_dir_without_slug_and_repo_found_from_subdir_and_wor
     repo.write("src/deep/dir/keep.txt", "x\n");
     let out =
         repo.xtask(&["set-status", "8", "implementing"]).current_dir(repo.file("src/deep/dir")).output().expect("run");
-    assert!(out.status.success(), "{}", support::render(&out));
+    assert!(out.status.success(), "{}", crate::support::render(&out));
     assert!(repo.read("specs/008_padded_name/plans/implementation-002.md").contains("\n**Status**: [IMPLEMENTING]\n"));
     assert!(
         repo.read("specs/008_padded_name/plans/implementation-001.md").contains("[PLANNED]"),
@@ -569,7 +567,7 @@ fn plan_found_in_zero_padded_dir_without_slug_and_repo_found_from_subdir_and_wor
     repo.git(&["worktree", "add", "-q", wt.to_str().expect("utf8"), "-b", "side"]);
     let out =
         repo.xtask(&["-C", wt.to_str().expect("utf8"), "set-status", "350", "implementing"]).output().expect("run");
-    assert!(out.status.success(), "{}", support::render(&out));
+    assert!(out.status.success(), "{}", crate::support::render(&out));
     assert!(std::fs::read_to_string(wt.join("specs/TODO.md")).expect("read").contains("- **Status**: [IMPLEMENTING]"));
     assert!(!repo.read("specs/TODO.md").contains("[IMPLEMENTING]"), "the main work tree is untouched");
     assert!(repo.file(".git/worktrees/wt/postflight-ledger.lock").exists());
@@ -580,7 +578,7 @@ fn plan_found_in_zero_padded_dir_without_slug_and_repo_found_from_subdir_and_wor
 
 #[test]
 fn task_new_on_every_real_ledger_only_adds_the_entry_and_bumps_the_counters() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     let (mut done, mut no_tasks_section, mut priority_section) = (0, 0, 0);
     for state_path in files(&fx.join("states"), ".json") {
         let stem = state_path.file_stem().expect("stem").to_string_lossy().into_owned();
@@ -659,18 +657,18 @@ fn task_new_on_every_real_ledger_only_adds_the_entry_and_bumps_the_counters() {
 
 #[test]
 fn set_status_says_clearly_when_the_plan_has_no_header_status_line() {
-    let repo = support::TestRepo::new();
+    let repo = crate::support::TestRepo::new();
     let plan = std::fs::read_to_string(synthetic("plan-noheader.md")).expect("read");
     repo.write("specs/350_add_feature/plans/implementation-002.md", &plan);
     let out = repo.run(&["set-status", "350", "implementing"]);
-    assert!(out.status.success(), "{}", support::render(&out));
+    assert!(out.status.success(), "{}", crate::support::render(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
             "warning: specs/350_add_feature/plans/implementation-002.md: no header **Status** line; plan left unchanged"
         ),
         "{}",
-        support::render(&out)
+        crate::support::render(&out)
     );
     assert_eq!(repo.read("specs/350_add_feature/plans/implementation-002.md"), plan);
     assert_eq!(

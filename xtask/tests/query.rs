@@ -1,12 +1,10 @@
 //! `xtask query` against jq 1.6 (`/usr/bin/jq`) on the real fixtures, for every filter the seed
 //! skill runs (dependency notes §2.2), plus the error contract (exit 2, position, truncation).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{render, TestRepo};
+use crate::support::{render, TestRepo};
 
 const JQ: &str = "/usr/bin/jq";
 
@@ -21,7 +19,7 @@ fn jq_available() -> bool {
     if Path::new(JQ).exists() {
         true
     } else {
-        support::skipped(&format!("{JQ} not found; jq comparisons did not run"));
+        crate::support::skipped(&format!("{JQ} not found; jq comparisons did not run"));
         false
     }
 }
@@ -86,7 +84,7 @@ const HOSTILE: &str = "Quote \" backslash \\ tab \t newline \n unicode é ∀ \u
 
 #[test]
 fn query_matches_jq_on_every_state_fixture_for_lookup_and_identity() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     if !jq_available() {
         return;
     }
@@ -122,7 +120,7 @@ fn query_matches_jq_on_every_state_fixture_for_lookup_and_identity() {
 
 #[test]
 fn query_matches_jq_for_the_seed_update_filters() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     if !jq_available() {
         return;
     }
@@ -191,7 +189,7 @@ fn query_matches_jq_for_the_seed_update_filters() {
 
 #[test]
 fn query_matches_jq_for_the_seed_task_and_metadata_reads() {
-    let Some(fx) = support::fixtures() else { return };
+    let Some(fx) = crate::support::fixtures() else { return };
     if !jq_available() {
         return;
     }

@@ -1,8 +1,6 @@
 //! `init`, `task new`, `status`, `set-status` on temporary repositories.
 
-mod support;
-
-use support::{render, TestRepo};
+use crate::support::{render, wait_for, TestRepo};
 
 #[test]
 fn set_status_moves_all_three_files_and_changes_one_line_each() {
@@ -23,8 +21,8 @@ fn set_status_moves_all_three_files_and_changes_one_line_each() {
     let state: serde_json::Value = serde_json::from_str(&repo.read("specs/state.json")).expect("json");
     let t = &state["active_projects"][2];
     assert_eq!(t["status"], "implementing");
-    assert_eq!(t["started"], support::NOW);
-    assert_eq!(t["last_updated"], support::NOW);
+    assert_eq!(t["started"], crate::support::NOW);
+    assert_eq!(t["last_updated"], crate::support::NOW);
     assert_ne!(state0, repo.read("specs/state.json"));
 }
 
@@ -137,8 +135,8 @@ fn plan_new_writes_001_then_002_with_the_phases_given_and_moves_the_task_to_plan
     // All three files say planned; both plans are linked in state.json, the newest in TODO.md.
     let e = repo.state_entry(353);
     assert_eq!(e["status"], "planned");
-    assert_eq!(e["planned"], support::NOW);
-    assert_eq!(e["last_updated"], support::NOW);
+    assert_eq!(e["planned"], crate::support::NOW);
+    assert_eq!(e["last_updated"], crate::support::NOW);
     assert_eq!(
         e["artifacts"],
         json!([
@@ -302,7 +300,7 @@ struct KillGroupOnDrop(Option<String>);
 impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
         if let Some(g) = self.0.take() {
-            support::kill_process_group(&g);
+            crate::support::kill_process_group(&g);
         }
     }
 }
@@ -322,11 +320,9 @@ fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !pid_file.exists() || std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
-        assert!(std::time::Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::support::wait_until(std::time::Duration::from_secs(60), "the agent never started", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.trim().is_empty())
+    });
     let pgid = std::fs::read_to_string(&pid_file).expect("pgid").trim().to_owned();
     let mut guard = KillGroupOnDrop(Some(pgid.clone()));
     let pid = child.id();
@@ -361,17 +357,14 @@ fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
     assert_eq!(d["run"]["agent_pgid"].as_u64().map(|g| g.to_string()), Some(pgid.clone()));
     assert_eq!(d["resume_command"], "xtask cancel 350 && xtask implement 350");
     // Then SIGKILL the agent's group: nothing records anything; the marker stays.
-    support::kill_process_group(&pgid);
+    crate::support::kill_process_group(&pgid);
     guard.0 = None;
     assert!(repo.exists(MARKER_350));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let row = loop {
-        let row = status_row(&repo, &["status"], 350);
-        if !row.contains("(its agent") || std::time::Instant::now() > deadline {
-            break row;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let mut row = String::new();
+    crate::support::poll(std::time::Duration::from_secs(10), || {
+        row = status_row(&repo, &["status"], 350);
+        !row.contains("(its agent")
+    });
     assert_eq!(row.split_whitespace().nth(5), Some("interrupted"), "{row}");
     let run = &status_json_row(&repo, 350)["run"];
     assert_eq!(run["state"], "interrupted", "{run}");
@@ -379,7 +372,7 @@ fn status_shows_a_live_run_and_then_the_killed_one_as_interrupted() {
     let d = json_out(&repo.run(&["status", "350", "--json"]));
     assert_eq!(d["run"]["state"], "interrupted");
     assert_eq!(d["resume_command"], "xtask implement 350");
-    assert_eq!(d["session_id"], support::SESSION);
+    assert_eq!(d["session_id"], crate::support::SESSION);
     assert_eq!(d["log"], "specs/350_add_feature/.postflight-agent.log");
     let text = String::from_utf8_lossy(&repo.run(&["status", "350"]).stdout).into_owned();
     for line in [
@@ -403,7 +396,7 @@ fn status_shows_a_run_started_by_preflight_as_pending() {
     let row = status_row(&repo, &["status"], 350);
     assert!(row.contains("pending (postflight owed)"), "{row}");
     let d = json_out(&repo.run(&["status", "350", "--json"]));
-    assert_eq!(d["run"], json!({"state": "pending", "session_id": support::SESSION}));
+    assert_eq!(d["run"], json!({"state": "pending", "session_id": crate::support::SESSION}));
     assert_eq!(d["resume_command"], "xtask postflight 350");
 }
 
@@ -446,7 +439,7 @@ fn status_shows_each_outcome_with_its_reason() {
         assert_eq!(d["last_outcome"], word);
         assert_eq!(d["reason"], reason);
         assert_eq!(d["resume_command"], "xtask implement 350");
-        assert_eq!(d["session_id"], support::SESSION);
+        assert_eq!(d["session_id"], crate::support::SESSION);
         assert_eq!(d["log"], "specs/350_add_feature/.postflight-agent.log");
         assert!(repo.exists("specs/350_add_feature/.postflight-agent.log"));
         let text = String::from_utf8_lossy(&repo.run(&["status", "350"]).stdout).into_owned();
@@ -630,15 +623,6 @@ fn footers(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.starts_with("[postflight] <== ")).collect()
 }
 
-/// Polls `cond` up to `limit`; panics with `what` when it never holds.
-fn wait_for(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn log_shows_a_header_and_an_exit_line_per_invocation_and_selects_runs() {
     let repo = TestRepo::new();
@@ -658,7 +642,7 @@ fn log_shows_a_header_and_an_exit_line_per_invocation_and_selects_runs() {
     let hs = headers(&all);
     assert_eq!(hs.len(), 2, "{all}");
     for (h, k) in hs.iter().zip(["1/1", "1/5"]) {
-        assert!(h.contains(&format!(" session {} run ", support::SESSION)), "{h}");
+        assert!(h.contains(&format!(" session {} run ", crate::support::SESSION)), "{h}");
         assert!(h.contains(&format!(" iteration {k}: ")) && h.ends_with("demo-agent"), "{h}");
     }
     let run_of = |h: &str| h.split(" run ").nth(1).and_then(|r| r.split(' ').next()).map(str::to_owned);

@@ -2,6 +2,9 @@
 //! ledger, and a hermetic command runner (cleared environment, fixed clock and identity).
 #![allow(dead_code)]
 
+/// A scripted Anthropic API on 127.0.0.1 for the Claude Code end-to-end tests.
+pub mod anthropic_stub;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -163,6 +166,12 @@ impl TestRepo {
         let repo = TestRepo { dir };
         std::fs::create_dir_all(repo.home()).expect("home");
         repo.git(&["init", "-q", "-b", "main"]);
+        // The tests' HOME (scripts, stubs, recorded delegations) lives in the work tree but is
+        // nobody's project file: git does not see it, as it would not see a real HOME.
+        let exclude = repo.path().join(".git/info/exclude");
+        let mut text = std::fs::read_to_string(&exclude).unwrap_or_default();
+        text.push_str("/.home-for-tests/\n");
+        std::fs::write(&exclude, text).expect("info/exclude");
         repo
     }
 
@@ -342,4 +351,29 @@ pub fn kill_process_group(pgid: &str) {
     let valid = pgid.parse::<u32>().is_ok_and(|n| n > 1);
     assert!(valid, "refusing to kill process group {pgid:?}");
     let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
+}
+
+/// Polls `ready` every 20 ms until it holds or `limit` has passed; whether it held. For waits
+/// on something observable (a file, a process, a status); a fixed sleep is only for time itself.
+pub fn poll(limit: std::time::Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if ready() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// [`poll`], panicking with `failure` when `ready` never held within `limit`.
+pub fn wait_until(limit: std::time::Duration, failure: &str, ready: impl FnMut() -> bool) {
+    assert!(poll(limit, ready), "{failure}");
+}
+
+/// [`wait_until`] with the message "timed out waiting for {what}".
+pub fn wait_for(limit: std::time::Duration, what: &str, ready: impl FnMut() -> bool) {
+    wait_until(limit, &format!("timed out waiting for {what}"), ready);
 }

@@ -5,17 +5,14 @@
 //! them; the user's staged, unstaged and untracked work is untouched.
 //!
 //! `POSTFLIGHT_CONCURRENCY_ROUNDS=N` repeats the whole scenario N times (default 1).
-#![cfg(unix)]
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
+use crate::support::{render, TestRepo};
 use postflight::ledger::todo::TodoFile;
 use serde_json::{json, Value};
-use support::{render, TestRepo};
 
 const TASKS: [u32; 8] = [201, 202, 203, 204, 205, 206, 207, 208];
 const SUMMARY_DATE: &str = "20260316";

@@ -4,20 +4,17 @@
 //!
 //! The library-level writers are this test binary started again as a helper process (the
 //! ignored test `writer_process`), so each one is a real, separately killable process.
-#![cfg(unix)]
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::{render, TestRepo};
 use postflight::ledger::plan::PlanFile;
 use postflight::ledger::state::StateFile;
 use postflight::ledger::status::Status;
 use postflight::ledger::todo::TodoFile;
 use serde_json::Value;
-use support::{render, TestRepo};
 
 const TASKS: [u32; 8] = [101, 102, 103, 104, 105, 106, 107, 108];
 const CALLS: usize = 100;
@@ -188,7 +185,7 @@ fn eight_processes_times_hundred_set_status_calls_lose_no_update() {
 /// (0 calls = until killed).
 fn spawn_writer(repo: &TestRepo, n: u32, calls: usize) -> Child {
     repo.command(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "writer_process", "--test-threads=1", "-q"])
+        .args(["--ignored", "--exact", "concurrency::ledger::writer_process", "--test-threads=1", "-q"])
         .env("POSTFLIGHT_TEST_WRITER", format!("{n}:{calls}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -270,6 +267,7 @@ fn writers_killed_mid_run_never_leave_an_invalid_ledger() {
     for round in 0..ROUNDS {
         // Four endless library writers and one run of the binary, all killed at random moments.
         let mut children: Vec<Child> = TASKS[..4].iter().map(|&n| spawn_writer(&repo, n, 0)).collect();
+        // The sleeps of this loop are the random kill moments (time itself, not a condition).
         std::thread::sleep(Duration::from_millis(20 + rng.next(120)));
         let n = TASKS[4 + round % 4];
         let mut cli = repo

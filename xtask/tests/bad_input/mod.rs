@@ -1,9 +1,10 @@
 //! Bad input is refused with exit 2 and a message naming the file (with line and column for
 //! JSON) and the task, and leaves every file of the work tree byte-identical.
 
-mod support;
+/// The catalogue: one line per bad input, each on a fresh repository (docs/robustness.md).
+mod catalogue;
 
-use support::{render, TestRepo};
+use crate::support::{render, TestRepo};
 
 /// Runs `args`, expects exit 2, a stderr containing every one of `needles`, and no file changed.
 fn refused(repo: &TestRepo, args: &[&str], needles: &[&str]) -> String {
@@ -27,7 +28,7 @@ const COMMANDS: [&[&str]; 4] =
 fn invalid_json_names_file_line_and_column() {
     let repo = TestRepo::new();
     // Line 12 loses its comma: `"language": "lean4"` is followed by `"created"`.
-    let broken = support::STATE.replacen("\"language\": \"lean4\",", "\"language\": \"lean4\"", 1);
+    let broken = crate::support::STATE.replacen("\"language\": \"lean4\",", "\"language\": \"lean4\"", 1);
     let line = broken.lines().position(|l| l.contains("\"created\": \"2026-03-01\"")).expect("line") + 1;
     repo.write("specs/state.json", &broken);
     for args in COMMANDS {
@@ -41,7 +42,7 @@ fn empty_or_truncated_state_json_is_refused() {
     let repo = TestRepo::new();
     repo.write("specs/state.json", "");
     refused(&repo, &["set-status", "350", "implementing"], &["specs/state.json", "empty"]);
-    repo.write("specs/state.json", &support::STATE[..support::STATE.len() / 2]);
+    repo.write("specs/state.json", &crate::support::STATE[..crate::support::STATE.len() / 2]);
     refused(&repo, &["set-status", "350", "implementing"], &["specs/state.json:", "invalid JSON: EOF while parsing"]);
 }
 
@@ -61,7 +62,7 @@ fn state_without_active_projects_is_refused() {
 #[test]
 fn duplicated_target_task_is_refused_in_either_file() {
     let repo = TestRepo::new();
-    let dup = support::STATE.replacen("\"project_number\": 351,", "\"project_number\": 350,", 1);
+    let dup = crate::support::STATE.replacen("\"project_number\": 351,", "\"project_number\": 350,", 1);
     repo.write("specs/state.json", &dup);
     let lines: Vec<String> = dup
         .lines()
@@ -77,7 +78,10 @@ fn duplicated_target_task_is_refused_in_either_file() {
     assert!(out.status.success(), "{}", render(&out));
 
     let repo = TestRepo::new();
-    repo.write("specs/TODO.md", &support::TODO.replacen("### 351. Second feature", "### 350. Second feature", 1));
+    repo.write(
+        "specs/TODO.md",
+        &crate::support::TODO.replacen("### 351. Second feature", "### 350. Second feature", 1),
+    );
     refused(
         &repo,
         &["set-status", "350", "implementing"],
@@ -112,11 +116,11 @@ fn status_typo_is_refused_with_a_suggestion() {
 #[test]
 fn non_utf8_todo_is_refused_with_its_line() {
     let repo = TestRepo::new();
-    let mut bytes = support::TODO.as_bytes().to_vec();
-    let at = support::TODO.find("Legacy entry").expect("text");
+    let mut bytes = crate::support::TODO.as_bytes().to_vec();
+    let at = crate::support::TODO.find("Legacy entry").expect("text");
     bytes[at] = 0xff;
     std::fs::write(repo.file("specs/TODO.md"), &bytes).expect("write");
-    let line = support::TODO[..at].matches('\n').count() + 1;
+    let line = crate::support::TODO[..at].matches('\n').count() + 1;
     for args in COMMANDS {
         refused(&repo, args, &[&format!("specs/TODO.md:{line}: not valid UTF-8")]);
     }
@@ -215,8 +219,8 @@ const WRITERS: [&[&str]; 8] = [
 /// task 350's `"priority"`, keeping the layout jq prints.
 fn with_field(line: &str) -> Vec<u8> {
     let at = "      \"priority\": \"high\",\n";
-    assert!(support::STATE.contains(at));
-    support::STATE.replacen(at, &format!("{at}      {line},\n"), 1).into_bytes()
+    assert!(crate::support::STATE.contains(at));
+    crate::support::STATE.replacen(at, &format!("{at}      {line},\n"), 1).into_bytes()
 }
 
 /// `[...[]...]` nested `levels` deep, laid out as jq prints it `indent` levels in.
@@ -234,7 +238,7 @@ fn nested(levels: usize, indent: usize) -> String {
 /// specs/state.json, no panic, and every file left as it was.
 #[test]
 fn every_ledger_command_refuses_every_invalid_state_json() {
-    let state = support::STATE.as_bytes();
+    let state = crate::support::STATE.as_bytes();
     let mut not_utf8 = with_field("\"x\": \"ab\"");
     let at = not_utf8.windows(4).position(|w| w == b"\"ab\"").expect("field") + 1;
     not_utf8[at] = 0xff;
@@ -244,7 +248,7 @@ fn every_ledger_command_refuses_every_invalid_state_json() {
         ("a 400-digit integer", with_field(&format!("\"x\": {}", "9".repeat(400))), "number out of range"),
         (
             "out of range outside the entries",
-            support::STATE.replacen("\"total_tasks\": 3", "\"total_tasks\": 1e400", 1).into_bytes(),
+            crate::support::STATE.replacen("\"total_tasks\": 3", "\"total_tasks\": 1e400", 1).into_bytes(),
             "number out of range",
         ),
         (
@@ -262,7 +266,7 @@ fn every_ledger_command_refuses_every_invalid_state_json() {
         ),
         (
             "200 levels outside the entries",
-            support::STATE
+            crate::support::STATE
                 .replacen(
                     "\"completed_projects\": []",
                     &format!("\"completed_projects\": {}{}", "[".repeat(199), "]".repeat(199)),
@@ -278,13 +282,13 @@ fn every_ledger_command_refuses_every_invalid_state_json() {
         ),
         (
             "a key without its opening quote, in jq layout",
-            support::STATE.replacen("      \"priority\"", "       priority\"", 1).into_bytes(),
+            crate::support::STATE.replacen("      \"priority\"", "       priority\"", 1).into_bytes(),
             "key must be a string",
         ),
         ("a byte-order mark", [b"\xef\xbb\xbf".as_slice(), state].concat(), "expected value"),
         (
             "a NUL byte between values",
-            support::STATE
+            crate::support::STATE
                 .replacen(
                     "\"status\": \"planned\",\n      \"language\": \"general\",\n      \"priority\"",
                     "\"status\": \"planned\",\0\n      \"language\": \"general\",\n      \"priority\"",
@@ -298,7 +302,7 @@ fn every_ledger_command_refuses_every_invalid_state_json() {
         ("truncated by one byte", state[..state.len() - 2].to_vec(), "EOF while parsing"),
         (
             "truncated inside an entry",
-            state[..support::STATE.find("\"priority\"").expect("key") + 5].to_vec(),
+            state[..crate::support::STATE.find("\"priority\"").expect("key") + 5].to_vec(),
             "EOF while parsing",
         ),
         ("invalid UTF-8 in a string", not_utf8, "invalid unicode code point"),
@@ -332,7 +336,7 @@ fn every_ledger_command_refuses_every_invalid_state_json() {
         assert_eq!(out.status.code(), Some(0), "{name}: init\n{}", render(&out));
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{name}: init\n{}", render(&out));
         assert_eq!(std::fs::read(repo.file("specs/state.json")).expect("read"), *bytes, "{name}: init");
-        assert_eq!(repo.read("specs/TODO.md"), support::TODO, "{name}: init");
+        assert_eq!(repo.read("specs/TODO.md"), crate::support::TODO, "{name}: init");
     }
 }
 

@@ -19,14 +19,14 @@
 //! current before its write over to the version it wrote ([`current_stamp`], [`carry`]): the
 //! implementing tasks are then the old ones plus its own, whose marker it registered.
 //!
-//! [`stop_hook::scan_markers`]: super::stop_hook::scan_markers
+//! [`stop_hook::scan_markers`]: crate::guard::stop_hook::scan_markers
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::check_cache::{Fingerprint, RACY_MARGIN};
+use crate::fingerprint::{Fingerprint, RACY_MARGIN};
 use crate::repo::Repo;
-use crate::workflow::marker;
+use crate::run as marker;
 
 /// The stamp's file name in the index directory (never a task number, so never an entry).
 pub const STAMP_FILE: &str = ".complete";

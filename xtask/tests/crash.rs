@@ -10,9 +10,6 @@
 //! a run). Each run uses a fresh repository; the scenario is three agent invocations (two
 //! partial, then implemented), so a kill can land in preflight, in any invocation, in a partial
 //! commit, in postflight, in the final commit or in the cleanup.
-#![cfg(unix)]
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -20,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::{render, TestRepo, SESSION};
 use postflight::ledger::plan::PlanFile;
 use postflight::ledger::state::StateFile;
 use postflight::ledger::todo::TodoFile;
 use serde_json::{json, Value};
-use support::{render, TestRepo, SESSION};
 
 const TASK_DIR: &str = "specs/350_add_feature";
 const PLAN: &str = "specs/350_add_feature/plans/implementation-001.md";
@@ -157,7 +154,7 @@ fn kill_everything_in(root: &Path, own_group: u32) -> usize {
         found += living.len();
         for (pid, group) in living {
             if group > 1 && group != own_group {
-                support::kill_process_group(&group.to_string());
+                crate::support::kill_process_group(&group.to_string());
             } else {
                 let _ = std::process::Command::new("kill").args(["-s", "KILL", &pid.to_string()]).status();
             }
@@ -174,7 +171,7 @@ fn kill_agent_group(pid_file: &Path, root: &Path, own_group: u32) {
     let Ok(group) = text.trim().parse::<u32>() else { return };
     let ours = processes().iter().any(|(_, g, cwd)| *g == group && cwd.as_deref().is_some_and(|c| c.starts_with(root)));
     if ours && group > 1 && group != own_group {
-        support::kill_process_group(&group.to_string());
+        crate::support::kill_process_group(&group.to_string());
     }
 }
 
@@ -277,10 +274,11 @@ fn crash_run(run: usize, delay: Duration, own_group: u32) -> Outcome {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn xtask implement");
+    // A fixed sleep on purpose: the kill moment is random time, not a condition to wait for.
     std::thread::sleep(delay);
     // The tool and its git children share the group made for it; it is not reaped yet, so the
     // group id cannot have been recycled.
-    support::kill_process_group(&child.id().to_string());
+    crate::support::kill_process_group(&child.id().to_string());
     child.wait().expect("reap xtask");
     kill_agent_group(&pid_file, &root, own_group);
     kill_everything_in(&root, own_group);
@@ -448,12 +446,8 @@ fn a_commit_killed_holding_index_lock_does_not_block_the_next() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "the hook never ran");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    support::kill_process_group(&child.id().to_string());
+    crate::support::wait_until(Duration::from_secs(60), "the hook never ran", || ready.exists());
+    crate::support::kill_process_group(&child.id().to_string());
     child.wait().expect("reap");
     kill_everything_in(&root, own_process_group());
     assert!(repo.exists(".git/index.lock"), "the killed commit left index.lock");

@@ -7,15 +7,12 @@
 //! symlink in one case, is compared before and after every case, and so is /etc/passwd).
 //!
 //! The table is listed in docs/robustness.md; keep the two in step.
-#![cfg(unix)]
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::support::{render, TestRepo};
 use serde_json::{json, Value};
-use support::{render, TestRepo};
 
 const PLAN: &str = "specs/350_add_feature/plans/implementation-001.md";
 const META: &str = "specs/350_add_feature/.return-meta.json";
@@ -245,7 +242,7 @@ fn empty_state(e: &Env) {
     e.repo.write("specs/state.json", "")
 }
 fn truncated_state(e: &Env) {
-    e.repo.write("specs/state.json", &support::STATE[..support::STATE.len() / 2])
+    e.repo.write("specs/state.json", &crate::support::STATE[..crate::support::STATE.len() / 2])
 }
 fn array_state(e: &Env) {
     e.repo.write("specs/state.json", "[]\n")
@@ -263,18 +260,18 @@ fn number_as_string(e: &Env) {
     e.replace("specs/state.json", "\"project_number\": 350,", "\"project_number\": \"350\",")
 }
 fn state_not_utf8(e: &Env) {
-    let mut b = support::STATE.as_bytes().to_vec();
-    b[support::STATE.find("Legacy").unwrap_or(200)] = 0xff;
+    let mut b = crate::support::STATE.as_bytes().to_vec();
+    b[crate::support::STATE.find("Legacy").unwrap_or(200)] = 0xff;
     e.write_bytes("specs/state.json", &b)
 }
 fn state_with_bom(e: &Env) {
-    e.write_bytes("specs/state.json", &[b"\xef\xbb\xbf".as_slice(), support::STATE.as_bytes()].concat())
+    e.write_bytes("specs/state.json", &[b"\xef\xbb\xbf".as_slice(), crate::support::STATE.as_bytes()].concat())
 }
 fn state_deep(e: &Env) {
     e.repo.write("specs/state.json", &format!("{{\"active_projects\": {}", "[".repeat(100_000)))
 }
 fn state_50mb_broken(e: &Env) {
-    let head = support::STATE.trim_end().trim_end_matches('}');
+    let head = crate::support::STATE.trim_end().trim_end_matches('}');
     e.repo.write("specs/state.json", &format!("{head}\n{{\"padding\": \"{}\"", "x".repeat(50 << 20)))
 }
 fn state_50mb_valid(e: &Env) {
@@ -286,8 +283,8 @@ fn slug_escapes(e: &Env) {
     std::fs::rename(e.repo.file("specs/350_add_feature"), e.repo.file("specs/350_moved")).expect("mv")
 }
 fn todo_not_utf8(e: &Env) {
-    let mut b = support::TODO.as_bytes().to_vec();
-    b[support::TODO.find("Legacy entry").expect("text")] = 0xff;
+    let mut b = crate::support::TODO.as_bytes().to_vec();
+    b[crate::support::TODO.find("Legacy entry").expect("text")] = 0xff;
     e.write_bytes("specs/TODO.md", &b)
 }
 fn duplicate_in_todo(e: &Env) {
@@ -417,7 +414,7 @@ fn completion_exact(e: &Env, _: &Output) {
     let msg = e.repo.git(&["log", "-1", "--format=%B"]);
     assert!(msg.contains("He said \"no\" \\ then left;") && msg.contains("second line ü 漢字 🚀"), "{msg}");
     let sessions = e.repo.git(&["log", "-1", "--format=%(trailers:key=Session,valueonly)"]);
-    assert_eq!(sessions.trim(), support::SESSION, "one Session trailer, not forged: {msg}");
+    assert_eq!(sessions.trim(), crate::support::SESSION, "one Session trailer, not forged: {msg}");
 }
 fn passwd_ignored(e: &Env, o: &Output) {
     ignored_artifact(e, o, "../../etc/passwd")
