@@ -57,8 +57,13 @@ pub struct CommitRequest {
     pub body: Option<String>,
     /// Written as the `Session:` trailer.
     pub session_id: String,
+    /// Further trailers (`Key: value` lines), written after `Session:`.
+    pub trailers: Vec<String>,
     /// `Name <email>`, written as the `Co-authored-by:` trailer when known.
     pub agent_identity: Option<String>,
+    /// Files among `paths` committed even when git ignores them (`git add -f`): the task's
+    /// validation logs, whose `.log` names many projects ignore.
+    pub force: Vec<String>,
     /// Skip the `pre-commit` and `commit-msg` hooks.
     pub no_verify: bool,
     /// Repository-relative paths (transient files a task left tracked, as the bash workflow
@@ -109,6 +114,20 @@ pub enum CommitOutcome {
 /// and `COMMIT_EDITMSG` when the `commit-msg` hook runs.
 pub fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
     run::commit(repo, req)
+}
+
+/// The id of the tree a task commit of `paths` would have (HEAD's tree with exactly those paths
+/// taken from the work tree, as [`commit`] builds it, the shared ledger files included as they
+/// are), with every path of `remove` (files or whole directories) taken out of it. Nothing is
+/// committed, no hook runs, the index is neither locked nor written.
+///
+/// # Errors
+/// A path outside the repository; git failures.
+///
+/// # Writes
+/// Blobs and trees in the object database (those the commit would write too).
+pub fn plan_tree(repo: &Repo, paths: &[PathBuf], remove: &[String]) -> Result<String> {
+    run::plan_tree(&repo.root, paths, remove).map(|id| id.to_string())
 }
 
 /// Whether HEAD's tree holds a file at the repository-relative, `/`-separated path `rel` (a

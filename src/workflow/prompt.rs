@@ -29,6 +29,26 @@ pub fn build(delegation: &Value, summary_path: &str) -> String {
     if let Some(h) = delegation["handoff_path"].as_str() {
         p.push_str(&format!("Read the handoff from the previous iteration first: {h}\n"));
     }
+    if let Some(f) = delegation.get("validation_failure").filter(|f| f.is_object()) {
+        let command = f["command"].as_str().unwrap_or_default();
+        let how = match f["exit_code"].as_i64() {
+            Some(code) => format!("exited {code}"),
+            None => "was killed (timeout)".to_owned(),
+        };
+        let tail = f["output_tail"].as_str().unwrap_or_default();
+        p.push_str(&format!(
+            "
+You reported this task implemented, but its validation failed: postflight ran `{command}` in the
+repository root and it {how}. Fix the implementation (not the check) so that the command passes,
+then report implemented again; postflight runs the validation commands once more. The last lines
+of its output (the whole output is in {}):
+```
+{tail}
+```
+",
+            f["log"].as_str().unwrap_or("the validation log")
+        ));
+    }
     p.push_str(&format!(
         "
 For each phase: mark its heading [IN PROGRESS], do the work, verify it, then mark it [COMPLETED]
