@@ -116,6 +116,15 @@ pub fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
     run::commit(repo, req)
 }
 
+/// What [`plan_tree`] planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTree {
+    /// The tree's full hex id.
+    pub tree: String,
+    /// The paths (of those given) whose content differs from HEAD's.
+    pub changed: Vec<String>,
+}
+
 /// The id of the tree a task commit of `paths` would have (HEAD's tree with exactly those paths
 /// taken from the work tree, as [`commit`] builds it, the shared ledger files included as they
 /// are), with every path of `remove` (files or whole directories) taken out of it. Nothing is
@@ -126,8 +135,8 @@ pub fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
 ///
 /// # Writes
 /// Blobs and trees in the object database (those the commit would write too).
-pub fn plan_tree(repo: &Repo, paths: &[PathBuf], remove: &[String]) -> Result<String> {
-    run::plan_tree(&repo.root, paths, remove).map(|id| id.to_string())
+pub fn plan_tree(repo: &Repo, paths: &[PathBuf], remove: &[String]) -> Result<PlannedTree> {
+    run::plan_tree(&repo.root, paths, remove).map(|(id, changed)| PlannedTree { tree: id.to_string(), changed })
 }
 
 /// Whether HEAD's tree holds a file at the repository-relative, `/`-separated path `rel` (a

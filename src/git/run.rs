@@ -128,7 +128,7 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
 /// work tree, as [`commit`] builds it), with every path of `remove` (files or directories)
 /// taken out. No lock, no hook, no commit, no index write; only blobs and trees are written to
 /// the object database (the ones the commit would write anyway).
-pub(super) fn plan_tree(root: &Path, given: &[PathBuf], remove: &[String]) -> Result<ObjectId> {
+pub(super) fn plan_tree(root: &Path, given: &[PathBuf], remove: &[String]) -> Result<(ObjectId, Vec<String>)> {
     let excluded = |p: &str| {
         remove.iter().any(|r| {
             let r = r.trim_end_matches('/');
@@ -158,7 +158,8 @@ pub(super) fn plan_tree(root: &Path, given: &[PathBuf], remove: &[String]) -> Re
     for r in remove {
         plan.editor.remove(r.trim_end_matches('/')).map_err(|e| git("cannot edit the tree", &e))?;
     }
-    Ok(plan.editor.write().map_err(|e| git("cannot write the tree", &e))?.detach())
+    let tree = plan.editor.write().map_err(|e| git("cannot write the tree", &e))?.detach();
+    Ok((tree, plan.changed))
 }
 
 /// An error from gix or git with its cause chain.

@@ -371,8 +371,11 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         if outcome == Outcome::Completed && gate_on {
             let changes = run_changes(ctx, &baseline, &scope_before, &scope_dirs);
             let paths = postflight::commit_paths(&task, &all_artifacts, &changes);
-            let belongs = |p: &str| belongs_to_task(&task, p, &all_artifacts, &baseline, &scope_dirs);
-            if !opts.allow_empty && !implementation_changed(ctx, &task, &baseline, &report, belongs) {
+            // The tree is planned as the commands start: they must not change what the task commits.
+            let planned = validated_tree(ctx, &task, &paths, &mut report.warnings);
+            if !opts.allow_empty
+                && !implementation_changed(ctx, &task, Some(&baseline), &report.commits, planned.as_ref())
+            {
                 report.validation = validate::Verdict::Failed;
                 report.validation_records.clear();
                 break (Outcome::ValidationFailed { reason: validate::EMPTY_REASON.to_owned() }, Some(meta));
@@ -382,7 +385,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
             let mut attempt = gate.run(log_k, &|| ctx.timestamp(), progress)?;
             log_k += attempt.records.len();
             gate_runs += 1;
-            attempt.set_tree(validated_tree(ctx, &task, &paths, &mut report.warnings));
+            attempt.set_tree(planned.map(|p| p.tree));
             report.validation_logs.extend(attempt.records.iter().map(|r| r.log.clone()));
             report.validation_records = attempt.records.clone();
             if attempt.passed() {
@@ -480,32 +483,36 @@ fn run_changes(
     out
 }
 
-/// Whether the run changed a file of the implementation: a file the task's commit would take,
-/// outside the task's own directory and the shared ledger files, that changed since the run
-/// began (in the work tree now, or in one of the run's partial commits).
+/// Whether the run changed a file of the implementation: a path the task's commit would take
+/// (`planned.changed`: differing from HEAD), outside the task's own directory and the shared
+/// ledger files, that is not an edit the work tree already had when the run began and kept
+/// untouched; or such a path in one of the run's partial `commits`. When the tree could not be
+/// planned the answer is yes: a run is never failed on a guess.
 fn implementation_changed(
     ctx: &Context,
     task: &TaskRef,
-    baseline: &baseline::Baseline,
-    report: &Report,
-    belongs: impl Fn(&str) -> bool,
+    baseline: Option<&baseline::Baseline>,
+    commits: &[CommitInfo],
+    planned: Option<&crate::git::PlannedTree>,
 ) -> bool {
     let own_dir = format!("{}/", task.dir_rel);
     let implementation = |p: &str| !crate::git::LEDGER_FILES.contains(&p) && !p.starts_with(&own_dir);
-    if report.commits.iter().flat_map(|c| &c.paths).any(|p| implementation(p)) {
+    if commits.iter().flat_map(|c| &c.paths).any(|p| implementation(p)) {
         return true;
     }
-    let (Some(before), Ok(now)) = (&baseline.state, crate::git::WorkTreeState::read(&ctx.repo.root)) else {
-        // The work tree cannot be read: never fail a run on a guess.
-        return true;
-    };
-    before.changed_until(&now).iter().any(|p| implementation(p) && belongs(p))
-        || baseline.plan_files_changed(&ctx.repo.root).iter().any(|p| implementation(p))
+    let Some(planned) = planned else { return true };
+    let before = baseline.and_then(|b| b.state.as_ref());
+    planned.changed.iter().any(|p| implementation(p) && !before.is_some_and(|s| s.unchanged_since(&ctx.repo.root, p)))
 }
 
-/// The tree that was validated (see [`validate::Record::tree`]); `None`, with a warning, when
-/// git cannot plan it.
-fn validated_tree(ctx: &Context, task: &TaskRef, paths: &[String], warnings: &mut Vec<String>) -> Option<String> {
+/// The tree that was validated (see [`validate::Record::tree`]) and the paths in it that differ
+/// from HEAD; `None`, with a warning, when git cannot plan it.
+fn validated_tree(
+    ctx: &Context,
+    task: &TaskRef,
+    paths: &[String],
+    warnings: &mut Vec<String>,
+) -> Option<crate::git::PlannedTree> {
     let paths: Vec<std::path::PathBuf> = paths.iter().map(std::path::PathBuf::from).collect();
     match crate::git::plan_tree(&ctx.repo, &paths, &validate::tree_excludes(&task.dir_rel)) {
         Ok(t) => Some(t),
@@ -1181,45 +1188,21 @@ fn postflight_gate(
         return Ok(None);
     }
     let artifacts = vet_artifacts(ctx, &meta, &mut Vec::new());
-    let scope_dirs = cfg.scope(&task.language);
-    if !vopts.allow_empty {
-        if let Some(b) = baseline::Baseline::load(&task) {
-            let belongs = |p: &str| belongs_to_task(&task, p, &artifacts, &b, &scope_dirs);
-            let empty = Report {
-                task: n,
-                outcome: Outcome::Completed,
-                iterations: 0,
-                session_id: String::new(),
-                commits: Vec::new(),
-                artifacts: Vec::new(),
-                warnings: Vec::new(),
-                planned_changes: Vec::new(),
-                resumed: false,
-                agent_session_id: None,
-                agent_results: Vec::new(),
-                stop_reason: None,
-                commit_error: None,
-                commit_command: None,
-                validation: validate::Verdict::NotValidated,
-                validation_records: Vec::new(),
-                validation_failure: None,
-                validation_logs: Vec::new(),
-            };
-            if !implementation_changed(ctx, &task, &b, &empty, belongs) {
-                return Ok(Some(PostflightGate {
-                    verdict: validate::Verdict::Failed,
-                    records: Vec::new(),
-                    failure: None,
-                    reason: Some(validate::EMPTY_REASON.to_owned()),
-                }));
-            }
-        }
+    let paths = postflight::commit_paths(&task, &artifacts, &[]);
+    let planned = validated_tree(ctx, &task, &paths, &mut Vec::new());
+    let saved = baseline::Baseline::load(&task);
+    if !vopts.allow_empty && !implementation_changed(ctx, &task, saved.as_ref(), &[], planned.as_ref()) {
+        return Ok(Some(PostflightGate {
+            verdict: validate::Verdict::Failed,
+            records: Vec::new(),
+            failure: None,
+            reason: Some(validate::EMPTY_REASON.to_owned()),
+        }));
     }
     let gate =
         validate::Gate { root: &ctx.repo.root, task: &task, commands: &commands, timeout: cfg.validation_timeout() };
     let mut attempt = gate.run(1, &|| ctx.timestamp(), progress)?;
-    let paths = postflight::commit_paths(&task, &artifacts, &[]);
-    attempt.set_tree(validated_tree(ctx, &task, &paths, &mut Vec::new()));
+    attempt.set_tree(planned.map(|p| p.tree));
     let passed = attempt.passed();
     Ok(Some(PostflightGate {
         verdict: if passed { validate::Verdict::Passed } else { validate::Verdict::Failed },

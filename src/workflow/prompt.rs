@@ -84,3 +84,24 @@ Delegation context (also in the environment as XTASK_DELEGATION):
     p.push('\n');
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_validation_failure_is_in_the_prompt() {
+        let mut d = serde_json::json!({"task_context": {"task_number": 7}, "iteration": 2});
+        assert!(!build(&d, "s.md").contains("validation failed"));
+        d["validation_failure"] = serde_json::json!({
+            "command": "cargo test", "exit_code": 101, "output_tail": "test x ... FAILED", "log": "specs/7_x/validation/a-1.log"
+        });
+        let p = build(&d, "s.md");
+        assert!(p.contains("its validation failed: postflight ran `cargo test`"), "{p}");
+        assert!(
+            p.contains("it exited 101")
+                && p.contains("test x ... FAILED")
+                && p.contains("specs/7_x/validation/a-1.log")
+        );
+    }
+}

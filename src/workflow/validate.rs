@@ -304,7 +304,7 @@ pub fn verify(ctx: &crate::context::Context, n: u32, timeout: u64, progress: &Pr
     let now = crate::git::WorkTreeState::read(&ctx.repo.root)?;
     let excludes = tree_excludes(&dir_rel);
     let paths: Vec<PathBuf> = now.paths().map(PathBuf::from).collect();
-    let tree = crate::git::plan_tree(&ctx.repo, &paths, &excludes)?;
+    let tree = crate::git::plan_tree(&ctx.repo, &paths, &excludes)?.tree;
     let tmp = tempfile::Builder::new()
         .prefix("postflight-verify-")
         .tempdir()
