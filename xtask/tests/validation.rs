@@ -162,6 +162,18 @@ fn genuine_completion_records_the_evidence_commits_the_logs_and_verifies() {
     assert!(trailers.starts_with(&format!("Session: {}\nValidated: ", support::SESSION)), "{trailers}");
     assert!(trailers.contains("Co-authored-by: Scripted Agent <agent@example.com>"), "{trailers}");
 
+    // `tree` is the commit's tree without the ledger files and the task's directory, as git
+    // computes it from HEAD.
+    let index = repo.home().join("tree-index");
+    let git_in = |args: &[&str]| {
+        let out = repo.command("git").args(args).env("GIT_INDEX_FILE", &index).output().expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", render(&out));
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    git_in(&["read-tree", "HEAD"]);
+    git_in(&["rm", "-r", "-q", "--cached", "specs/state.json", "specs/TODO.md", "specs/350_add_feature"]);
+    assert_eq!(git_in(&["write-tree"]).trim(), tree);
+
     // verify: the committed tree is the validated one, and the commands agree.
     let (code, v) = verify(&repo);
     assert_eq!(code, Some(0), "{v}");
