@@ -25,6 +25,7 @@
 compile_error!("postflight supports Unix only (Linux and macOS): it needs process groups, signals and flock");
 
 pub mod atomic;
+pub mod config;
 pub mod context;
 pub mod doctor;
 pub mod error;

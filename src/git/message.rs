@@ -3,13 +3,21 @@
 
 use crate::error::{Error, Result};
 
-/// Builds the message `subject\n\nbody\n\nSession: id\nCo-authored-by: identity\n`, cleaned up
-/// like `git commit` does for a message given with `-m` ([`stripspace`]).
+/// Builds the message `subject\n\nbody\n\nSession: id\n<trailers>\nCo-authored-by: identity\n`,
+/// cleaned up like `git commit` does for a message given with `-m` ([`stripspace`]). Each of
+/// `trailers` is a whole `Key: value` line (`Validated: cargo test (exit 0, 12.3s)`); line
+/// breaks in it become spaces, so that it stays one trailer.
 ///
 /// # Errors
 /// A refusal when the subject is empty or has several lines, the session id is empty or holds
 /// whitespace, or the identity is not `Name <email>`.
-pub fn build_message(subject: &str, body: Option<&str>, session_id: &str, identity: Option<&str>) -> Result<String> {
+pub fn build_message(
+    subject: &str,
+    body: Option<&str>,
+    session_id: &str,
+    trailers: &[String],
+    identity: Option<&str>,
+) -> Result<String> {
     let subject = subject.trim();
     if subject.is_empty() {
         return Err(Error::refused("the commit subject is empty", Some("pass -m <subject>")));
@@ -41,6 +49,14 @@ pub fn build_message(subject: &str, body: Option<&str>, session_id: &str, identi
         text.push('\n');
     }
     text.push_str(&format!("Session: {session_id}\n"));
+    for t in trailers {
+        let line: String = t.replace('\0', "").split(['\n', '\r']).map(str::trim).collect::<Vec<_>>().join(" ");
+        if line.split_once(": ").is_none_or(|(k, _)| k.is_empty() || k.contains(char::is_whitespace)) {
+            return Err(Error::refused(format!("`{line}` is not a trailer of the form `Key: value`"), None));
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
     if let Some(identity) = identity.map(str::trim).filter(|i| !i.is_empty()) {
         check_identity(identity)?;
         text.push_str(&format!("Co-authored-by: {identity}\n"));
@@ -91,32 +107,44 @@ mod tests {
 
     #[test]
     fn message_has_subject_body_and_one_trailer_block() {
-        let m = build_message("task 5: update", Some("Did things.  \n\n\n\nMore."), "sess_1", Some("Bot <b@x.org>"))
-            .expect("ok");
+        let m =
+            build_message("task 5: update", Some("Did things.  \n\n\n\nMore."), "sess_1", &[], Some("Bot <b@x.org>"))
+                .expect("ok");
         assert_eq!(m, "task 5: update\n\nDid things.\n\nMore.\n\nSession: sess_1\nCo-authored-by: Bot <b@x.org>\n");
-        let m = build_message("  s  ", None, "sess_1", None).expect("ok");
+        let m = build_message("  s  ", None, "sess_1", &[], None).expect("ok");
         assert_eq!(m, "s\n\nSession: sess_1\n");
     }
 
     #[test]
+    fn extra_trailers_follow_the_session() {
+        let t = vec!["Validated: sh -c 'a\nb' (exit 0, 1.2s)".to_owned(), "Validated: true (exit 0, 0.0s)".to_owned()];
+        let m = build_message("s", None, "sess_1", &t, Some("Bot <b@x.org>")).expect("ok");
+        assert_eq!(
+            m,
+            "s\n\nSession: sess_1\nValidated: sh -c 'a b' (exit 0, 1.2s)\nValidated: true (exit 0, 0.0s)\nCo-authored-by: Bot <b@x.org>\n"
+        );
+        assert!(build_message("s", None, "sess_1", &["no colon".to_owned()], None).is_err());
+    }
+
+    #[test]
     fn a_divider_in_the_body_cannot_hide_the_trailers() {
-        let m = build_message("s", Some("a\n---\nb\n--- x"), "sess_1", None).expect("ok");
+        let m = build_message("s", Some("a\n---\nb\n--- x"), "sess_1", &[], None).expect("ok");
         assert_eq!(m, "s\n\na\n ---\nb\n --- x\n\nSession: sess_1\n");
     }
 
     #[test]
     fn a_nul_byte_in_the_body_cannot_hide_the_trailers() {
-        let m = build_message("s", Some("before\0after\n\0"), "sess_1", None).expect("ok");
+        let m = build_message("s", Some("before\0after\n\0"), "sess_1", &[], None).expect("ok");
         assert_eq!(m, "s\n\nbeforeafter\n\nSession: sess_1\n");
     }
 
     #[test]
     fn bad_parts_are_refused() {
-        assert!(build_message("", None, "s", None).is_err());
-        assert!(build_message("a\nb", None, "s", None).is_err());
-        assert!(build_message("a", None, "two words", None).is_err());
+        assert!(build_message("", None, "s", &[], None).is_err());
+        assert!(build_message("a\nb", None, "s", &[], None).is_err());
+        assert!(build_message("a", None, "two words", &[], None).is_err());
         for bad in ["Bot", "<b@x>", "Bot <>", "Bot <a>b>", "Bot b@x>"] {
-            assert!(build_message("a", None, "s", Some(bad)).is_err(), "{bad}");
+            assert!(build_message("a", None, "s", &[], Some(bad)).is_err(), "{bad}");
         }
     }
 

@@ -103,8 +103,13 @@ pub struct CommitRequest {
     pub body: Option<String>,
     /// Written as the `Session:` trailer.
     pub session_id: String,
+    /// Further trailers (`Key: value` lines), written after `Session:`.
+    pub trailers: Vec<String>,
     /// `Name <email>`, written as the `Co-authored-by:` trailer when known.
     pub agent_identity: Option<String>,
+    /// Files among `paths` committed even when git ignores them (`git add -f`): the task's
+    /// validation logs, whose `.log` names many projects ignore.
+    pub force: Vec<String>,
     /// Skip the `pre-commit` and `commit-msg` hooks.
     pub no_verify: bool,
     /// Repository-relative paths (transient files a task left tracked, as the bash workflow
@@ -155,6 +160,29 @@ pub enum CommitOutcome {
 /// and `COMMIT_EDITMSG` when the `commit-msg` hook runs.
 pub fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
     run::commit(repo, req)
+}
+
+/// What [`plan_tree`] planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTree {
+    /// The tree's full hex id.
+    pub tree: String,
+    /// The paths (of those given) whose content differs from HEAD's.
+    pub changed: Vec<String>,
+}
+
+/// The id of the tree a task commit of `paths` would have (HEAD's tree with exactly those paths
+/// taken from the work tree, as [`commit`] builds it, the shared ledger files included as they
+/// are), with every path of `remove` (files or whole directories) taken out of it. Nothing is
+/// committed, no hook runs, the index is neither locked nor written.
+///
+/// # Errors
+/// A path outside the repository; git failures.
+///
+/// # Writes
+/// Blobs and trees in the object database (those the commit would write too).
+pub fn plan_tree(repo: &Repo, paths: &[PathBuf], remove: &[String]) -> Result<PlannedTree> {
+    run::plan_tree(&repo.root, paths, remove).map(|(id, changed)| PlannedTree { tree: id.to_string(), changed })
 }
 
 /// Whether HEAD's tree holds a file at the repository-relative, `/`-separated path `rel` (a

@@ -29,8 +29,13 @@ const PACKED_REFS_LOCK_WAIT: Duration = Duration::from_millis(1000);
 const ATTEMPTS: usize = 3;
 
 pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> {
-    let message =
-        message::build_message(&req.subject, req.body.as_deref(), &req.session_id, req.agent_identity.as_deref())?;
+    let message = message::build_message(
+        &req.subject,
+        req.body.as_deref(),
+        &req.session_id,
+        &req.trailers,
+        req.agent_identity.as_deref(),
+    )?;
     if req.paths.is_empty() {
         return Err(Error::refused("no paths to commit were given", Some("list the files or directories to commit")));
     }
@@ -114,6 +119,44 @@ pub(super) fn commit(repo: &Repo, req: &CommitRequest) -> Result<CommitOutcome> 
         return Ok(CommitOutcome::Committed { id: id.to_string(), paths: changed, skipped: plan.skipped });
     }
     unreachable!("the loop returns on its last attempt")
+}
+
+/// The tree a commit of `paths` would have (HEAD's tree with exactly those paths taken from the
+/// work tree, as [`commit`] builds it), with every path of `remove` (files or directories)
+/// taken out. No lock, no hook, no commit, no index write; only blobs and trees are written to
+/// the object database (the ones the commit would write anyway).
+pub(super) fn plan_tree(root: &Path, given: &[PathBuf], remove: &[String]) -> Result<(ObjectId, Vec<String>)> {
+    let excluded = |p: &str| {
+        remove.iter().any(|r| {
+            let r = r.trim_end_matches('/');
+            p == r || p.strip_prefix(r).is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
+    let targets: Vec<String> = given
+        .iter()
+        .map(|p| paths::resolve(root, p))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|t| !t.is_empty() && !excluded(t))
+        .collect();
+    let repo = gix::open(root).map_err(|e| git("cannot open the repository", &e))?;
+    let settings = Settings::read(&repo);
+    let index_path = repo.index_path();
+    let index = if index_path.exists() {
+        gix::index::File::at(&index_path, repo.object_hash(), true, gix::index::decode::Options::default())
+            .map_err(|e| git("cannot read the index", &e))?
+    } else {
+        gix::index::File::from_state(gix::index::State::new(repo.object_hash()), index_path.clone())
+    };
+    let head = read_head(&repo)?;
+    let req = CommitRequest::default();
+    let ctx = Ctx { repo: &repo, root, req: &req, settings: &settings, index: &index };
+    let mut plan = ctx.plan(&head, &targets)?;
+    for r in remove {
+        plan.editor.remove(r.trim_end_matches('/')).map_err(|e| git("cannot edit the tree", &e))?;
+    }
+    let tree = plan.editor.write().map_err(|e| git("cannot write the tree", &e))?.detach();
+    Ok((tree, plan.changed))
 }
 
 /// An error from gix or git with its cause chain.
@@ -472,7 +515,7 @@ impl<'a> Ctx<'a> {
                     out.insert(t.clone());
                 }
                 Ok(_) => {
-                    if self.is_ignored(&mut ignore, t, false)? {
+                    if !self.req.force.contains(t) && self.is_ignored(&mut ignore, t, false)? {
                         skipped.push(format!("{t}: ignored by .gitignore, not added"));
                     } else {
                         out.insert(t.clone());

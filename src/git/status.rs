@@ -103,6 +103,12 @@ impl WorkTreeState {
         self.files.insert(path.to_owned(), Stamp::of(&root.join(path)));
     }
 
+    /// Whether `path` was dirty when this state was read and looks the same now (an edit that
+    /// was there before and is untouched since).
+    pub fn unchanged_since(&self, root: &Path, path: &str) -> bool {
+        self.files.get(path).is_some_and(|s| *s == Stamp::of(&root.join(path)))
+    }
+
     /// The dirty paths, sorted.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)

@@ -31,7 +31,7 @@ use crate::repo::Repo;
 use crate::run::{self as marker, Marker};
 
 /// The rules, by stable id, with their severity and what they check (for `--help` and docs).
-pub const RULES: [(&str, Severity, &str); 13] = [
+pub const RULES: [(&str, Severity, &str); 14] = [
     ("state-json", Severity::Error, "specs/state.json exists, parses and has an active_projects array"),
     ("todo-md", Severity::Error, "specs/TODO.md exists and is UTF-8"),
     ("duplicate-task", Severity::Error, "no task number appears twice in state.json or in TODO.md"),
@@ -49,6 +49,11 @@ pub const RULES: [(&str, Severity, &str); 13] = [
     ),
     ("transient-tracked", Severity::Error, "no transient workflow file is tracked by git"),
     ("session-id", Severity::Warning, "session ids in state.json look like sess_<10 digits>_<6 hex>"),
+    (
+        "unvalidated",
+        Severity::Warning,
+        "a completed task whose language has validation commands (.postflight.json) has a passing validation record",
+    ),
 ];
 
 /// The files the workflow writes for itself, which must never be committed (`xtask init` ignores them).
@@ -661,6 +666,7 @@ fn ledger_findings(repo: &Repo, source: &dyn Source, opts: Options) -> Result<(R
     structural_findings(&view, &mut report);
     artifact_findings(&view, source, &mut report);
     session_findings(&state, &state_bytes, &mut report);
+    validation_findings(source, &state, &state_bytes, &mut report)?;
     if !opts.staged {
         marker_findings(repo, source, &state, &mut report);
     }
@@ -1152,6 +1158,63 @@ fn session_findings(state: &StateView<'_>, raw: &[u8], report: &mut Report) {
             )),
         }
     }
+}
+
+/// Completed tasks whose language has validation commands configured but whose `validation`
+/// record is missing or not passing. `.postflight.json` is read through the source (so the
+/// cache fingerprints it); state.json is parsed in full only when some validation is configured.
+fn validation_findings(source: &dyn Source, state: &StateView<'_>, raw: &[u8], report: &mut Report) -> Result<()> {
+    let Some(bytes) = source.read(crate::config::CONFIG_FILE)? else { return Ok(()) };
+    // A configuration that does not parse is the business of the commands that use it.
+    let Ok(cfg) = serde_json::from_slice::<crate::config::Config>(&bytes) else { return Ok(()) };
+    if cfg.validation.values().all(Vec::is_empty) {
+        return Ok(());
+    }
+    let completed: BTreeSet<u32> =
+        state.entries.iter().filter(|e| e.status() == Status::Completed).filter_map(|e| e.number).collect();
+    if completed.is_empty() {
+        return Ok(());
+    }
+    let Ok(doc) = serde_json::from_slice::<Value>(raw) else { return Ok(()) };
+    let lines = state_number_lines(raw);
+    let entries = doc.get("active_projects").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    for e in entries {
+        let Some(n) = crate::ledger::state::entry_number(e) else { continue };
+        let k = seen.entry(n).or_default();
+        let start = lines.get(&n).and_then(|l| l.get(*k)).copied().unwrap_or(1);
+        *k += 1;
+        if !completed.contains(&n) || e.get("status").and_then(Value::as_str) != Some("completed") {
+            continue;
+        }
+        let language = e.get("language").and_then(Value::as_str).unwrap_or_default();
+        if cfg.validation_commands(language, &[]).is_empty() {
+            continue;
+        }
+        let records = e.get("validation").and_then(Value::as_array).filter(|r| !r.is_empty());
+        let problem = match records {
+            None => "has no validation record".to_owned(),
+            Some(rs) => match rs.iter().find(|r| r.get("exit_code").and_then(Value::as_i64) != Some(0)) {
+                Some(r) => format!(
+                    "has a failed validation record (`{}` exited {})",
+                    r.get("command").and_then(Value::as_str).unwrap_or("?"),
+                    r.get("exit_code").map_or("?".to_owned(), Value::to_string)
+                ),
+                None => continue,
+            },
+        };
+        let line = if records.is_some() { state_line_of(raw, start, "\"validation\"") } else { Some(start) };
+        report.push(finding(
+            "unvalidated",
+            STATE,
+            line,
+            Some(n),
+            format!(
+                "task {n}: completed, its language `{language}` has validation configured, but it {problem}; `xtask verify {n}` or `xtask implement {n} --force` re-checks it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Markers left behind for tasks that are not implementing (work tree only: markers are never committed).

@@ -29,10 +29,8 @@ pub const BASELINE_FILE: &str = ".postflight-baseline";
 /// The transient files every repository using postflight must keep out of git.
 pub const TRANSIENT_FILES: [&str; 5] = [METADATA_FILE, MARKER_FILE, ITERATION_FILE, HOOK_COUNTER_FILE, AGENT_LOG_FILE];
 
-/// Seconds after which an invocation's process group is killed, unless `--timeout` or
-/// `timeout` says otherwise; also the timeout of a marker that names none. Re-exported by
-/// `workflow::config` with the other defaults.
-pub const DEFAULT_TIMEOUT: u64 = 7200;
+/// The timeout of a marker that names none: the run's default (owned by the configuration).
+pub use crate::config::DEFAULT_TIMEOUT;
 
 /// The `operation` of an implement run's marker.
 pub const IMPLEMENT_OPERATION: &str = "implement";

@@ -70,6 +70,14 @@ impl Baseline {
         baseline
     }
 
+    /// The baseline a run of `task` saved (`xtask preflight` saves one for `xtask postflight`).
+    pub fn load(task: &TaskRef) -> Option<Baseline> {
+        std::fs::read(task.dir.join(BASELINE_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(from_json)
+    }
+
     fn save(&self, path: &Path) -> Result<()> {
         let plan: Vec<Value> = self.plan_files.iter().map(|(p, s)| json!([p, s.to_json()])).collect();
         let value = json!({"dirty": self.state.as_ref().map(WorkTreeState::to_json), "plan_files": plan});

@@ -8,7 +8,8 @@
 pub mod agent;
 pub mod baseline;
 pub mod claude;
-pub mod config;
+/// The project configuration lives below the workflow (the check reads it too).
+pub use crate::config;
 pub mod demo;
 pub mod marker;
 pub mod metadata;
@@ -19,6 +20,7 @@ pub mod prompt;
 pub mod resume;
 pub mod runlog;
 pub mod scope;
+pub mod validate;
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,6 +59,23 @@ pub struct Options {
     pub force: bool,
     /// `Name <email>` for `Co-authored-by:`.
     pub agent_identity: Option<String>,
+    /// Validation commands for this run besides the configured ones (`--validate`).
+    pub validate: Vec<String>,
+    /// Run no validation command (`--no-validate`).
+    pub no_validate: bool,
+    /// An implemented run that changed no file it would commit passes the gate (`--allow-empty`).
+    pub allow_empty: bool,
+}
+
+/// How the validation gate is set up for one run.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationOptions {
+    /// Extra commands (`--validate`).
+    pub validate: Vec<String>,
+    /// `--no-validate`.
+    pub no_validate: bool,
+    /// `--allow-empty`.
+    pub allow_empty: bool,
 }
 
 /// One commit made by a run.
@@ -101,6 +120,14 @@ pub struct Report {
     pub commit_error: Option<String>,
     /// The command that finishes the failed commit by hand.
     pub commit_command: Option<String>,
+    /// How the outcome stands with respect to validation.
+    pub validation: validate::Verdict,
+    /// The last run of the validation commands (what state.json records).
+    pub validation_records: Vec<validate::Record>,
+    /// The failure handed to the agent for its retry, or (from `postflight`) the one to fix.
+    pub validation_failure: Option<Value>,
+    /// Every validation log the run wrote (committed with the task, even where git ignores `*.log`).
+    pub validation_logs: Vec<String>,
 }
 
 /// Exit code: the outcome was recorded but the run's commit failed.
@@ -123,6 +150,9 @@ impl Report {
             "agent_results": self.agent_results,
             "commit_error": self.commit_error,
             "commit_command": self.commit_command,
+            "validation": self.validation.as_str(),
+            "validation_records": self.validation_records,
+            "validation_failure": self.validation_failure,
         })
     }
 
@@ -209,6 +239,10 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         stop_reason: None,
         commit_error: None,
         commit_command: None,
+        validation: validate::Verdict::NotValidated,
+        validation_records: Vec::new(),
+        validation_failure: None,
+        validation_logs: Vec::new(),
     };
     if opts.dry_run {
         report.planned_changes = prepared.changes;
@@ -242,6 +276,15 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         report.warnings.extend(resume::limit_note(prepared.iterations_done, opts.max_iterations));
     }
     let mut reuse_existing = prepared.resumed;
+    let commands = cfg.validation_commands(&task.language, &opts.validate);
+    let gate_on = !opts.no_validate && !commands.is_empty();
+    if opts.no_validate {
+        report.validation = validate::Verdict::Skipped;
+    }
+    let mut gate_runs = 0usize;
+    let mut log_k = 1usize;
+    // The failure of the first validation, handed to the agent's one retry.
+    let mut validation_failure: Option<Value> = None;
     let timeout_reason = format!("timed out after {0}s (--timeout {0}); killed its process group", opts.timeout);
     let stalled_reason = |k: u32| {
         format!("iteration {k} made no progress (no phase newly completed, no file of the task changed); the agent was not invoked again")
@@ -260,11 +303,19 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
             }
             None => {
                 agent::stop_if_interrupted(Some(&task.marker_path()), &task.log_path())?;
-                iteration = resume::next_iteration(iteration, opts.max_iterations);
+                // The retry after a failed validation is made even at the iteration limit.
+                iteration = if validation_failure.is_some() {
+                    iteration + 1
+                } else {
+                    resume::next_iteration(iteration, opts.max_iterations)
+                };
                 preflight::write_counter(&task, iteration)?;
                 preflight::remove_if_exists(&task.metadata_path())?;
-                let delegation =
+                let mut delegation =
                     preflight::delegation(&prepared, opts.timeout, iteration, resume_phase, handoff.as_deref());
+                if let Some(f) = validation_failure.take() {
+                    delegation["validation_failure"] = f;
+                }
                 let (finished, agent_session) = invoke(ctx, opts, &cfg, &prepared, &delegation, iteration, progress)?;
                 if agent_session.is_some() {
                     report.agent_session_id = agent_session;
@@ -327,6 +378,45 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         // A timed-out invocation counts as partial whatever its metadata said (D20).
         let meta = if timed_out { Metadata { status: AgentStatus::Partial, ..meta } } else { meta };
         let outcome = outcome_of(ctx, &task, &meta);
+        if outcome == Outcome::Completed && gate_on {
+            let changes = run_changes(ctx, &baseline, &scope_before, &scope_dirs);
+            let paths = postflight::commit_paths(&task, &all_artifacts, &changes);
+            // The tree is planned as the commands start: they must not change what the task commits.
+            let planned = validated_tree(ctx, &task, &paths, &mut report.warnings);
+            if !opts.allow_empty
+                && !implementation_changed(ctx, &task, Some(&baseline), &report.commits, planned.as_ref())
+            {
+                report.validation = validate::Verdict::Failed;
+                report.validation_records.clear();
+                break (Outcome::ValidationFailed { reason: validate::EMPTY_REASON.to_owned() }, Some(meta));
+            }
+            let gate =
+                validate::Gate { root: &root, task: &task, commands: &commands, timeout: cfg.validation_timeout() };
+            let mut attempt = gate.run(log_k, &|| ctx.timestamp(), progress)?;
+            log_k += attempt.records.len();
+            gate_runs += 1;
+            attempt.set_tree(planned.map(|p| p.tree));
+            report.validation_logs.extend(attempt.records.iter().map(|r| r.log.clone()));
+            report.validation_records = attempt.records.clone();
+            if attempt.passed() {
+                report.validation = validate::Verdict::Passed;
+                break (outcome, Some(meta));
+            }
+            report.validation = validate::Verdict::Failed;
+            if gate_runs >= 2 {
+                let reason = attempt.reason().unwrap_or_else(|| "validation failed".into());
+                break (Outcome::ValidationFailed { reason }, Some(meta));
+            }
+            let failure = attempt.failure(&root);
+            progress.note(&format!(
+                "task {}: validation failed ({}); invoking the agent once more with the failure",
+                task.number,
+                attempt.failing().map(|r| format!("`{}`: {}", r.command, r.how())).unwrap_or_default()
+            ));
+            report.validation_failure = failure.clone();
+            validation_failure = failure;
+            continue;
+        }
         let Outcome::Partial { resume_phase: next, phases_completed: done, phases_total: total } = outcome else {
             break (outcome, Some(meta));
         };
@@ -349,9 +439,18 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
             let paths =
                 postflight::commit_paths(&task, &artifacts, &run_changes(ctx, &baseline, &scope_before, &scope_dirs));
             let body = Some(meta.summary.clone()).filter(|s| !s.trim().is_empty());
-            if let Err(e) =
-                commit(ctx, &prepared, &subject, body, &paths, identity.as_deref(), None, Some(&baseline), &mut report)
-            {
+            if let Err(e) = commit(
+                ctx,
+                &prepared,
+                &subject,
+                body,
+                &paths,
+                &[],
+                identity.as_deref(),
+                None,
+                Some(&baseline),
+                &mut report,
+            ) {
                 report
                     .warnings
                     .push(format!("commit `{subject}` failed: {e}; its files go into the run's final commit"));
@@ -392,6 +491,46 @@ fn run_changes(
         }
     }
     out
+}
+
+/// Whether the run changed a file of the implementation: a path the task's commit would take
+/// (`planned.changed`: differing from HEAD), outside the task's own directory and the shared
+/// ledger files, that is not an edit the work tree already had when the run began and kept
+/// untouched; or such a path in one of the run's partial `commits`. When the tree could not be
+/// planned the answer is yes: a run is never failed on a guess.
+fn implementation_changed(
+    ctx: &Context,
+    task: &TaskRef,
+    baseline: Option<&baseline::Baseline>,
+    commits: &[CommitInfo],
+    planned: Option<&crate::git::PlannedTree>,
+) -> bool {
+    let own_dir = format!("{}/", task.dir_rel);
+    let implementation = |p: &str| !crate::ledger::LEDGER_FILES.contains(&p) && !p.starts_with(&own_dir);
+    if commits.iter().flat_map(|c| &c.paths).any(|p| implementation(p)) {
+        return true;
+    }
+    let Some(planned) = planned else { return true };
+    let before = baseline.and_then(|b| b.state.as_ref());
+    planned.changed.iter().any(|p| implementation(p) && !before.is_some_and(|s| s.unchanged_since(&ctx.repo.root, p)))
+}
+
+/// The tree that was validated (see [`validate::Record::tree`]) and the paths in it that differ
+/// from HEAD; `None`, with a warning, when git cannot plan it.
+fn validated_tree(
+    ctx: &Context,
+    task: &TaskRef,
+    paths: &[String],
+    warnings: &mut Vec<String>,
+) -> Option<crate::git::PlannedTree> {
+    let paths: Vec<std::path::PathBuf> = paths.iter().map(std::path::PathBuf::from).collect();
+    match crate::git::plan_tree(&ctx.repo, &paths, &validate::tree_excludes(&task.dir_rel)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warnings.push(format!("cannot compute the validated tree: {e}"));
+            None
+        }
+    }
 }
 
 /// Whether a changed path is one the task's commit would take.
@@ -654,8 +793,9 @@ fn finish(
     let ts = ctx.timestamp();
     let agent_session = report.agent_session_id.clone();
     let prefetch = read_head_ledger(ctx, no_commit);
+    let validation = validation_field(report);
     ctx.ledger().update_with(
-        |snap| record_outcome(snap, task, &outcome, meta, artifacts, &ts, agent_session),
+        |snap| record_outcome(snap, task, &outcome, meta, artifacts, &ts, agent_session, validation.as_ref()),
         |changes| write_ahead(ctx, prefetch.as_deref(), changes),
     )?;
     after_record(ctx, prepared, outcome, meta, artifacts, run_changes, baseline, identity, no_commit, prefetch, report)
@@ -679,7 +819,22 @@ fn write_ahead(ctx: &Context, prefetch: Option<&crate::git::Prefetch>, changes: 
     }
 }
 
-/// Stages 7-8 inside the ledger transaction: the outcome, the artifacts, the agent's session.
+/// What the outcome does to the entry's `validation`: `Some(records)` sets it (the gate ran),
+/// `Some(Null)` removes it (a completion without the gate: an older record would lie), `None`
+/// leaves it.
+fn validation_field(report: &Report) -> Option<Value> {
+    if !report.validation_records.is_empty() {
+        Some(validate::records_json(&report.validation_records))
+    } else if matches!(report.validation, validate::Verdict::NotValidated | validate::Verdict::Skipped) {
+        Some(Value::Null)
+    } else {
+        None
+    }
+}
+
+/// Stages 7-8 inside the ledger transaction: the outcome, the artifacts, the agent's session,
+/// the validation records.
+#[allow(clippy::too_many_arguments)]
 fn record_outcome(
     snap: &mut crate::ledger::Snapshot,
     task: &TaskRef,
@@ -688,12 +843,24 @@ fn record_outcome(
     artifacts: &[Artifact],
     ts: &str,
     agent_session: Option<String>,
+    validation: Option<&Value>,
 ) -> Result<()> {
     postflight::record(snap, task, outcome, meta, artifacts, ts)?;
     if let Some(id) = agent_session {
         let mut fields = serde_json::Map::new();
         fields.insert("agent_session_id".into(), Value::from(id));
         snap.state_mut().merge(task.number, fields)?;
+    }
+    match validation {
+        Some(Value::Null) if *outcome == Outcome::Completed => {
+            snap.state_mut().entry_mut(task.number)?.shift_remove("validation");
+        }
+        Some(Value::Null) | None => {}
+        Some(v) => {
+            let mut fields = serde_json::Map::new();
+            fields.insert("validation".into(), v.clone());
+            snap.state_mut().merge(task.number, fields)?;
+        }
     }
     Ok(())
 }
@@ -717,17 +884,21 @@ fn after_record(
 ) -> Result<()> {
     let task = &prepared.task;
     let linked: Vec<&Artifact> = match outcome {
-        Outcome::Completed | Outcome::Partial { .. } | Outcome::ReviewNeeded { .. } | Outcome::Blocked { .. } => {
-            artifacts.iter().collect()
-        }
+        Outcome::Completed
+        | Outcome::Partial { .. }
+        | Outcome::ReviewNeeded { .. }
+        | Outcome::Blocked { .. }
+        | Outcome::ValidationFailed { .. } => artifacts.iter().collect(),
         _ => Vec::new(),
     };
     report.artifacts = linked.iter().map(|a| a.path.clone()).collect();
     if !no_commit {
-        let paths = postflight::commit_paths(task, artifacts, scoped_changes);
+        let mut paths = postflight::commit_paths(task, artifacts, scoped_changes);
+        paths.extend(report.validation_logs.iter().filter(|l| !paths.contains(l)).cloned().collect::<Vec<_>>());
         let subject = outcome.subject(task.number);
         let body = postflight::commit_body(&outcome, meta);
-        if let Err(e) = commit(ctx, prepared, &subject, body, &paths, identity, prefetch, baseline, report) {
+        let trailers: Vec<String> = report.validation_records.iter().map(validate::Record::trailer).collect();
+        if let Err(e) = commit(ctx, prepared, &subject, body, &paths, &trailers, identity, prefetch, baseline, report) {
             let existing: Vec<&String> = paths.iter().filter(|p| ctx.repo.root.join(p).exists()).collect();
             let quoted: Vec<String> = existing.iter().map(|p| shell_quote(p)).collect();
             report.commit_command =
@@ -796,6 +967,7 @@ fn commit(
     subject: &str,
     body: Option<String>,
     paths: &[String],
+    trailers: &[String],
     identity: Option<&str>,
     prefetch: Option<std::sync::Arc<crate::git::Prefetch>>,
     baseline: Option<&baseline::Baseline>,
@@ -820,6 +992,8 @@ fn commit(
         subject: subject.to_owned(),
         body,
         session_id: prepared.session_id.clone(),
+        trailers: trailers.to_vec(),
+        force: report.validation_logs.clone(),
         agent_identity: identity.map(str::to_owned),
         no_verify: false,
         untrack,
@@ -854,9 +1028,14 @@ fn commit(
 /// As [`preflight::preflight`].
 pub fn preflight_only(ctx: &Context, n: u32, force: bool, timeout: u64) -> Result<(Value, Vec<String>)> {
     let opts = preflight::Options { force, timeout, agent_session_id: None, pid: None, max_iterations: None };
-    let prepared = preflight::preflight(ctx, n, &opts, false)?;
+    let mut prepared = preflight::preflight(ctx, n, &opts, false)?;
     let iteration = prepared.iterations_done + 1;
     preflight::write_counter(&prepared.task, iteration)?;
+    // `xtask postflight` judges "changed no file" against the work tree as it is now.
+    if !config::Config::load(&ctx.repo.root)?.validation_commands(&prepared.task.language, &[]).is_empty() {
+        let root = ctx.repo.root.clone();
+        baseline::Baseline::start(&root, &prepared.task, prepared.resumed, None, &mut prepared.warnings);
+    }
     let resume = initial_resume_phase(ctx, &prepared.task);
     let delegation = preflight::delegation(&prepared, timeout, iteration, resume, None);
     Ok((delegation, prepared.warnings))
@@ -867,9 +1046,18 @@ pub fn preflight_only(ctx: &Context, n: u32, force: bool, timeout: u64) -> Resul
 ///
 /// # Errors
 /// A refusal when no run of the task is pending (no marker); I/O errors.
-pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<String>) -> Result<Report> {
+pub fn postflight_only(
+    ctx: &Context,
+    n: u32,
+    no_commit: bool,
+    identity: Option<String>,
+    vopts: &ValidationOptions,
+    progress: &Progress,
+) -> Result<Report> {
     let cfg = config::Config::load(&ctx.repo.root)?;
     let identity = identity.or(cfg.agent_identity.clone());
+    // The gate runs before the ledger is locked: commands may take minutes.
+    let gate = if vopts.no_validate { None } else { postflight_gate(ctx, &cfg, n, vopts, progress)? };
     let prefetch = read_head_ledger(ctx, no_commit);
     let ts = ctx.timestamp();
     // The task is looked up in the snapshot the outcome is recorded in: state.json is read once
@@ -922,6 +1110,10 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
                 stop_reason: None,
                 commit_error: None,
                 commit_command: None,
+                validation: validate::Verdict::NotValidated,
+                validation_records: Vec::new(),
+                validation_failure: None,
+                validation_logs: Vec::new(),
             };
             let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
                 Ok(meta) => {
@@ -932,8 +1124,25 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
                 }
                 Err(problem) => (Failure::Metadata(problem).outcome(&task), None, Vec::new()),
             };
+            if vopts.no_validate {
+                report.validation = validate::Verdict::Skipped;
+            }
+            let outcome = match (&gate, outcome) {
+                (Some(g), Outcome::Completed) => {
+                    report.validation = g.verdict;
+                    report.validation_records = g.records.clone();
+                    report.validation_logs = g.records.iter().map(|r| r.log.clone()).collect();
+                    report.validation_failure = g.failure.clone();
+                    match &g.reason {
+                        Some(reason) => Outcome::ValidationFailed { reason: reason.clone() },
+                        None => Outcome::Completed,
+                    }
+                }
+                (_, outcome) => outcome,
+            };
             let agent_session = report.agent_session_id.clone();
-            record_outcome(snap, &task, &outcome, meta.as_ref(), &artifacts, &ts, agent_session)?;
+            let validation = validation_field(&report);
+            record_outcome(snap, &task, &outcome, meta.as_ref(), &artifacts, &ts, agent_session, validation.as_ref())?;
             Ok((prepared, report, outcome, meta, artifacts))
         },
         |changes| write_ahead(ctx, prefetch.as_deref(), changes),
@@ -953,4 +1162,63 @@ pub fn postflight_only(ctx: &Context, n: u32, no_commit: bool, identity: Option<
         &mut report,
     )?;
     Ok(report)
+}
+
+/// What the gate of `xtask postflight` found.
+struct PostflightGate {
+    verdict: validate::Verdict,
+    records: Vec<validate::Record>,
+    failure: Option<Value>,
+    /// `Some` when the outcome is `ValidationFailed`.
+    reason: Option<String>,
+}
+
+/// The gate of `xtask postflight N`, run once (the orchestrating session is the agent: it gets
+/// `validation_failure` in the output, fixes, and runs preflight and postflight again). `None`
+/// when no command is configured or the agent did not report implemented.
+fn postflight_gate(
+    ctx: &Context,
+    cfg: &config::Config,
+    n: u32,
+    vopts: &ValidationOptions,
+    progress: &Progress,
+) -> Result<Option<PostflightGate>> {
+    let state = ctx.ledger().state()?;
+    let Ok(info) = state.task(n) else { return Ok(None) };
+    let commands = cfg.validation_commands(&info.language, &vopts.validate);
+    if commands.is_empty() {
+        return Ok(None);
+    }
+    let Some(dir) = crate::ledger::plan::task_dir(&ctx.repo.specs_dir(), n, info.slug.as_deref()) else {
+        return Ok(None);
+    };
+    let plan = crate::ledger::plan::latest_plan(&dir);
+    let task = TaskRef::new(ctx, &info, info.slug.clone().unwrap_or_default(), dir, plan.as_deref());
+    let Ok(meta) = metadata::read(&task.metadata_path()) else { return Ok(None) };
+    if outcome_of(ctx, &task, &meta) != Outcome::Completed {
+        return Ok(None);
+    }
+    let artifacts = vet_artifacts(ctx, &meta, &mut Vec::new());
+    let paths = postflight::commit_paths(&task, &artifacts, &[]);
+    let planned = validated_tree(ctx, &task, &paths, &mut Vec::new());
+    let saved = baseline::Baseline::load(&task);
+    if !vopts.allow_empty && !implementation_changed(ctx, &task, saved.as_ref(), &[], planned.as_ref()) {
+        return Ok(Some(PostflightGate {
+            verdict: validate::Verdict::Failed,
+            records: Vec::new(),
+            failure: None,
+            reason: Some(validate::EMPTY_REASON.to_owned()),
+        }));
+    }
+    let gate =
+        validate::Gate { root: &ctx.repo.root, task: &task, commands: &commands, timeout: cfg.validation_timeout() };
+    let mut attempt = gate.run(1, &|| ctx.timestamp(), progress)?;
+    attempt.set_tree(planned.map(|p| p.tree));
+    let passed = attempt.passed();
+    Ok(Some(PostflightGate {
+        verdict: if passed { validate::Verdict::Passed } else { validate::Verdict::Failed },
+        failure: attempt.failure(&ctx.repo.root),
+        reason: attempt.reason(),
+        records: attempt.records,
+    }))
 }

@@ -48,6 +48,12 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The agent reported implemented, but the validation commands failed (after its one
+    /// retry), or the run changed no file it would commit: the task stays implementing.
+    ValidationFailed {
+        /// Which command failed and how (or that nothing changed).
+        reason: String,
+    },
     /// The agent itself reported an error (Claude Code: authentication, rate limit, overload,
     /// max turns) and left no usable metadata; the run can be resumed.
     AgentError {
@@ -77,6 +83,7 @@ impl Outcome {
             Outcome::ReviewNeeded { .. } => "review_needed",
             Outcome::Blocked { .. } => "blocked",
             Outcome::Failed { .. } => "failed",
+            Outcome::ValidationFailed { .. } => "validation_failed",
             Outcome::AgentError { .. } => "agent_error",
             Outcome::MetadataMissing { .. } => "metadata_missing",
             Outcome::MetadataInvalid { .. } => "metadata_invalid",
@@ -118,6 +125,7 @@ impl Outcome {
                 }
             }
             Outcome::Blocked { .. } => format!("task {n}: implementation blocked"),
+            Outcome::ValidationFailed { .. } => format!("task {n}: validation failed"),
             _ => format!("task {n}: implementation failed"),
         }
     }
@@ -128,6 +136,7 @@ impl Outcome {
             Outcome::ReviewNeeded { reason, .. }
             | Outcome::Blocked { reason }
             | Outcome::Failed { reason }
+            | Outcome::ValidationFailed { reason }
             | Outcome::AgentError { reason } => Some(reason.clone()),
             Outcome::MetadataMissing { path } => Some(format!("the agent wrote no metadata file ({path})")),
             Outcome::MetadataInvalid { path, error } => Some(format!("the metadata file {path} is invalid: {error}")),
@@ -323,6 +332,7 @@ pub fn commit_paths(task: &TaskRef, artifacts: &[Artifact], scoped_changes: &[St
         format!("{}/summaries", task.dir_rel),
         format!("{}/plans", task.dir_rel),
         format!("{}/handoffs", task.dir_rel),
+        format!("{}/{}", task.dir_rel, crate::workflow::validate::VALIDATION_DIR),
         "specs/state.json".to_owned(),
         "specs/TODO.md".to_owned(),
     ];
@@ -433,5 +443,7 @@ mod tests {
         assert_eq!(Outcome::Blocked { reason: "x".into() }.subject(1), "task 1: implementation blocked");
         assert_eq!(Outcome::MetadataMissing { path: "p".into() }.subject(1), "task 1: implementation failed");
         assert_eq!(Outcome::Completed.exit_code(), 0);
+        let v = Outcome::ValidationFailed { reason: "validation failed: `x` (exit 1)".into() };
+        assert_eq!((v.subject(7).as_str(), v.exit_code(), v.keeps_marker()), ("task 7: validation failed", 4, false));
     }
 }

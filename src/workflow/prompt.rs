@@ -29,6 +29,26 @@ pub fn build(delegation: &Value, summary_path: &str) -> String {
     if let Some(h) = delegation["handoff_path"].as_str() {
         p.push_str(&format!("Read the handoff from the previous iteration first: {h}\n"));
     }
+    if let Some(f) = delegation.get("validation_failure").filter(|f| f.is_object()) {
+        let command = f["command"].as_str().unwrap_or_default();
+        let how = match f["exit_code"].as_i64() {
+            Some(code) => format!("exited {code}"),
+            None => "was killed (timeout)".to_owned(),
+        };
+        let tail = f["output_tail"].as_str().unwrap_or_default();
+        p.push_str(&format!(
+            "
+You reported this task implemented, but its validation failed: postflight ran `{command}` in the
+repository root and it {how}. Fix the implementation (not the check) so that the command passes,
+then report implemented again; postflight runs the validation commands once more. The last lines
+of its output (the whole output is in {}):
+```
+{tail}
+```
+",
+            f["log"].as_str().unwrap_or("the validation log")
+        ));
+    }
     p.push_str(&format!(
         "
 For each phase: mark its heading [IN PROGRESS], do the work, verify it, then mark it [COMPLETED]
@@ -63,4 +83,25 @@ Delegation context (also in the environment as XTASK_DELEGATION):
     p.push_str(&serde_json::to_string_pretty(delegation).unwrap_or_default());
     p.push('\n');
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_validation_failure_is_in_the_prompt() {
+        let mut d = serde_json::json!({"task_context": {"task_number": 7}, "iteration": 2});
+        assert!(!build(&d, "s.md").contains("validation failed"));
+        d["validation_failure"] = serde_json::json!({
+            "command": "cargo test", "exit_code": 101, "output_tail": "test x ... FAILED", "log": "specs/7_x/validation/a-1.log"
+        });
+        let p = build(&d, "s.md");
+        assert!(p.contains("its validation failed: postflight ran `cargo test`"), "{p}");
+        assert!(
+            p.contains("it exited 101")
+                && p.contains("test x ... FAILED")
+                && p.contains("specs/7_x/validation/a-1.log")
+        );
+    }
 }

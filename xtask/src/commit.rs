@@ -48,6 +48,8 @@ impl CommitArgs {
             body,
             session_id: ctx.session_id_or_new(),
             agent_identity,
+            trailers: Vec::new(),
+            force: Vec::new(),
             no_verify,
             untrack: Vec::new(),
             prefetch: None,

@@ -41,6 +41,8 @@ pub enum Command {
     Preflight(crate::implement::PreflightArgs),
     /// Stages 6-10 only: record the outcome from the metadata file, commit, clean up
     Postflight(crate::implement::PostflightArgs),
+    /// Run a task's recorded validation commands on the work tree and compare with the record
+    Verify(crate::implement::VerifyArgs),
     /// Stop a live run of a task (its xtask and its agent's process group); the run stays resumable
     Cancel(crate::cancel::CancelArgs),
     /// Print a task's run log (the agent's output, one header and one exit line per invocation)
@@ -87,6 +89,7 @@ impl Command {
         match self {
             Command::Implement(a) => a.json(),
             Command::Postflight(a) => a.json(),
+            Command::Verify(a) => a.json(),
             Command::Cancel(a) => a.json(),
             Command::Status(a) => a.json(),
             Command::Next(a) => a.json(),

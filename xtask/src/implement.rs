@@ -18,7 +18,8 @@ use postflight::Context;
   1        internal error (I/O, git)
   2        bad usage or input, refused; no file was changed
   3        stopped partial; the same command resumes
-  4        blocked, failed, needs review, metadata missing or invalid, or the agent reported an error
+  4        blocked, failed, validation failed, needs review, metadata missing or invalid, or the agent
+           reported an error
   5        the outcome was recorded but its commit failed (a hook refused it); the hint gives the
            `xtask commit N ...` that finishes it
   129/130/143  interrupted by SIGHUP/SIGINT/SIGTERM; the same command resumes")]
@@ -45,6 +46,15 @@ pub struct ImplementArgs {
     /// Implement a completed task again
     #[arg(long)]
     force: bool,
+    /// Also run COMMAND (sh -c) as a validation command after the agent reports implemented (repeatable)
+    #[arg(long, value_name = "COMMAND")]
+    validate: Vec<String>,
+    /// Run no validation command; the outcome says `validation: skipped`
+    #[arg(long, conflicts_with = "validate")]
+    no_validate: bool,
+    /// Accept an implemented run that changed no file it would commit
+    #[arg(long)]
+    allow_empty: bool,
     /// Print one JSON object instead of the text summary
     #[arg(long)]
     json: bool,
@@ -56,7 +66,19 @@ impl ImplementArgs {
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let ImplementArgs { task, agent, max_iterations, timeout, no_commit, dry_run, force, json } = self;
+        let ImplementArgs {
+            task,
+            agent,
+            max_iterations,
+            timeout,
+            no_commit,
+            dry_run,
+            force,
+            validate,
+            no_validate,
+            allow_empty,
+            json,
+        } = self;
         postflight::sys::install_interrupt_handlers()?;
         let agent = if dry_run {
             workflow::resolve_agent(ctx, agent.as_deref()).unwrap_or_else(|_| "(no agent configured)".into())
@@ -73,6 +95,9 @@ impl ImplementArgs {
             dry_run,
             force,
             agent_identity: None,
+            validate,
+            no_validate,
+            allow_empty,
         };
         let report = match workflow::implement(ctx, &opts, &stderr_progress()) {
             Err(e) => return interrupted(task, e, json, out),
@@ -169,6 +194,9 @@ fn render(ctx: &Context, report: &workflow::Report, json: bool, out: &mut dyn Wr
         workflow::postflight::Outcome::ReviewNeeded { reason, .. } => format!("task {n}: needs review: {reason}"),
         workflow::postflight::Outcome::Blocked { reason } => format!("task {n}: blocked: {reason}"),
         workflow::postflight::Outcome::Failed { reason } => format!("task {n}: failed: {reason}"),
+        workflow::postflight::Outcome::ValidationFailed { reason } => format!(
+            "task {n}: {reason}; the task stays implementing (`xtask log {n}` and the log above show the output)"
+        ),
         workflow::postflight::Outcome::AgentError { reason } => {
             format!("task {n}: the agent failed: {reason}; the task stays implementing and `xtask implement {n}` resumes")
         }
@@ -180,6 +208,10 @@ fn render(ctx: &Context, report: &workflow::Report, json: bool, out: &mut dyn Wr
         ),
     };
     writeln!(out, "{headline}")?;
+    writeln!(out, "  validation  {}", report.validation.as_str())?;
+    for r in &report.validation_records {
+        writeln!(out, "    {} ({}, {:.1}s) {}", r.command, r.how(), r.duration_ms as f64 / 1000.0, r.log)?;
+    }
     if let (Some(reason), None) = (&report.stop_reason, outcome.reason()) {
         writeln!(out, "  reason      {reason}")?;
     }
@@ -233,6 +265,15 @@ pub struct PostflightArgs {
     /// `Name <email>` for the Co-authored-by trailer
     #[arg(long, value_name = "IDENTITY")]
     agent_identity: Option<String>,
+    /// Also run COMMAND (sh -c) as a validation command when the agent reported implemented (repeatable)
+    #[arg(long, value_name = "COMMAND")]
+    validate: Vec<String>,
+    /// Run no validation command; the outcome says `validation: skipped`
+    #[arg(long, conflicts_with = "validate")]
+    no_validate: bool,
+    /// Accept an implemented result that changed no file it would commit
+    #[arg(long)]
+    allow_empty: bool,
     /// Print one JSON object instead of the text summary
     #[arg(long)]
     json: bool,
@@ -245,7 +286,13 @@ impl PostflightArgs {
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         postflight::sys::install_interrupt_handlers()?;
-        let report = workflow::postflight_only(ctx, self.task, self.no_commit, self.agent_identity)?;
+        let vopts = workflow::ValidationOptions {
+            validate: self.validate,
+            no_validate: self.no_validate,
+            allow_empty: self.allow_empty,
+        };
+        let report =
+            workflow::postflight_only(ctx, self.task, self.no_commit, self.agent_identity, &vopts, &stderr_progress())?;
         Ok(deferred(render(ctx, &report, self.json, out)?))
     }
 }
@@ -286,6 +333,9 @@ impl DemoArgs {
             dry_run: false,
             force: false,
             agent_identity: None,
+            validate: Vec::new(),
+            no_validate: false,
+            allow_empty: false,
         };
         let report = match workflow::implement(&ctx, &opts, &stderr_progress()) {
             Err(e) => return interrupted(1, e, false, out),
@@ -311,5 +361,61 @@ impl DemoAgentArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let code = workflow::demo::run_agent(&std::env::current_dir()?)?;
         Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Exit codes:
+  0  every recorded command exited as recorded and the work tree is the validated tree
+  1  a command's exit code differs from the record, or the tree is not the recorded one
+  2  bad usage, an unknown task, or a task without a validation record")]
+pub struct VerifyArgs {
+    /// The task number
+    #[arg(value_parser = crate::args::task_number)]
+    task: u32,
+    /// Print one JSON object instead of the text summary
+    #[arg(long)]
+    json: bool,
+}
+
+impl VerifyArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        postflight::sys::install_interrupt_handlers()?;
+        let cfg = workflow::config::Config::load(&ctx.repo.root)?;
+        let report = match workflow::validate::verify(ctx, self.task, cfg.validation_timeout(), &stderr_progress()) {
+            Err(e) => return interrupted(self.task, e, self.json, out),
+            Ok(r) => r,
+        };
+        let code = if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            return Ok(code);
+        }
+        let n = report.task;
+        let verdict = if report.ok { "verified" } else { "NOT verified" };
+        writeln!(out, "task {n}: {verdict}")?;
+        let tree = if report.tree_matches { "the recorded one" } else { "differs from the record" };
+        writeln!(
+            out,
+            "  tree        {} ({tree}; recorded {})",
+            report.tree,
+            report.recorded_tree.as_deref().unwrap_or("none")
+        )?;
+        for c in &report.commands {
+            let show = |code: Option<i32>| code.map_or("killed".to_owned(), |c| format!("exit {c}"));
+            let mark = if c.matches { "ok  " } else { "DIFF" };
+            writeln!(
+                out,
+                "  {mark}        {} ({} now, {} recorded)",
+                c.command,
+                show(c.exit_code),
+                show(c.recorded_exit_code)
+            )?;
+        }
+        Ok(code)
     }
 }

@@ -105,6 +105,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Implement(args) => args.run(&ctx()?, out),
         Command::Preflight(args) => args.run(&ctx()?, out),
         Command::Postflight(args) => args.run(&ctx()?, out),
+        Command::Verify(args) => args.run(&ctx()?, out),
         Command::Cancel(args) => args.run(&ctx()?, out),
         Command::Log(args) => args.run(&ctx()?, out),
         Command::Status(args) => args.run(&ctx()?, out),

@@ -28,6 +28,8 @@ mod ledger_fixtures;
 mod query;
 /// `init`, `task new`, `status`, `set-status`.
 mod tasks;
+/// The validation gate: commands run by postflight, the evidence, `verify`, phantom completions.
+mod validation;
 
 /// Every `.rs` file under `tests/` is declared as a module (jj's forgotten-file check): a file
 /// that is not would never be compiled or run.

@@ -91,6 +91,9 @@ struct Options {
 enum Op {
     /// The whole implement run with an instant agent
     Implement,
+    /// The same run through the validation gate with one trivial command (`--validate true`);
+    /// ours only. Its difference from `implement` is the gate's cost plus `sh -c true`'s own time
+    ImplementValidated,
     /// Postflight alone (ours: `xtask postflight N`; peer: its stages 6-10)
     Postflight,
     /// The stop hook when no run is pending (every stop of every session)
@@ -114,8 +117,9 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 10] = [
+    const ALL: [Op; 11] = [
         Op::Implement,
+        Op::ImplementValidated,
         Op::Postflight,
         Op::HookIdle,
         Op::HookBlock,
@@ -130,6 +134,7 @@ impl Op {
     fn label(self) -> &'static str {
         match self {
             Op::Implement => "implement (whole run, instant agent)",
+            Op::ImplementValidated => "implement + validation gate (`--validate true`)",
             Op::Postflight => "postflight alone",
             Op::HookIdle => "hook stop, no run pending",
             Op::HookBlock => "hook stop, metadata owed (blocks)",
@@ -147,7 +152,7 @@ impl Op {
             Op::Implement => "skill-implementer.sh stages 1-11",
             Op::Postflight => "stages 6-10",
             Op::HookIdle | Op::HookBlock | Op::HookMigratedFirst | Op::HookMigrated => "subagent-postflight.sh",
-            Op::Check | Op::CheckCold | Op::CheckStaged => "(none)",
+            Op::Check | Op::CheckCold | Op::CheckStaged | Op::ImplementValidated => "(none)",
             Op::Commit => "git add && git commit",
         }
     }
@@ -545,6 +550,11 @@ impl Bench {
                 timed(&mut self.ours(&["implement", &n, "--agent", &self.agent_command()]), None)?.0
             }
             (Op::Implement, Side::Peer) => timed(&mut self.peer("implement"), None)?.0,
+            (Op::ImplementValidated, Side::Ours) => {
+                timed(&mut self.ours(&["implement", &n, "--agent", &self.agent_command(), "--validate", "true"]), None)?
+                    .0
+            }
+            (Op::ImplementValidated, Side::Peer) => return Ok(None),
             (Op::Postflight, Side::Ours) => {
                 untimed(&mut self.ours(&["preflight", &n]))?;
                 untimed(self.command("sh").arg(self.aux.join("agent.sh")))?;
@@ -631,7 +641,7 @@ impl Bench {
                 }
             }
         };
-        if round == 0 && matches!(op, Op::Implement | Op::Postflight) {
+        if round == 0 && matches!(op, Op::Implement | Op::ImplementValidated | Op::Postflight) {
             self.verify_completed().with_context(|| format!("{side:?} did not complete the task"))?;
         }
         Ok(Some(took))
@@ -804,7 +814,7 @@ fn report(
     let get = |tasks: usize, commits: usize, files: usize, op: Op, side: Side| {
         results.get(&(tasks, commits, files, op, side))
     };
-    let peer_has = |op: Op| !matches!(op, Op::Check | Op::CheckCold | Op::CheckStaged);
+    let peer_has = |op: Op| !matches!(op, Op::Check | Op::CheckCold | Op::CheckStaged | Op::ImplementValidated);
     let kb = |t: usize| sizes.get(&t).copied().unwrap_or(0) / 1024;
     for f in [files, opts.real_files].into_iter().filter(|f| *f > 0) {
         if get(real, full, f, ops[0], Side::Ours).is_none() {
@@ -922,6 +932,21 @@ fn report(
                     verdict(ms(s.median) <= 5.0)
                 )?;
             }
+        }
+    }
+    // The validation gate: the same run with `--validate true` against without.
+    for &t in &columns {
+        let (plain, gated) =
+            (get(t, full, files, Op::Implement, Side::Ours), get(t, full, files, Op::ImplementValidated, Side::Ours));
+        if let (Some(a), Some(b)) = (plain, gated) {
+            writeln!(
+                out,
+                "- the validation gate at {t} tasks: {:+.1} ms over implement (medians {:.1} and {:.1} ms; includes `sh -c true` itself) {}",
+                ms(b.median) - ms(a.median),
+                ms(a.median),
+                ms(b.median),
+                verdict(ms(b.median) - ms(a.median) <= 5.0)
+            )?;
         }
     }
     // Linear in ledger size: time per task between the two largest ledgers against the smallest.

@@ -15,8 +15,13 @@ pub const CONFIG_FILE: &str = ".postflight.json";
 /// `--max-iterations` or `max_iterations` says otherwise.
 pub const DEFAULT_MAX_ITERATIONS: u32 = 5;
 /// Seconds after which an invocation's process group is killed, unless `--timeout` or
-/// `timeout` says otherwise (owned by the run's files: a marker without a timeout has it).
-pub use crate::run::DEFAULT_TIMEOUT;
+/// `timeout` says otherwise; also the timeout of a marker that names none.
+pub const DEFAULT_TIMEOUT: u64 = 7200;
+/// Seconds after which a validation command's process group is killed, unless
+/// `validation_timeout` says otherwise.
+pub const DEFAULT_VALIDATION_TIMEOUT: u64 = 1800;
+/// The `validation` key that applies to every language.
+pub const ALL_LANGUAGES: &str = "*";
 
 /// Project configuration; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,6 +46,13 @@ pub struct Config {
     /// Settings of the Claude Code adapter.
     #[serde(default)]
     pub claude: ClaudeConfig,
+    /// Validation commands per language (`"*"`: every language), run by postflight after the
+    /// agent reports implemented (`sh -c`, in order, in the repository root).
+    #[serde(default)]
+    pub validation: BTreeMap<String, Vec<String>>,
+    /// Seconds after which a validation command's process group is killed (default 1800).
+    #[serde(default)]
+    pub validation_timeout: Option<u64>,
 }
 
 /// Settings of the Claude Code adapter.
@@ -79,6 +91,25 @@ impl Config {
     /// The per-invocation timeout: `flag`, else the configuration's, else the default (at least 1 s).
     pub fn timeout_or(&self, flag: Option<u64>) -> u64 {
         flag.or(self.timeout).unwrap_or(DEFAULT_TIMEOUT).max(1)
+    }
+
+    /// The validation timeout in seconds (at least 1).
+    pub fn validation_timeout(&self) -> u64 {
+        self.validation_timeout.unwrap_or(DEFAULT_VALIDATION_TIMEOUT).max(1)
+    }
+
+    /// The validation commands of a task of `language`: those of `"*"`, then the language's own,
+    /// then `extra` (`--validate`); duplicates dropped, blank ones ignored.
+    pub fn validation_commands(&self, language: &str, extra: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let all = self.validation.get(ALL_LANGUAGES).into_iter().flatten();
+        let own = self.validation.get(language).filter(|_| language != ALL_LANGUAGES).into_iter().flatten();
+        for c in all.chain(own).chain(extra) {
+            if !c.trim().is_empty() && !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
     }
 
     /// Reads `.postflight.json` from `root`; a missing file is the default configuration.
@@ -126,5 +157,21 @@ mod tests {
         assert_eq!(c.scope("general"), ["src/"]);
         std::fs::write(tmp.path().join(CONFIG_FILE), r#"{"agnet": "typo"}"#).expect("w");
         assert!(Config::load(tmp.path()).expect_err("typo").to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn validation_commands_per_language() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        assert!(Config::load(tmp.path()).expect("default").validation_commands("lean", &[]).is_empty());
+        assert_eq!(Config::default().validation_timeout(), DEFAULT_VALIDATION_TIMEOUT);
+        std::fs::write(
+            tmp.path().join(CONFIG_FILE),
+            r#"{"validation": {"*": ["cargo test --workspace"], "lean": ["lake build"]}, "validation_timeout": 60}"#,
+        )
+        .expect("w");
+        let c = Config::load(tmp.path()).expect("load");
+        assert_eq!(c.validation_commands("lean", &["true".into()]), ["cargo test --workspace", "lake build", "true"]);
+        assert_eq!(c.validation_commands("general", &[]), ["cargo test --workspace"]);
+        assert_eq!(c.validation_timeout(), 60);
     }
 }
