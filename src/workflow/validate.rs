@@ -254,6 +254,11 @@ pub struct VerifyReport {
     pub tree: String,
     /// Whether they are the same.
     pub tree_matches: bool,
+    /// Whether the committed content (HEAD's tree, computed the same way) is the recorded one.
+    pub head_tree_matches: bool,
+    /// The files with uncommitted changes that make the work tree's tree (outside the ledger
+    /// and the task's directory): what to commit or stash to compare the committed tree alone.
+    pub uncommitted: Vec<String>,
     /// Each recorded command: its recorded exit code, now.
     pub commands: Vec<VerifyCommand>,
     /// Every command's exit code matched and the tree is the recorded one.
@@ -305,6 +310,11 @@ pub fn verify(ctx: &crate::context::Context, n: u32, timeout: u64, progress: &Pr
     let excludes = tree_excludes(&dir_rel);
     let paths: Vec<PathBuf> = now.paths().map(PathBuf::from).collect();
     let tree = crate::git::plan_tree(&ctx.repo, &paths, &excludes)?.tree;
+    let head_tree = crate::git::plan_tree(&ctx.repo, &[], &excludes)?.tree;
+    let excluded = |p: &str| {
+        excludes.iter().any(|e| p == e || p.strip_prefix(e.as_str()).is_some_and(|rest| rest.starts_with('/')))
+    };
+    let uncommitted: Vec<String> = now.paths().filter(|p| !excluded(p)).map(str::to_owned).collect();
     let tmp = tempfile::Builder::new()
         .prefix("postflight-verify-")
         .tempdir()
@@ -336,8 +346,9 @@ pub fn verify(ctx: &crate::context::Context, n: u32, timeout: u64, progress: &Pr
         });
     }
     let tree_matches = recorded_tree.as_deref() == Some(tree.as_str());
+    let head_tree_matches = recorded_tree.as_deref() == Some(head_tree.as_str());
     let ok = tree_matches && commands.iter().all(|c| c.matches);
-    Ok(VerifyReport { task: n, recorded_tree, tree, tree_matches, commands, ok })
+    Ok(VerifyReport { task: n, recorded_tree, tree, tree_matches, head_tree_matches, uncommitted, commands, ok })
 }
 
 #[cfg(test)]

@@ -405,6 +405,17 @@ impl VerifyArgs {
             report.tree,
             report.recorded_tree.as_deref().unwrap_or("none")
         )?;
+        if !report.tree_matches {
+            let head = if report.head_tree_matches { "is" } else { "is not" };
+            writeln!(out, "  committed   HEAD's content {head} the recorded one")?;
+            if !report.uncommitted.is_empty() {
+                writeln!(
+                    out,
+                    "  uncommitted {} (commit or stash them to compare the committed content alone)",
+                    report.uncommitted.join(", ")
+                )?;
+            }
+        }
         for c in &report.commands {
             let show = |code: Option<i32>| code.map_or("killed".to_owned(), |c| format!("exit {c}"));
             let mark = if c.matches { "ok  " } else { "DIFF" };
