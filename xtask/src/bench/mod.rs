@@ -460,7 +460,16 @@ impl Bench {
         let answer: Value = serde_json::from_slice(&output.stdout)
             .with_context(|| format!("the hook printed {:?}", String::from_utf8_lossy(&output.stdout)))?;
         if (answer["decision"] == "block") != block {
-            bail!("the hook answered {answer} (expected {})", if block { "a block" } else { "{}" });
+            // What the hook said on stderr (its notes) and the markers it could have seen, for
+            // whoever has to find out why.
+            let markers: Vec<String> = std::fs::read_dir(self.root.join(&self.task.dir_rel))
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            bail!(
+                "the hook answered {answer} (expected {}); its stderr: {:?}; in the task directory: {markers:?}",
+                if block { "a block" } else { "{}" },
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(took)
     }
