@@ -134,6 +134,31 @@ pub struct Report {
 pub const EXIT_COMMIT_FAILED: u8 = 5;
 
 impl Report {
+    /// The report of a run of `task` that has not ended yet: nothing committed, linked or
+    /// validated, no warning (the outcome is set when the run ends).
+    fn start(task: u32, session_id: &str, iterations: u32) -> Report {
+        Report {
+            task,
+            outcome: Outcome::Failed { reason: String::new() },
+            iterations,
+            session_id: session_id.to_owned(),
+            commits: Vec::new(),
+            artifacts: Vec::new(),
+            warnings: Vec::new(),
+            planned_changes: Vec::new(),
+            resumed: false,
+            agent_session_id: None,
+            agent_results: Vec::new(),
+            stop_reason: None,
+            commit_error: None,
+            commit_command: None,
+            validation: validate::Verdict::NotValidated,
+            validation_records: Vec::new(),
+            validation_failure: None,
+            validation_logs: Vec::new(),
+        }
+    }
+
     /// The `--json` object `{task, status, iterations, session_id, commits, artifacts, resume_phase}`.
     pub fn to_json(&self) -> Value {
         serde_json::json!({
@@ -225,24 +250,13 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let status = status
         .map(|t| t.join().unwrap_or_else(|_| Err(Error::refused("the work tree's status could not be read", None))));
     let mut report = Report {
-        task: opts.task,
-        outcome: Outcome::Failed { reason: String::new() },
-        iterations: resume::iterations_done(prepared.iterations_done, opts.max_iterations),
-        session_id: prepared.session_id.clone(),
-        commits: Vec::new(),
-        artifacts: Vec::new(),
         warnings: prepared.warnings.clone(),
-        planned_changes: Vec::new(),
         resumed: prepared.resumed,
-        agent_session_id: None,
-        agent_results: Vec::new(),
-        stop_reason: None,
-        commit_error: None,
-        commit_command: None,
-        validation: validate::Verdict::NotValidated,
-        validation_records: Vec::new(),
-        validation_failure: None,
-        validation_logs: Vec::new(),
+        ..Report::start(
+            opts.task,
+            &prepared.session_id,
+            resume::iterations_done(prepared.iterations_done, opts.max_iterations),
+        )
     };
     if opts.dry_run {
         report.planned_changes = prepared.changes;
@@ -1096,24 +1110,9 @@ pub fn postflight_only(
                 warnings: Vec::new(),
             };
             let mut report = Report {
-                task: n,
-                outcome: Outcome::Failed { reason: String::new() },
-                iterations: prepared.iterations_done.max(1),
-                session_id: m.session_id.clone(),
-                commits: Vec::new(),
-                artifacts: Vec::new(),
-                warnings: Vec::new(),
-                planned_changes: Vec::new(),
                 resumed: true,
                 agent_session_id: m.agent_session_id.clone(),
-                agent_results: Vec::new(),
-                stop_reason: None,
-                commit_error: None,
-                commit_command: None,
-                validation: validate::Verdict::NotValidated,
-                validation_records: Vec::new(),
-                validation_failure: None,
-                validation_logs: Vec::new(),
+                ..Report::start(n, &m.session_id, prepared.iterations_done.max(1))
             };
             let (outcome, meta, artifacts) = match metadata::read(&task.metadata_path()) {
                 Ok(meta) => {
