@@ -59,22 +59,18 @@ pub struct Options {
     pub force: bool,
     /// `Name <email>` for `Co-authored-by:`.
     pub agent_identity: Option<String>,
-    /// Validation commands for this run besides the configured ones (`--validate`).
-    pub validate: Vec<String>,
-    /// Run no validation command (`--no-validate`).
-    pub no_validate: bool,
-    /// An implemented run that changed no file it would commit passes the gate (`--allow-empty`).
-    pub allow_empty: bool,
+    /// How the validation gate is set up (`--validate`, `--no-validate`, `--allow-empty`).
+    pub validation: ValidationOptions,
 }
 
 /// How the validation gate is set up for one run.
 #[derive(Debug, Clone, Default)]
 pub struct ValidationOptions {
-    /// Extra commands (`--validate`).
+    /// Validation commands for this run besides the configured ones (`--validate`).
     pub validate: Vec<String>,
-    /// `--no-validate`.
+    /// Run no validation command (`--no-validate`).
     pub no_validate: bool,
-    /// `--allow-empty`.
+    /// An implemented result that changed no file it would commit passes the gate (`--allow-empty`).
     pub allow_empty: bool,
 }
 
@@ -290,9 +286,9 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         report.warnings.extend(resume::limit_note(prepared.iterations_done, opts.max_iterations));
     }
     let mut reuse_existing = prepared.resumed;
-    let commands = cfg.validation_commands(&task.language, &opts.validate);
-    let gate_on = !opts.no_validate && !commands.is_empty();
-    if opts.no_validate {
+    let commands = cfg.validation_commands(&task.language, &opts.validation.validate);
+    let gate_on = !opts.validation.no_validate && !commands.is_empty();
+    if opts.validation.no_validate {
         report.validation = validate::Verdict::Skipped;
     }
     let mut gate_runs = 0usize;
@@ -397,7 +393,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
             let paths = postflight::commit_paths(&task, &all_artifacts, &changes);
             // The tree is planned as the commands start: they must not change what the task commits.
             let planned = validated_tree(ctx, &task, &paths, &mut report.warnings);
-            if !opts.allow_empty
+            if !opts.validation.allow_empty
                 && !implementation_changed(ctx, &task, Some(&baseline), &report.commits, planned.as_ref())
             {
                 report.validation = validate::Verdict::Failed;

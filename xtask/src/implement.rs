@@ -46,18 +46,31 @@ pub struct ImplementArgs {
     /// Implement a completed task again
     #[arg(long)]
     force: bool,
-    /// Also run COMMAND (sh -c) as a validation command after the agent reports implemented (repeatable)
+    #[command(flatten)]
+    validation: ValidationArgs,
+    /// Print one JSON object instead of the text summary
+    #[arg(long)]
+    json: bool,
+}
+
+/// The validation gate's flags, shared by `implement` and `postflight`.
+#[derive(clap::Args, Debug)]
+pub struct ValidationArgs {
+    /// Also run COMMAND (sh -c) as a validation command when the agent reports implemented (repeatable)
     #[arg(long, value_name = "COMMAND")]
     validate: Vec<String>,
     /// Run no validation command; the outcome says `validation: skipped`
     #[arg(long, conflicts_with = "validate")]
     no_validate: bool,
-    /// Accept an implemented run that changed no file it would commit
+    /// Accept an implemented result that changed no file it would commit
     #[arg(long)]
     allow_empty: bool,
-    /// Print one JSON object instead of the text summary
-    #[arg(long)]
-    json: bool,
+}
+
+impl From<ValidationArgs> for workflow::ValidationOptions {
+    fn from(a: ValidationArgs) -> Self {
+        workflow::ValidationOptions { validate: a.validate, no_validate: a.no_validate, allow_empty: a.allow_empty }
+    }
 }
 
 impl ImplementArgs {
@@ -66,19 +79,7 @@ impl ImplementArgs {
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let ImplementArgs {
-            task,
-            agent,
-            max_iterations,
-            timeout,
-            no_commit,
-            dry_run,
-            force,
-            validate,
-            no_validate,
-            allow_empty,
-            json,
-        } = self;
+        let ImplementArgs { task, agent, max_iterations, timeout, no_commit, dry_run, force, validation, json } = self;
         postflight::sys::install_interrupt_handlers()?;
         let agent = if dry_run {
             workflow::resolve_agent(ctx, agent.as_deref()).unwrap_or_else(|_| "(no agent configured)".into())
@@ -95,9 +96,7 @@ impl ImplementArgs {
             dry_run,
             force,
             agent_identity: None,
-            validate,
-            no_validate,
-            allow_empty,
+            validation: validation.into(),
         };
         let report = match workflow::implement(ctx, &opts, &stderr_progress()) {
             Err(e) => return interrupted(task, e, json, out),
@@ -265,15 +264,8 @@ pub struct PostflightArgs {
     /// `Name <email>` for the Co-authored-by trailer
     #[arg(long, value_name = "IDENTITY")]
     agent_identity: Option<String>,
-    /// Also run COMMAND (sh -c) as a validation command when the agent reported implemented (repeatable)
-    #[arg(long, value_name = "COMMAND")]
-    validate: Vec<String>,
-    /// Run no validation command; the outcome says `validation: skipped`
-    #[arg(long, conflicts_with = "validate")]
-    no_validate: bool,
-    /// Accept an implemented result that changed no file it would commit
-    #[arg(long)]
-    allow_empty: bool,
+    #[command(flatten)]
+    validation: ValidationArgs,
     /// Print one JSON object instead of the text summary
     #[arg(long)]
     json: bool,
@@ -286,11 +278,7 @@ impl PostflightArgs {
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         postflight::sys::install_interrupt_handlers()?;
-        let vopts = workflow::ValidationOptions {
-            validate: self.validate,
-            no_validate: self.no_validate,
-            allow_empty: self.allow_empty,
-        };
+        let vopts = self.validation.into();
         let report =
             workflow::postflight_only(ctx, self.task, self.no_commit, self.agent_identity, &vopts, &stderr_progress())?;
         Ok(deferred(render(ctx, &report, self.json, out)?))
@@ -333,9 +321,7 @@ impl DemoArgs {
             dry_run: false,
             force: false,
             agent_identity: None,
-            validate: Vec::new(),
-            no_validate: false,
-            allow_empty: false,
+            validation: workflow::ValidationOptions::default(),
         };
         let report = match workflow::implement(&ctx, &opts, &stderr_progress()) {
             Err(e) => return interrupted(1, e, false, out),
