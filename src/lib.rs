@@ -30,6 +30,7 @@ pub mod context;
 pub mod doctor;
 pub mod error;
 pub mod fingerprint;
+pub mod format;
 pub mod git;
 pub mod guard;
 pub mod ledger;
@@ -39,6 +40,7 @@ pub mod repo;
 pub mod run;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod task_id;
 pub mod tasks;
 #[cfg(test)]
 mod tidy;
@@ -46,3 +48,4 @@ pub mod workflow;
 
 pub use context::Context;
 pub use error::{Error, Kind, Result};
+pub use task_id::TaskId;

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::repo::Repo;
+use crate::task_id::TaskId;
 
 pub use message::{build_message, stripspace};
 pub use paths::{exclude_transient, is_transient, TRANSIENT_PATTERNS};
@@ -67,7 +68,7 @@ impl Scoped {
 /// The files a task's commit takes task-scoped, and how: supplied by the caller (the ledger's
 /// [`TASK_SCOPING`](crate::ledger::scope::TASK_SCOPING) for the ledger files), so this layer
 /// knows no file's format.
-pub trait Scoping: Sync + std::fmt::Debug {
+pub trait Scoping: Send + Sync + std::fmt::Debug {
     /// Whether the repository-relative `path` is shared between tasks.
     fn shares(&self, path: &str) -> bool;
 
@@ -82,7 +83,7 @@ pub trait Scoping: Sync + std::fmt::Debug {
         path: &str,
         head: &[u8],
         worktree: &[u8],
-        task: u32,
+        task: &TaskId,
         hint: Option<(usize, usize)>,
     ) -> Result<Scoped>;
 }
@@ -92,9 +93,9 @@ pub trait Scoping: Sync + std::fmt::Debug {
 pub struct CommitRequest {
     /// When `Some(n)` and [`scoping`](Self::scoping) is given: the files it shares are committed
     /// task-scoped (HEAD's version plus task n's changes only).
-    pub task: Option<u32>,
+    pub task: Option<TaskId>,
     /// Which files are shared between tasks and how a task's share of them is computed.
-    pub scoping: Option<&'static dyn Scoping>,
+    pub scoping: Option<std::sync::Arc<dyn Scoping>>,
     /// Files or directories, relative to the repository root or absolute.
     pub paths: Vec<PathBuf>,
     /// The first line of the message.
@@ -121,7 +122,7 @@ pub struct CommitRequest {
 
 impl CommitRequest {
     /// A request for task `task` (when given) with a subject and a session id; no paths yet.
-    pub fn new(task: Option<u32>, subject: impl Into<String>, session_id: impl Into<String>) -> CommitRequest {
+    pub fn new(task: Option<TaskId>, subject: impl Into<String>, session_id: impl Into<String>) -> CommitRequest {
         CommitRequest { task, subject: subject.into(), session_id: session_id.into(), ..CommitRequest::default() }
     }
 }

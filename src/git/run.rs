@@ -19,6 +19,7 @@ use super::Scoped;
 use super::{hooks, index_lock, message, paths, CommitOutcome, CommitRequest};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
+use crate::task_id::TaskId;
 
 /// How long to wait for another git process's `index.lock`.
 const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -362,9 +363,9 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// The task and its scoping when `path` is a file the task shares with others.
-    fn shared(&self, path: &str) -> Option<(u32, &'static dyn super::Scoping)> {
-        let scoping = self.req.scoping?;
-        self.req.task.filter(|_| scoping.shares(path)).map(|task| (task, scoping))
+    fn shared(&self, path: &str) -> Option<(&'a TaskId, &'a dyn super::Scoping)> {
+        let scoping = self.req.scoping.as_deref()?;
+        self.req.task.as_ref().filter(|_| scoping.shares(path)).map(|task| (task, scoping))
     }
 
     /// Builds the commit's tree from HEAD's for the given targets.

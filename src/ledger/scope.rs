@@ -41,6 +41,13 @@ pub struct TaskScoping;
 /// What a task's commit passes as [`crate::git::CommitRequest::scoping`].
 pub static TASK_SCOPING: TaskScoping = TaskScoping;
 
+impl TaskScoping {
+    /// The scoping as a [`crate::git::CommitRequest::scoping`].
+    pub fn shared() -> std::sync::Arc<dyn crate::git::Scoping> {
+        std::sync::Arc::new(TaskScoping)
+    }
+}
+
 impl crate::git::Scoping for TaskScoping {
     fn shares(&self, path: &str) -> bool {
         super::LEDGER_FILES.contains(&path)
@@ -51,9 +58,10 @@ impl crate::git::Scoping for TaskScoping {
         path: &str,
         head: &[u8],
         worktree: &[u8],
-        task: u32,
+        task: &crate::task_id::TaskId,
         hint: Option<(usize, usize)>,
     ) -> Result<Scoped> {
+        let task = task.require_number("state.json")?;
         if path == super::LEDGER_FILES[0] {
             scope_state_hinted(Path::new(path), head, worktree, task, hint)
         } else {

@@ -996,8 +996,8 @@ fn commit(
     .map(|name| format!("{}/{name}", task.dir_rel))
     .collect();
     let req = crate::git::CommitRequest {
-        task: Some(task.number),
-        scoping: Some(&crate::ledger::scope::TASK_SCOPING),
+        task: Some(crate::TaskId::from(task.number)),
+        scoping: Some(crate::ledger::scope::TaskScoping::shared()),
         paths: paths.iter().map(|p| Path::new(p).to_path_buf()).collect(),
         subject: subject.to_owned(),
         body,

@@ -41,8 +41,8 @@ impl CommitArgs {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let CommitArgs { task, message, body, agent_identity, no_verify, json, paths } = self;
         let req = CommitRequest {
-            task: Some(task),
-            scoping: Some(&postflight::ledger::scope::TASK_SCOPING),
+            task: Some(postflight::TaskId::from(task)),
+            scoping: Some(postflight::ledger::scope::TaskScoping::shared()),
             paths,
             subject: message.unwrap_or_else(|| format!("task {task}: update")),
             body,

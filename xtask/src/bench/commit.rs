@@ -88,8 +88,12 @@ fn measure(root: &Path, files: usize, commits: usize, runs: usize, out: &mut dyn
                 1 => {
                     let req = CommitRequest {
                         paths: paths.iter().map(PathBuf::from).collect(),
-                        scoping: Some(&postflight::ledger::scope::TASK_SCOPING),
-                        ..CommitRequest::new(Some(1), subject.clone(), "sess_1773695483_bench0")
+                        scoping: Some(postflight::ledger::scope::TaskScoping::shared()),
+                        ..CommitRequest::new(
+                            Some(postflight::TaskId::from(1)),
+                            subject.clone(),
+                            "sess_1773695483_bench0",
+                        )
                     };
                     time(|| match git::commit(&repo, &req)? {
                         CommitOutcome::Committed { .. } => Ok(()),

@@ -1,0 +1,261 @@
+//! The ledger-format seam: what a run over a queue of tasks needs from a ledger that is not
+//! (only) `specs/state.json`. A format reads its file, lists its tasks with their marks, moves a
+//! task's mark, records what a run did for it, writes the agent's prompt, names the commit, and
+//! scopes its shared file to one task's lines for that task's commit. It never writes a file
+//! itself: every method takes the bytes read under the ledger lock and returns new bytes, which
+//! the caller writes atomically (so a refusal changes nothing).
+//!
+//! The formats: spec directories with `tasks.md` (seed 003, Kiro, Spec Kit), phase documents
+//! (seed 002), and `handoff/payload.json` (seeds 000 and 001). The ProofChecker ledger
+//! (state.json, TODO.md, plans) is `crate::ledger`; its task-scoped commit goes through the same
+//! [`crate::git::Scoping`] seam.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::task_id::TaskId;
+
+/// Where a task stands, in any format's own markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mark {
+    /// Not started (`[ ]`, `[NOT STARTED]`, `ready`, `pending`).
+    Pending,
+    /// Being worked on (`[🚧]`, `[-]`, `[IN PROGRESS]`, `in-progress`).
+    InProgress,
+    /// Done (`[✅]`, `[x]`, `[COMPLETED]`, `completed`).
+    Completed,
+    /// Tried and failed (`[❌]`, or `[ ]` with a note; `[PARTIAL]`).
+    Failed,
+    /// Cannot go on (`[BLOCKED]`, `blocked`).
+    Blocked,
+    /// Never run (`[⏭️]` with a reason).
+    Skipped,
+}
+
+impl Mark {
+    /// Whether a run has nothing left to do for a task in this state.
+    pub fn is_final(self) -> bool {
+        matches!(self, Mark::Completed | Mark::Skipped)
+    }
+
+    /// The mark's word in reports and `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::Pending => "pending",
+            Mark::InProgress => "in_progress",
+            Mark::Completed => "completed",
+            Mark::Failed => "failed",
+            Mark::Blocked => "blocked",
+            Mark::Skipped => "skipped",
+        }
+    }
+}
+
+/// One task as its format lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Its id (`1.1`, `T012`, `3`, `task-3`).
+    pub id: TaskId,
+    /// Its title, one line.
+    pub title: String,
+    /// Its mark.
+    pub mark: Mark,
+    /// The task it is a sub-task of.
+    pub parent: Option<TaskId>,
+    /// Tasks that must be completed before it.
+    pub depends_on: Vec<TaskId>,
+    /// Optional tasks (Kiro's `- [ ]*`) run only when asked.
+    pub optional: bool,
+    /// The 1-based line of the file where it is written, when it is a line.
+    pub line: Option<usize>,
+    /// The group it belongs to in reports (a Spec Kit phase, a plan step).
+    pub group: Option<String>,
+}
+
+/// How a task's run ended, as the format records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The agent finished and the validation gate passed.
+    Completed,
+    /// The agent failed or validation failed; the reason, one line.
+    Failed(String),
+    /// The task cannot go on (a retry spent, a missing input); the reason, one line.
+    Blocked(String),
+}
+
+impl Outcome {
+    /// `complete`, `failed` or `blocked`, as commit subjects write it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "complete",
+            Outcome::Failed(_) => "failed",
+            Outcome::Blocked(_) => "blocked",
+        }
+    }
+}
+
+/// One command the run itself ran for a task (a validation command), with measured values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRun {
+    /// The command exactly as run.
+    pub command: String,
+    /// Its exit code (`None`: killed or timed out).
+    pub exit_code: Option<i32>,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: u64,
+    /// When it finished (RFC 3339, UTC).
+    pub finished_at: String,
+    /// The end of its output.
+    pub output_tail: String,
+    /// The repository-relative path of its full log, committed with the task.
+    pub log: Option<String>,
+}
+
+/// One file the task's run changed (from the work tree, not from the agent's claims).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedFile {
+    /// Repository-relative path.
+    pub path: String,
+    /// Lines added.
+    pub added: usize,
+    /// Lines removed.
+    pub removed: usize,
+}
+
+/// What a run did for one task, handed to [`Format::record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The run's session id.
+    pub session_id: String,
+    /// The agent's own session id, when known.
+    pub agent_session_id: Option<String>,
+    /// When it ended (RFC 3339, UTC).
+    pub at: String,
+    /// The agent's summary (from its metadata file).
+    pub summary: Option<String>,
+    /// The commands the run ran, in order.
+    pub commands: Vec<CommandRun>,
+    /// The files the task changed.
+    pub changed: Vec<ChangedFile>,
+    /// The attempt this was (1, or 2 after an automatic retry).
+    pub attempt: u32,
+}
+
+/// What to do when a task fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop the run at the failed task (exit 4); running again resumes at it.
+    Stop,
+    /// Retry once with the failure in the prompt; then mark it blocked and go on with the next
+    /// task that does not depend on it (exit 4 at the end).
+    RetryOnceThenBlock,
+}
+
+/// Which tasks a run takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueOptions {
+    /// Only this task (and, for a parent, its open children).
+    pub task: Option<TaskId>,
+    /// At most this many tasks.
+    pub max_tasks: Option<usize>,
+    /// Include optional tasks.
+    pub include_optional: bool,
+}
+
+/// One problem `xtask check <PATH>` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule's stable id (`duplicate-id`, `unknown-marker`, ...).
+    pub rule: &'static str,
+    /// Whether it fails the check (else a warning).
+    pub error: bool,
+    /// The 1-based line, when one line is at fault.
+    pub line: Option<usize>,
+    /// The task concerned.
+    pub task: Option<TaskId>,
+    /// What is wrong.
+    pub message: String,
+    /// Whether [`Format::fix`] repairs it.
+    pub fixable: bool,
+}
+
+/// A ledger format for queue runs (`xtask implement <PATH>`, `status <PATH>`, `check <PATH>`).
+/// Every method is pure over the bytes given; the run writes what it returns.
+pub trait Format: Send + Sync + fmt::Debug {
+    /// `spec`, `phases` or `payload`.
+    fn kind(&self) -> &'static str;
+
+    /// The file the format's tasks share (tasks.md, the phase document, payload.json), absolute.
+    /// It is written under the ledger lock and committed task-scoped ([`Format::scoping`]).
+    fn file(&self) -> PathBuf;
+
+    /// How commit subjects name the ledger (`spec auth-flow`, `phases`, `payload`).
+    fn label(&self) -> String;
+
+    /// Checks what must exist before a run (the spec's documents, the payload's sections) and
+    /// parses `bytes` into the task list, in file order.
+    ///
+    /// # Errors
+    /// A refusal (exit 2, nothing changed) naming what is missing or does not parse, with the
+    /// file and line.
+    fn items(&self, bytes: &[u8]) -> Result<Vec<Item>>;
+
+    /// The tasks a run takes, in order, of `items` (what [`Format::items`] returned).
+    fn queue(&self, items: &[Item], opts: &QueueOptions) -> Vec<TaskId>;
+
+    /// `bytes` with task `id` moved to `mark`, in the file's own style; nothing else changes.
+    ///
+    /// # Errors
+    /// The task is not in the file; the file does not parse.
+    fn set_mark(&self, bytes: &[u8], id: &TaskId, mark: Mark) -> Result<Vec<u8>>;
+
+    /// `bytes` with what the run did for task `id` recorded (its final mark, notes, log
+    /// entries), appended where the format keeps such records; nothing it does not own changes.
+    ///
+    /// # Errors
+    /// The task is not in the file; the file does not parse.
+    fn record(&self, bytes: &[u8], id: &TaskId, record: &Record) -> Result<Vec<u8>>;
+
+    /// The agent's prompt for task `id` (the task, its details and what it references).
+    ///
+    /// # Errors
+    /// The task is not in the file; a referenced document cannot be read.
+    fn prompt(&self, bytes: &[u8], id: &TaskId) -> Result<String>;
+
+    /// Validation commands of task `id` written in the file itself (run after the configured
+    /// ones).
+    fn validation_commands(&self, bytes: &[u8], id: &TaskId) -> Vec<String> {
+        let _ = (bytes, id);
+        Vec::new()
+    }
+
+    /// The first line of task `id`'s commit (`spec auth: task 1.1 complete`).
+    fn subject(&self, id: &TaskId, outcome: &Outcome) -> String;
+
+    /// The trailers naming the task (`Spec-Task: 1.1`), written after `Session:`.
+    fn trailers(&self, id: &TaskId) -> Vec<String>;
+
+    /// How a task's commit takes the shared file: HEAD's version with only this task's lines
+    /// (or entries) from the work tree.
+    fn scoping(&self) -> Arc<dyn crate::git::Scoping>;
+
+    /// What to do when a task fails.
+    fn on_failure(&self) -> OnFailure {
+        OnFailure::Stop
+    }
+
+    /// The file's problems.
+    fn check(&self, bytes: &[u8]) -> Vec<Finding>;
+
+    /// `bytes` with every fixable finding repaired (unchanged when there is none).
+    ///
+    /// # Errors
+    /// The file does not parse.
+    fn fix(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        Ok(bytes.to_vec())
+    }
+}
