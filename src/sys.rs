@@ -518,6 +518,41 @@ pub fn tune_allocator() {
     }
 }
 
+/// All of standard input, read without a thread: `poll` waits for bytes up to `timeout` in all
+/// (a caller that never closes the pipe gets an empty answer, as a terminal does).
+pub fn read_stdin_within(timeout: Duration) -> Vec<u8> {
+    use std::io::{IsTerminal, Read};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Vec::new();
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        let mut fd = libc::pollfd { fd: libc::STDIN_FILENO, events: libc::POLLIN, revents: 0 };
+        // SAFETY: `fd` is one valid pollfd that outlives the call, and the count is 1.
+        let ready = unsafe { libc::poll(&mut fd, 1, ms) };
+        if ready < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Vec::new();
+        }
+        if ready == 0 {
+            return Vec::new();
+        }
+        match stdin.lock().read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return out,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

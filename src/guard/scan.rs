@@ -18,13 +18,26 @@ const KEY_PREFIX: &[u8] = b"\"project_n";
 const NUMBER: &[u8] = b"\"project_number\"";
 const NAME: &[u8] = b"\"project_name\"";
 const IMPLEMENTING: &[u8] = b"\"implementing\"";
+const LAST_UPDATED: &[u8] = b"\"last_updated\"";
 
 /// An `active_projects` entry (or any object with a `project_number`) as seen by the scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     number: u32,
     slug: Option<String>,
+    last_updated: Option<String>,
     implementing: bool,
+}
+
+/// An implementing task as the scan sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Implementing {
+    /// `project_number`.
+    pub number: u32,
+    /// The first plain `project_name` of the entry.
+    pub slug: Option<String>,
+    /// The first plain `last_updated` string of the entry.
+    pub last_updated: Option<String>,
 }
 
 /// What a token needs to be understood.
@@ -39,10 +52,20 @@ enum Parsed<T> {
 ///
 /// # Errors
 /// Read errors of `input`.
-pub fn implementing_tasks(mut input: impl Read) -> std::io::Result<Vec<(u32, Option<String>)>> {
-    // Two passes per chunk: one for both `"project_n…"` keys, one for `"implementing"`.
+pub fn implementing_tasks(input: impl Read) -> std::io::Result<Vec<(u32, Option<String>)>> {
+    Ok(implementing_entries(input)?.into_iter().map(|e| (e.number, e.slug)).collect())
+}
+
+/// [`implementing_tasks`] with each entry's `last_updated`.
+///
+/// # Errors
+/// Read errors of `input`.
+pub fn implementing_entries(mut input: impl Read) -> std::io::Result<Vec<Implementing>> {
+    // Three passes per chunk: one for both `"project_n…"` keys, one for `"implementing"`, one
+    // for `"last_updated"`.
     let keys = Finder::new(KEY_PREFIX);
     let value = Finder::new(IMPLEMENTING);
+    let updated = Finder::new(LAST_UPDATED);
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 2 * MAX_VALUE);
     let mut chunk = vec![0u8; CHUNK];
     let mut from = 0usize;
@@ -56,6 +79,7 @@ pub fn implementing_tasks(mut input: impl Read) -> std::io::Result<Vec<(u32, Opt
         // Every token starting at or after `from`, in file order.
         let mut tokens: Vec<(usize, usize)> = keys.find_iter(&buf[from..]).map(|p| (from + p, 0)).collect();
         tokens.extend(value.find_iter(&buf[from..]).map(|p| (from + p, 2)));
+        tokens.extend(updated.find_iter(&buf[from..]).map(|p| (from + p, 3)));
         tokens.sort_unstable();
         let mut next = from;
         let mut stalled = false;
@@ -71,7 +95,7 @@ pub fn implementing_tasks(mut input: impl Read) -> std::io::Result<Vec<(u32, Opt
                 0 => continue,
                 other => other,
             };
-            let after = pos + [NUMBER, NAME, IMPLEMENTING][kind].len();
+            let after = pos + [NUMBER, NAME, IMPLEMENTING, LAST_UPDATED][kind].len();
             match kind {
                 0 => match number_after(&buf, after, eof) {
                     Parsed::NeedMore => {
@@ -81,19 +105,23 @@ pub fn implementing_tasks(mut input: impl Read) -> std::io::Result<Vec<(u32, Opt
                     }
                     Parsed::Done(number, end) => {
                         flush(&mut current, &mut out);
-                        current = number.map(|number| Entry { number, slug: None, implementing: false });
+                        current =
+                            number.map(|number| Entry { number, slug: None, last_updated: None, implementing: false });
                         next = end;
                     }
                 },
-                1 => match string_after(&buf, after, eof) {
+                1 | 3 => match string_after(&buf, after, eof) {
                     Parsed::NeedMore => {
                         stalled = true;
                         next = pos;
                         break;
                     }
-                    Parsed::Done(slug, end) => {
-                        if let Some(e) = current.as_mut().filter(|e| e.slug.is_none()) {
-                            e.slug = slug;
+                    Parsed::Done(text, end) => {
+                        if let Some(e) = current.as_mut() {
+                            let field = if kind == 1 { &mut e.slug } else { &mut e.last_updated };
+                            if field.is_none() {
+                                *field = text;
+                            }
                         }
                         next = end;
                     }
@@ -121,10 +149,10 @@ pub fn implementing_tasks(mut input: impl Read) -> std::io::Result<Vec<(u32, Opt
     Ok(out)
 }
 
-fn flush(current: &mut Option<Entry>, out: &mut Vec<(u32, Option<String>)>) {
+fn flush(current: &mut Option<Entry>, out: &mut Vec<Implementing>) {
     if let Some(e) = current.take() {
-        if e.implementing && !out.iter().any(|(n, _)| *n == e.number) {
-            out.push((e.number, e.slug));
+        if e.implementing && !out.iter().any(|i| i.number == e.number) {
+            out.push(Implementing { number: e.number, slug: e.slug, last_updated: e.last_updated });
         }
     }
 }
@@ -157,7 +185,7 @@ fn number_after(buf: &[u8], at: usize, eof: bool) -> Parsed<Option<u32>> {
     Parsed::Done(number, end.min(buf.len()))
 }
 
-/// The plain string after `"project_name"` (`None` inside `Done` when absent, escaped or long).
+/// The plain string after `"project_name"` or `"last_updated"` (`None` inside `Done` when absent, escaped or long).
 fn string_after(buf: &[u8], at: usize, eof: bool) -> Parsed<Option<String>> {
     let Some(start) = after_colon(buf, at) else { return Parsed::Done(None, at) };
     if start >= buf.len() {
@@ -224,6 +252,25 @@ mod tests {
         assert_eq!(implementing_tasks(DOC).expect("scan"), want());
         for step in [1, 2, 3, 5, 7, 13, 16, 17, 64] {
             assert_eq!(implementing_tasks(Trickle(DOC, step)).expect("scan"), want(), "step {step}");
+        }
+    }
+
+    #[test]
+    fn reads_each_entrys_first_last_updated_whatever_the_read_boundaries() {
+        let doc: &[u8] = br#"{"active_projects": [
+    {"project_number": 9, "status": "implementing", "notes": "last_updated", "last_updated": "2026-03-16T10:00:00Z", "x": {"last_updated": "inner"}},
+    {"project_number": 8, "last_updated": "2026-01-02T00:00:00Z", "status": "planned"},
+    {"project_number": 6, "last_updated" : "esc\"aped", "status": "implementing"},
+    {"project_number": 2, "status": "implementing", "description": "\"last_updated\": \"no\""}
+  ]}"#;
+        let want = vec![
+            Implementing { number: 9, slug: None, last_updated: Some("2026-03-16T10:00:00Z".into()) },
+            Implementing { number: 6, slug: None, last_updated: None },
+            Implementing { number: 2, slug: None, last_updated: None },
+        ];
+        assert_eq!(implementing_entries(doc).expect("scan"), want);
+        for step in [1, 2, 3, 5, 7, 13, 14, 15, 16, 17, 64] {
+            assert_eq!(implementing_entries(Trickle(doc, step)).expect("scan"), want, "step {step}");
         }
     }
 

@@ -208,10 +208,18 @@ pub fn hook_candidates(repo: &Repo, start: std::time::SystemTime) -> Vec<PathBuf
 pub struct Scan {
     /// The existing markers that can matter.
     pub markers: Vec<PathBuf>,
-    /// Task number and repository-relative marker path of every implementing task, whether its
-    /// marker exists or not; `None` when the scan fell back to every marker directory.
+    /// Task number and repository-relative marker path of the implementing tasks whose marker
+    /// can still appear without state.json being written again (see [`WATCH_WINDOW`]), and of
+    /// those whose marker exists; `None` when the scan fell back to every marker directory.
     pub watched: Option<Vec<(u32, String)>>,
 }
+
+/// How long after an implementing task's `last_updated` (taken against state.json's own
+/// modification time) its marker may still appear with no further write of state.json. The
+/// original workflow writes the marker seconds after the state.json update that made the task
+/// implementing (seed 004 stages 2 and 4); any later run of it writes state.json again, which
+/// makes the hook scan anew. A task without a readable `last_updated` is always watched.
+pub const WATCH_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The markers that can matter: the legacy global one, and those of the tasks state.json marks
 /// `implementing` (a run owes metadata only then). state.json is not parsed but scanned as
@@ -222,26 +230,42 @@ pub fn candidate_markers(specs: &Path) -> Vec<PathBuf> {
     scan_markers(specs).markers
 }
 
+/// Whether a task last updated at `last_updated` can still get its marker with state.json (last
+/// modified at `state_mtime`) as it is.
+fn may_still_get_a_marker(last_updated: Option<&str>, state_mtime: Option<std::time::SystemTime>) -> bool {
+    let (Some(text), Some(mtime)) = (last_updated, state_mtime) else { return true };
+    let (Ok(updated), Ok(mtime)) = (text.parse::<jiff::Timestamp>(), jiff::Timestamp::try_from(mtime)) else {
+        return true;
+    };
+    let window = WATCH_WINDOW.as_secs() as i64;
+    updated.as_second() + window >= mtime.as_second()
+}
+
 /// [`candidate_markers`], with the marker paths watched (see [`Scan::watched`]).
 pub fn scan_markers(specs: &Path) -> Scan {
     let fallback = || Scan { markers: marker::find_markers(specs), watched: None };
-    let scanned = std::fs::File::open(specs.join("state.json")).and_then(super::scan::implementing_tasks);
-    let Ok(tasks) = scanned else { return fallback() };
+    let Ok(file) = std::fs::File::open(specs.join("state.json")) else { return fallback() };
+    let state_mtime = file.metadata().and_then(|m| m.modified()).ok();
+    let Ok(tasks) = super::scan::implementing_entries(file) else { return fallback() };
     let mut out = Vec::new();
     let mut watched = Vec::new();
     let global = specs.join(marker::MARKER_FILE);
     if global.is_file() {
         out.push(global);
     }
-    for (n, slug) in tasks {
-        let found = slug.filter(|s| !s.is_empty() && s != "null" && !s.contains(['/', '\\'])).and_then(|slug| {
+    for task in tasks {
+        let n = task.number;
+        let found = task.slug.filter(|s| !s.is_empty() && s != "null" && !s.contains(['/', '\\'])).and_then(|slug| {
             [format!("{n}_{slug}"), format!("{n:03}_{slug}")].into_iter().find(|d| specs.join(d).is_dir())
         });
         match found {
             Some(name) => {
                 let m = specs.join(&name).join(marker::MARKER_FILE);
-                watched.push((n, format!("specs/{name}/{}", marker::MARKER_FILE)));
-                if m.is_file() && !out.contains(&m) {
+                let exists = m.is_file();
+                if exists || may_still_get_a_marker(task.last_updated.as_deref(), state_mtime) {
+                    watched.push((n, format!("specs/{name}/{}", marker::MARKER_FILE)));
+                }
+                if exists && !out.contains(&m) {
                     out.push(m);
                 }
             }
@@ -443,6 +467,36 @@ mod tests {
             .map(|p| p.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()))
             .collect();
         assert_eq!(names, [Some("007_beta_b".into()), Some("12_alpha".into())]);
+    }
+
+    #[test]
+    fn only_markers_that_can_still_appear_are_watched() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let specs = tmp.path();
+        // state.json written now; tasks last updated just now, two hours ago (with and without
+        // a marker), never, and in a form that does not parse.
+        let now = jiff::Timestamp::now();
+        let old = now.checked_sub(jiff::SignedDuration::from_hours(2)).expect("time");
+        let doc = format!(
+            r#"{{"active_projects": [
+    {{"project_number": 1, "project_name": "fresh", "status": "implementing", "last_updated": "{now}"}},
+    {{"project_number": 2, "project_name": "old", "status": "implementing", "last_updated": "{old}"}},
+    {{"project_number": 3, "project_name": "old_marked", "status": "implementing", "last_updated": "{old}"}},
+    {{"project_number": 4, "project_name": "undated", "status": "implementing"}},
+    {{"project_number": 5, "project_name": "odd", "status": "implementing", "last_updated": "yesterday"}}
+  ]}}"#
+        );
+        std::fs::write(specs.join("state.json"), doc).expect("write");
+        for d in ["1_fresh", "2_old", "3_old_marked", "4_undated", "5_odd"] {
+            std::fs::create_dir_all(specs.join(d)).expect("mkdir");
+        }
+        std::fs::write(specs.join("3_old_marked").join(marker::MARKER_FILE), "{}").expect("marker");
+        let scan = scan_markers(specs);
+        let watched: Vec<u32> = scan.watched.expect("watched").iter().map(|(n, _)| *n).collect();
+        assert_eq!(watched, [1, 3, 4, 5], "task 2 was last updated long before state.json's last write");
+        assert_eq!(scan.markers.len(), 1);
+        assert!(may_still_get_a_marker(Some(&old.to_string()), Some(std::time::SystemTime::from(old))));
+        assert!(!may_still_get_a_marker(Some(&old.to_string()), Some(std::time::SystemTime::from(now))));
     }
 
     #[test]

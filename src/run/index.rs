@@ -5,7 +5,9 @@
 //! The scan ([`stop_hook::scan_markers`]) looks at the markers of the tasks state.json marks
 //! `implementing`. After a scan the hook registers every marker it found as an index entry and
 //! writes [`STAMP_FILE`]: the fingerprint of the state.json it scanned and the marker path of
-//! every implementing task, whether that marker exists yet or not (the *watched* paths). Later
+//! every implementing task whose marker exists or can still appear (the *watched* paths: those
+//! updated within [`WATCH_WINDOW`] of state.json's last write, or without a readable
+//! `last_updated`; the original workflow writes a marker seconds after that update). Later
 //! calls trust the index while state.json has that fingerprint: the markers are then the
 //! entries plus the watched paths that exist, which is what the scan would find (a marker the
 //! original workflow writes later for an implementing task is a watched path). Any other
@@ -20,6 +22,7 @@
 //! implementing tasks are then the old ones plus its own, whose marker it registered.
 //!
 //! [`stop_hook::scan_markers`]: crate::guard::stop_hook::scan_markers
+//! [`WATCH_WINDOW`]: crate::guard::stop_hook::WATCH_WINDOW
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

@@ -1,6 +1,6 @@
 //! `hook stop`, `check` and `hooks install`: thin wrappers over `postflight::guard`.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,7 +30,7 @@ impl HookArgs {
     pub fn run(self, dir: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.command {
             HookCommand::Stop => {
-                let input = read_stdin(STDIN_TIMEOUT);
+                let input = postflight::sys::read_stdin_within(STDIN_TIMEOUT);
                 let now = stop_hook::clock();
                 let outcome = std::panic::catch_unwind(|| stop_hook::run(&input, dir, now)).unwrap_or_else(|_| {
                     stop_hook::Outcome {
@@ -46,21 +46,6 @@ impl HookArgs {
             }
         }
     }
-}
-
-/// Reads all of stdin, giving up after `timeout` (a hook that waits forever is never timed
-/// out by some callers); a terminal counts as empty input.
-fn read_stdin(timeout: Duration) -> Vec<u8> {
-    if std::io::stdin().is_terminal() {
-        return Vec::new();
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::stdin().lock().read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx.recv_timeout(timeout).unwrap_or_default()
 }
 
 #[derive(clap::Args, Debug)]

@@ -22,22 +22,6 @@ use clap::Parser;
 
 use flags::{Cli, Command};
 
-/// Keeps large buffers on glibc's heap instead of one fresh mapping each. A run on a large
-/// ledger reads, edits and writes whole files of megabytes; with a mapping per buffer every one
-/// starts on zeroed pages again (a postflight at 10,000 tasks: 32,000 page faults instead of
-/// 14,000, about 15% of its time). Short-lived process, so the retained memory does not matter.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only sets allocator parameters, and no other thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: unexpected internal error (for `check`: findings).
@@ -46,7 +30,7 @@ pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 
 fn main() -> ExitCode {
-    tune_allocator();
+    postflight::sys::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -1215,17 +1215,24 @@ fn check_reports_markers_of_other_operations_and_committed_markers() {
     assert!(!found.iter().any(|(_, f, _)| f == MARKER), "{found:#?}");
 }
 
-/// Sets `"status"` of task `n` to `implementing` by editing state.json's text in place, as the
-/// original workflow's jq does (no postflight code, no marker index).
+/// Sets `"status"` of task `n` to `implementing` and its `"last_updated"` to now by editing
+/// state.json's text in place, as the original workflow's jq does (seed 004 stage 2: `status:
+/// "implementing", last_updated: $ts`; no postflight code, no marker index).
 fn bash_set_implementing(repo: &TestRepo, n: u32, from: &str) {
     let state = repo.read("specs/state.json");
     let at = state.find(&format!("\"project_number\": {n},")).expect("entry");
     let rel = state[at..].find(&format!("\"status\": \"{from}\"")).expect("status") + at;
-    let new = format!(
+    let mut new = format!(
         "{}\"status\": \"implementing\"{}",
         &state[..rel],
         &state[rel + format!("\"status\": \"{from}\"").len()..]
     );
+    let end = new[at..].find("\n    }").map_or(new.len(), |e| e + at);
+    if let Some(key) = new[at..end].find("\"last_updated\": \"").map(|k| k + at + "\"last_updated\": \"".len()) {
+        let close = new[key..].find('"').expect("closing quote") + key;
+        let ts = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        new.replace_range(key..close, &ts);
+    }
     repo.write("specs/state.json", &new);
 }
 
