@@ -17,8 +17,13 @@ pub const DEFAULT_TOOLS: [&str; 7] = ["Read", "Write", "Edit", "MultiEdit", "Glo
 pub const DEFAULT_IDENTITY: &str = "Claude <noreply@anthropic.com>";
 
 /// Claude Code's stop hook: `Stop` and `SubagentStop` entries in `.claude/settings.json`.
-pub const STOP_HOOK: StopHook =
-    StopHook { agent: "Claude Code", file: ".claude/settings.json", events: &["Stop", "SubagentStop"], timeout: 10 };
+pub const STOP_HOOK: StopHook = StopHook {
+    agent: "Claude Code",
+    file: ".claude/settings.json",
+    events: &["Stop", "SubagentStop"],
+    timeout: 10,
+    matcher: Some(""),
+};
 
 /// The argv running Claude Code headless for one invocation; the prompt goes to stdin.
 pub fn argv(cfg: &ClaudeConfig, session_uuid: &str) -> Vec<String> {

@@ -1,4 +1,4 @@
-//! The agent adapters: what an agent CLI needs that a plain command does not. An [`Adapter`] says
+//! The agent adapters (a shell command, Claude Code, the Codex CLI): what an agent CLI needs that a plain command does not. An [`Adapter`] says
 //! how to start an invocation ([`Spawn`]: an argv, or a shell command line for the user's own
 //! command), whether the agent's session id is chosen up front or discovered from its output
 //! ([`SessionPolicy`]), how to read its final result and classify an error ([`Conclusion`]), its
@@ -6,12 +6,16 @@
 //! [`process`] runs an invocation; nothing here knows the ledger or the task.
 
 pub mod claude;
+pub mod codex;
 pub mod process;
 pub mod progress;
 
+use std::sync::Mutex;
+
 use serde_json::Value;
 
-use crate::config::{ClaudeConfig, Config};
+use crate::config::{ClaudeConfig, CodexConfig, Config};
+use process::Finished;
 
 /// How an invocation is started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub struct StopHook {
     pub events: &'static [&'static str],
     /// Seconds the agent gives the hook.
     pub timeout: u64,
+    /// The `matcher` of the entry's group, when the agent's format has one.
+    pub matcher: Option<&'static str>,
 }
 
 /// What an invocation's own output says about how it ended.
@@ -65,6 +71,10 @@ pub struct Conclusion {
     pub result: Option<Value>,
     /// Why the agent stopped with an error, in its own words (`None`: no error reported).
     pub error: Option<String>,
+    /// The agent session the output reported ([`SessionPolicy::Discovered`]).
+    pub session: Option<String>,
+    /// The invocation was to continue a session and could not: nothing ran.
+    pub resume_failed: bool,
 }
 
 /// The adapter chosen for a run.
@@ -74,6 +84,8 @@ pub enum Adapter {
     Shell(String),
     /// Claude Code headless (`claude -p`).
     Claude(ClaudeConfig),
+    /// The Codex CLI headless (`codex exec --json`).
+    Codex(CodexConfig),
 }
 
 impl Adapter {
@@ -81,6 +93,7 @@ impl Adapter {
     pub fn select(agent: &str, cfg: &Config) -> Adapter {
         match agent {
             claude::AGENT_NAME => Adapter::Claude(cfg.claude.clone()),
+            codex::AGENT_NAME => Adapter::Codex(cfg.codex.clone()),
             command => Adapter::Shell(command.to_owned()),
         }
     }
@@ -90,6 +103,7 @@ impl Adapter {
         match self {
             Adapter::Shell(_) => None,
             Adapter::Claude(cfg) => Some(cfg.command.clone().unwrap_or_else(|| claude::AGENT_NAME.to_owned())),
+            Adapter::Codex(cfg) => Some(cfg.command.clone().unwrap_or_else(|| codex::AGENT_NAME.to_owned())),
         }
     }
 
@@ -98,6 +112,7 @@ impl Adapter {
         match self {
             Adapter::Shell(_) => None,
             Adapter::Claude(_) => Some(claude::DEFAULT_IDENTITY),
+            Adapter::Codex(_) => Some(codex::DEFAULT_IDENTITY),
         }
     }
 
@@ -106,6 +121,7 @@ impl Adapter {
         match self {
             Adapter::Shell(_) => SessionPolicy::None,
             Adapter::Claude(_) => SessionPolicy::Chosen,
+            Adapter::Codex(_) => SessionPolicy::Discovered,
         }
     }
 
@@ -120,6 +136,7 @@ impl Adapter {
         match self {
             Adapter::Shell(command) => Spawn::Shell(command.clone()),
             Adapter::Claude(cfg) => Spawn::Argv(claude::argv(cfg, session.unwrap_or_default())),
+            Adapter::Codex(cfg) => Spawn::Argv(codex::argv(cfg, session)),
         }
     }
 
@@ -129,18 +146,35 @@ impl Adapter {
         !matches!(self, Adapter::Shell(_))
     }
 
-    /// A reader of one invocation's output lines as they arrive.
-    pub fn watch(&self) -> Watch {
-        Watch { _private: () }
+    /// A reader of the output lines of one invocation, started by [`Adapter::spawn`] with
+    /// `session`, as they arrive.
+    pub fn watch(&self, session: Option<&str>) -> Watch {
+        Watch {
+            codex: matches!(self, Adapter::Codex(_)).then(|| Mutex::new(codex::Events::default())),
+            session: session.map(str::to_owned),
+        }
     }
 
-    /// What the invocation's output (`stdout`, the first MiB) and its `watch` say about how it
-    /// ended.
-    pub fn conclude(&self, stdout: &str, _watch: &Watch) -> Conclusion {
+    /// What the invocation's output (its stdout, the first MiB; the tail of its stderr) and its
+    /// `watch` say about how it ended.
+    pub fn conclude(&self, finished: &Finished, watch: &Watch) -> Conclusion {
         match self {
             Adapter::Shell(_) => Conclusion::default(),
-            Adapter::Claude(_) => match claude::parse_result(stdout) {
-                Some(r) => Conclusion { error: r.is_error.then(|| r.error_reason()), result: Some(r.raw) },
+            Adapter::Claude(_) => match claude::parse_result(&finished.stdout) {
+                Some(r) => Conclusion {
+                    error: r.is_error.then(|| r.error_reason()),
+                    result: Some(r.raw),
+                    ..Conclusion::default()
+                },
+                None => Conclusion::default(),
+            },
+            Adapter::Codex(_) => match &watch.codex {
+                Some(events) => match events.lock() {
+                    Ok(e) => e.conclude(finished, &finished.stderr_tail, watch.session.as_deref()),
+                    Err(_) => {
+                        Conclusion { error: Some("the Codex event reader failed".into()), ..Conclusion::default() }
+                    }
+                },
                 None => Conclusion::default(),
             },
         }
@@ -151,6 +185,7 @@ impl Adapter {
         match self {
             Adapter::Shell(_) => None,
             Adapter::Claude(_) => Some(claude::STOP_HOOK),
+            Adapter::Codex(_) => Some(codex::STOP_HOOK),
         }
     }
 }
@@ -158,13 +193,16 @@ impl Adapter {
 /// Reads an invocation's stdout line by line while it runs (shared with the reader thread).
 #[derive(Debug)]
 pub struct Watch {
-    _private: (),
+    /// The Codex event stream read so far.
+    codex: Option<Mutex<codex::Events>>,
+    /// The session the invocation was started under or asked to continue.
+    session: Option<String>,
 }
 
 impl Watch {
     /// Takes one line of stdout; returns the agent's session id when this line reveals it.
-    pub fn line(&self, _line: &str) -> Option<String> {
-        None
+    pub fn line(&self, line: &str) -> Option<String> {
+        self.codex.as_ref()?.lock().ok()?.line(line)
     }
 }
 
@@ -195,6 +233,12 @@ mod tests {
         assert_eq!(claude.default_identity(), Some("Claude <noreply@anthropic.com>"));
         assert_eq!(claude.program().as_deref(), Some("claude"));
         assert_eq!(claude.stop_hook().map(|h| h.file), Some(".claude/settings.json"));
+        let codex = Adapter::select("codex", &cfg);
+        assert_eq!(codex.session_policy(), SessionPolicy::Discovered);
+        assert_eq!(codex.new_session_id(), None);
+        assert_eq!(codex.default_identity(), Some("Codex <noreply@openai.com>"));
+        assert_eq!(codex.stop_hook().map(|h| h.file), Some(".codex/hooks.json"));
+        assert!(matches!(codex.spawn(Some("t1")), Spawn::Argv(w) if w[2] == "resume"));
     }
 
     #[test]

@@ -67,11 +67,15 @@ pub struct Finished {
     pub timed_out: bool,
     /// Its standard output (the first MiB).
     pub stdout: String,
+    /// The end of its standard error (the last 8 KiB), where a CLI says what it could not start.
+    pub stderr_tail: String,
     /// How long it ran.
     pub elapsed: Duration,
 }
 
 const STDOUT_CAPTURE_LIMIT: usize = 1 << 20;
+/// How much of the end of stderr is kept.
+const STDERR_TAIL_LIMIT: usize = 8 << 10;
 
 /// How long an interrupted agent's group has between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
@@ -184,13 +188,14 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     }
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let captured = Arc::new(Mutex::new(String::new()));
+    let stderr_tail = Arc::new(Mutex::new(String::new()));
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        let sink = Sink { capture: Some(captured.clone()), on_line: inv.on_line.clone() };
+        let sink = Sink { capture: Some(captured.clone()), tail: None, on_line: inv.on_line.clone() };
         readers.push(spawn_reader(out, "", log.clone(), progress.clone(), sink, done_tx.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        let sink = Sink { capture: None, on_line: None };
+        let sink = Sink { capture: None, tail: Some(stderr_tail.clone()), on_line: None };
         readers.push(spawn_reader(err, "", log.clone(), progress.clone(), sink, done_tx.clone()));
     }
     drop(done_tx);
@@ -267,7 +272,8 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
         return Err(record_interrupt(inv.marker.as_deref(), inv.log_path, signal, Some(pid)));
     }
     let stdout = captured.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Finished { exit_code: status.code(), timed_out, stdout, elapsed: started.elapsed() })
+    let stderr_tail = stderr_tail.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(Finished { exit_code: status.code(), timed_out, stdout, stderr_tail, elapsed: started.elapsed() })
 }
 
 /// The header line that starts each invocation in the run log: wall-clock time (UTC), the
@@ -354,6 +360,8 @@ fn append_line(log_path: &Path, line: &str) {
 struct Sink {
     /// The captured text (the first MiB).
     capture: Option<Arc<Mutex<String>>>,
+    /// The captured end of the text (the last 8 KiB).
+    tail: Option<Arc<Mutex<String>>>,
     /// The adapter's reader.
     on_line: Option<LineSink>,
 }
@@ -382,6 +390,19 @@ fn spawn_reader(
                     progress.agent_line(&format!("{prefix}{line}"));
                     if let Some(f) = &sink.on_line {
                         f(line);
+                    }
+                    if let Some(t) = &sink.tail {
+                        if let Ok(mut t) = t.lock() {
+                            t.push_str(line);
+                            t.push('\n');
+                            if t.len() > STDERR_TAIL_LIMIT {
+                                let mut cut = t.len() - STDERR_TAIL_LIMIT;
+                                while !t.is_char_boundary(cut) {
+                                    cut += 1;
+                                }
+                                t.drain(..cut);
+                            }
+                        }
                     }
                     if let Some(c) = &sink.capture {
                         if let Ok(mut c) = c.lock() {
@@ -425,6 +446,7 @@ mod tests {
         assert_eq!(done.exit_code, Some(3));
         assert!(!done.timed_out);
         assert_eq!(done.stdout, "got the prompt v1\n");
+        assert_eq!(done.stderr_tail, "oops\n");
         let logged = std::fs::read_to_string(&log).expect("log");
         assert!(logged.contains("got the prompt v1\n") && logged.contains("oops\n"), "{logged}");
     }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Map, Value};
 
-use crate::agent::{claude, StopHook};
+use crate::agent::{claude, codex, StopHook};
 use crate::atomic;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
@@ -28,6 +28,8 @@ pub struct Options {
     pub git: bool,
     /// The Claude Code settings entries.
     pub claude: bool,
+    /// The Codex `Stop` entry in `.codex/hooks.json` (only when asked for: a best-effort guard).
+    pub codex: bool,
     /// Remove instead of install.
     pub uninstall: bool,
     /// The xtask binary the git hook records (default: the running executable); also used in
@@ -42,21 +44,26 @@ pub struct Report {
     pub actions: Vec<String>,
 }
 
-/// Installs (or uninstalls) the hooks of `repo`; with neither `git` nor `claude` set, both.
+/// Installs (or uninstalls) the hooks of `repo`; with none of `git`, `claude` and `codex` set,
+/// the git hook and Claude Code's.
 ///
 /// # Errors
 /// Git failures finding the hooks directory; a settings file that is not a JSON object; a
 /// foreign pre-commit hook when a chained one already exists; I/O errors.
 ///
 /// # Writes
-/// `<hooks dir>/pre-commit` (and `pre-commit.postflight-chained`), `.claude/settings.json`.
+/// `<hooks dir>/pre-commit` (and `pre-commit.postflight-chained`), `.claude/settings.json`,
+/// `.codex/hooks.json`.
 pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
-    let both = !opts.git && !opts.claude;
+    let both = !opts.git && !opts.claude && !opts.codex;
     let mut report = Report::default();
     // Read and validate the settings before touching the git hook, so a refusal changes nothing.
     let mut hooks = Vec::new();
     if opts.claude || both {
         hooks.push(claude::STOP_HOOK);
+    }
+    if opts.codex {
+        hooks.push(codex::STOP_HOOK);
     }
     let plans = hooks.iter().map(|hook| Ok((hook, plan_hook(repo, hook, opts)?))).collect::<Result<Vec<_>>>()?;
     if opts.git || both {
@@ -293,10 +300,12 @@ fn add_hooks(settings: &mut Map<String, Value>, hook: &StopHook, command: &str, 
             }
         }
         if !found {
-            groups.push(json!({
-                "matcher": "",
-                "hooks": [{"type": "command", "command": command, "timeout": hook.timeout}]
-            }));
+            let mut group = Map::new();
+            if let Some(m) = hook.matcher {
+                group.insert("matcher".into(), json!(m));
+            }
+            group.insert("hooks".into(), json!([{"type": "command", "command": command, "timeout": hook.timeout}]));
+            groups.push(Value::Object(group));
         }
     }
     Ok(*settings != before)

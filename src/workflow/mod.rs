@@ -326,11 +326,13 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 if let Some(f) = validation_failure.take() {
                     delegation["validation_failure"] = f;
                 }
-                let (finished, agent_session, conclusion) =
-                    invoke(ctx, opts, &adapter, &prepared, &delegation, iteration, progress)?;
+                let previous = report.agent_session_id.clone().or_else(|| prepared.agent_session_id.clone());
+                let (finished, agent_session, conclusion, failed_resume) =
+                    invoke(ctx, opts, &adapter, &prepared, previous.as_deref(), &delegation, iteration, progress)?;
                 if agent_session.is_some() {
                     report.agent_session_id = agent_session;
                 }
+                report.agent_results.extend(failed_resume);
                 if let Some(r) = &conclusion.result {
                     report.agent_results.push(r.clone());
                 }
@@ -731,27 +733,61 @@ fn merge_artifacts(all: &mut Vec<Artifact>, new: &[Artifact]) {
 }
 
 /// One invocation of the agent through its adapter: the agent session it ran under, and what
-/// its output says about how it ended.
+/// its output says about how it ended (with the result of a failed resume before it). An adapter
+/// whose session is discovered continues `previous` (the session of the run's last invocation),
+/// and starts a new one when that session cannot be resumed.
+#[allow(clippy::too_many_arguments)]
 fn invoke(
     ctx: &Context,
     opts: &Options,
     adapter: &Adapter,
     prepared: &Prepared,
+    previous: Option<&str>,
     delegation: &Value,
     iteration: u32,
     progress: &Progress,
-) -> Result<(process::Finished, Option<String>, agent::Conclusion)> {
+) -> Result<(process::Finished, Option<String>, agent::Conclusion, Option<Value>)> {
     let task = &prepared.task;
-    // An adapter that chooses the session id runs each invocation under a new one and records
-    // it in the marker first, so the stop hook recognises that session.
-    let agent_session = adapter.new_session_id();
-    if let Some(id) = &agent_session {
+    let resume = previous.filter(|_| adapter.session_policy() == agent::SessionPolicy::Discovered);
+    let (finished, conclusion) = invoke_once(ctx, opts, adapter, prepared, resume, delegation, iteration, progress)?;
+    if let (Some(old), true) = (resume, conclusion.resume_failed) {
+        let why = conclusion.error.clone().unwrap_or_default();
+        let note = format!("the agent session {old} could not be resumed ({why}); starting a new session");
+        marker::append_log(&task.log_path(), &note);
+        progress.note(&format!("task {}: {note}", task.number));
+        let failed = conclusion.result;
+        let (finished, conclusion) = invoke_once(ctx, opts, adapter, prepared, None, delegation, iteration, progress)?;
+        let session = conclusion.session.clone();
+        return Ok((finished, session, conclusion, failed));
+    }
+    let session = conclusion.session.clone();
+    Ok((finished, session, conclusion, None))
+}
+
+/// One start of the agent: under a new session id when the adapter chooses it (recorded in the
+/// marker first, so the stop hook recognises that session), else continuing `resume`; a
+/// session id the output reveals is recorded in the marker and state.json as it arrives.
+#[allow(clippy::too_many_arguments)]
+fn invoke_once(
+    ctx: &Context,
+    opts: &Options,
+    adapter: &Adapter,
+    prepared: &Prepared,
+    resume: Option<&str>,
+    delegation: &Value,
+    iteration: u32,
+    progress: &Progress,
+) -> Result<(process::Finished, agent::Conclusion)> {
+    let task = &prepared.task;
+    let chosen = adapter.new_session_id();
+    if let Some(id) = &chosen {
         let mut m = marker::Marker::load(&task.marker_path())?;
         m.agent_session_id = Some(id.clone());
         m.save(&task.marker_path())?;
     }
-    let spawn = adapter.spawn(agent_session.as_deref());
-    let watch = std::sync::Arc::new(adapter.watch());
+    let session = chosen.as_deref().or(resume);
+    let spawn = adapter.spawn(session);
+    let watch = std::sync::Arc::new(adapter.watch(session));
     let summary_path = format!("{}/summaries/implementation-summary-{}.md", task.dir_rel, ctx.compact_date());
     let stdin = prompt::build(delegation, &summary_path);
     let env = vec![
@@ -764,9 +800,13 @@ fn invoke(
     std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
     progress.start(&format!("task {}: iteration {iteration}/{}", task.number, opts.max_iterations));
     let on_line: process::LineSink = {
-        let watch = std::sync::Arc::clone(&watch);
+        let (watch, ctx, task) = (std::sync::Arc::clone(&watch), ctx.clone(), task.clone());
         std::sync::Arc::new(move |line: &str| {
-            let _ = watch.line(line);
+            if let Some(id) = watch.line(line) {
+                if let Err(e) = record_agent_session(&ctx, &task, &id) {
+                    marker::append_log(&task.log_path(), &format!("cannot record agent session {id}: {e}"));
+                }
+            }
         })
     };
     let inv = process::Invocation {
@@ -790,10 +830,39 @@ fn invoke(
     process::log_start(inv.log_path, &header);
     let started = std::time::Instant::now();
     let finished = process::run(&inv, progress);
+    let mut conclusion = finished.as_ref().map(|f| adapter.conclude(f, &watch)).unwrap_or_default();
+    if adapter.session_policy() == agent::SessionPolicy::Discovered {
+        // Said in the log before the invocation's end line, where `xtask log` shows it with it.
+        if let Some(r) = &conclusion.result {
+            marker::append_log(inv.log_path, &format!("agent result: {r}"));
+        }
+    }
     process::log_end(inv.log_path, iteration, finished.as_ref().ok(), started.elapsed());
     let finished = finished?;
-    let conclusion = adapter.conclude(&finished.stdout, &watch);
-    Ok((finished, agent_session, conclusion))
+    if chosen.is_some() {
+        conclusion.session = chosen;
+    }
+    Ok((finished, conclusion))
+}
+
+/// Records the agent session an invocation's output revealed: in the marker (so the stop hook
+/// recognises it) and in the task's state.json entry (`agent_session_id`).
+///
+/// # Errors
+/// I/O or JSON errors on the marker; the ledger's errors.
+///
+/// # Writes
+/// The marker; `specs/state.json`.
+fn record_agent_session(ctx: &Context, task: &TaskRef, id: &str) -> Result<()> {
+    let mut m = marker::Marker::load(&task.marker_path())?;
+    m.agent_session_id = Some(id.to_owned());
+    m.save(&task.marker_path())?;
+    ctx.ledger().update(|snap| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("agent_session_id".into(), Value::from(id));
+        snap.state_mut().merge(task.number, fields)
+    })?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
