@@ -9,7 +9,8 @@
 //! - [`plan_new`]: `plan new`: the next plan version, written with the status move and the links.
 //! - [`guard`]: the Claude Code stop hook, the ledger consistency check and hook installation.
 //! - [`doctor`]: the setup checks of `xtask doctor`, each with its fix.
-//! - [`agent`]: the agent adapters (a shell command, Claude Code) and the process that runs one.
+//! - [`agent`]: the agent adapters (a shell command, Claude Code, the Codex CLI) and the process
+//!   that runs one.
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
 //! - [`run`]: a run's files (the marker, counters, logs) and the marker index.

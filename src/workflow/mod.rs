@@ -106,9 +106,11 @@ pub struct Report {
     pub planned_changes: Vec<Change>,
     /// Whether this run resumed an interrupted one.
     pub resumed: bool,
-    /// The agent's own session id of the last invocation (Claude Code adapter).
+    /// The agent's own session id of the last invocation (chosen by the Claude Code adapter,
+    /// reported by the Codex CLI).
     pub agent_session_id: Option<String>,
-    /// The Claude Code CLI's final result object of each invocation.
+    /// The adapter's result object of each invocation (Claude Code's final result, the summary
+    /// of the Codex event stream).
     pub agent_results: Vec<Value>,
     /// Why the loop stopped, when the outcome itself has no reason (a timeout, no progress).
     pub stop_reason: Option<String>,
