@@ -27,7 +27,7 @@ pub const ALL_LANGUAGES: &str = "*";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The agent command (`sh -c`), or `claude` for the Claude Code adapter.
+    /// The agent command (`sh -c`), or `claude` / `codex` for the Claude Code / Codex adapter.
     #[serde(default)]
     pub agent: Option<String>,
     /// `Name <email>` for the `Co-authored-by:` trailer.
@@ -46,6 +46,9 @@ pub struct Config {
     /// Settings of the Claude Code adapter.
     #[serde(default)]
     pub claude: ClaudeConfig,
+    /// Settings of the Codex CLI adapter.
+    #[serde(default)]
+    pub codex: CodexConfig,
     /// Validation commands per language (`"*"`: every language), run by postflight after the
     /// agent reports implemented (`sh -c`, in order, in the repository root).
     #[serde(default)]
@@ -78,6 +81,30 @@ pub struct ClaudeConfig {
     #[serde(default)]
     pub append_system_prompt: Option<String>,
     /// Extra arguments passed as they are.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+/// Settings of the Codex CLI adapter.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodexConfig {
+    /// The `codex` executable (default: `codex` on the PATH).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// `-m/--model`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `-s/--sandbox` (default `workspace-write`).
+    #[serde(default)]
+    pub sandbox: Option<String>,
+    /// `-p/--profile`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// `-c key=value` overrides, in order; each JSON value is passed as TOML.
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// Extra arguments passed as they are (also when a session is resumed).
     #[serde(default)]
     pub extra_args: Vec<String>,
 }

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::agent::Adapter;
 use crate::context::Context;
 use crate::guard::install;
 use crate::ledger::todo::TodoFile;
 use crate::run::{self as marker, Marker};
-use crate::workflow::{self, claude, config};
+use crate::workflow::{self, config};
 
 /// What the checks compare against.
 #[derive(Debug, Clone, Default)]
@@ -137,9 +138,10 @@ fn agent(ctx: &Context) -> Check {
         Ok(c) => c,
         Err(e) => return check("agent", Level::Fail, e.to_string(), e.hint().or_else(|| Some(FIX.into()))),
     };
-    let program = if command == claude::AGENT_NAME {
+    // An adapter's executable may be configured; a plain command names its own program.
+    let program = if Adapter::select(&command, &config::Config::default()).program().is_some() {
         match config::Config::load(&ctx.repo.root) {
-            Ok(cfg) => cfg.claude.command.unwrap_or_else(|| claude::AGENT_NAME.to_owned()),
+            Ok(cfg) => Adapter::select(&command, &cfg).program().unwrap_or_default(),
             Err(e) => return check("agent", Level::Fail, e.to_string(), Some("correct .postflight.json".into())),
         }
     } else {
@@ -348,7 +350,7 @@ fn claude_hook(ctx: &Context, opts: &Options) -> Check {
     };
     let mut commands: Vec<String> = Vec::new();
     let mut missing = Vec::new();
-    for event in install::CLAUDE_EVENTS {
+    for &event in install::CLAUDE_EVENTS {
         let found: Vec<String> = settings["hooks"][event]
             .as_array()
             .into_iter()

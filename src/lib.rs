@@ -9,6 +9,8 @@
 //! - [`plan_new`]: `plan new`: the next plan version, written with the status move and the links.
 //! - [`guard`]: the Claude Code stop hook, the ledger consistency check and hook installation.
 //! - [`doctor`]: the setup checks of `xtask doctor`, each with its fix.
+//! - [`agent`]: the agent adapters (a shell command, Claude Code, the Codex CLI) and the process
+//!   that runs one.
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
 //! - [`run`]: a run's files (the marker, counters, logs) and the marker index.
@@ -24,6 +26,7 @@
 #[cfg(not(unix))]
 compile_error!("postflight supports Unix only (Linux and macOS): it needs process groups, signals and flock");
 
+pub mod agent;
 pub mod atomic;
 pub mod config;
 pub mod context;

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Map, Value};
 
+use crate::agent::{claude, codex, StopHook};
 use crate::atomic;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
@@ -18,9 +19,7 @@ pub const GIT_HOOK_SIGNATURE: &str = "# postflight-managed pre-commit hook";
 /// Where an existing foreign pre-commit hook is moved to, to be run first by ours.
 pub const CHAINED_HOOK: &str = "pre-commit.postflight-chained";
 /// The Claude Code events the stop hook is registered for.
-pub const CLAUDE_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
-/// Seconds Claude Code gives the stop hook.
-pub const CLAUDE_TIMEOUT: u64 = 10;
+pub const CLAUDE_EVENTS: &[&str] = claude::STOP_HOOK.events;
 
 /// What to install.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +28,8 @@ pub struct Options {
     pub git: bool,
     /// The Claude Code settings entries.
     pub claude: bool,
+    /// The Codex `Stop` entry in `.codex/hooks.json` (only when asked for: a best-effort guard).
+    pub codex: bool,
     /// Remove instead of install.
     pub uninstall: bool,
     /// The xtask binary the git hook records (default: the running executable); also used in
@@ -43,24 +44,34 @@ pub struct Report {
     pub actions: Vec<String>,
 }
 
-/// Installs (or uninstalls) the hooks of `repo`; with neither `git` nor `claude` set, both.
+/// Installs (or uninstalls) the hooks of `repo`; with none of `git`, `claude` and `codex` set,
+/// the git hook and Claude Code's.
 ///
 /// # Errors
 /// Git failures finding the hooks directory; a settings file that is not a JSON object; a
 /// foreign pre-commit hook when a chained one already exists; I/O errors.
 ///
 /// # Writes
-/// `<hooks dir>/pre-commit` (and `pre-commit.postflight-chained`), `.claude/settings.json`.
+/// `<hooks dir>/pre-commit` (and `pre-commit.postflight-chained`), `.claude/settings.json`,
+/// `.codex/hooks.json`.
 pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
-    let both = !opts.git && !opts.claude;
+    let both = !opts.git && !opts.claude && !opts.codex;
     let mut report = Report::default();
     // Read and validate the settings before touching the git hook, so a refusal changes nothing.
-    let claude_plan = if opts.claude || both { Some(plan_claude(repo, opts)?) } else { None };
+    let mut hooks = Vec::new();
+    if opts.claude || both {
+        hooks.push(claude::STOP_HOOK);
+    }
+    if opts.codex {
+        hooks.push(codex::STOP_HOOK);
+    }
+    let plans = hooks.iter().map(|hook| Ok((hook, plan_hook(repo, hook, opts)?))).collect::<Result<Vec<_>>>()?;
     if opts.git || both {
         git_hook(repo, opts, &mut report)?;
     }
-    if let Some((path, old, new)) = claude_plan {
+    for (hook, (path, old, new)) in plans {
         let rel = repo.relative(&path);
+        let events = hook.events.join(" and ");
         match new {
             Some(bytes) if Some(&bytes) != old.as_ref() => {
                 if let Some(dir) = path.parent() {
@@ -68,9 +79,9 @@ pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
                 }
                 atomic::write(&path, &bytes)?;
                 report.actions.push(if opts.uninstall {
-                    format!("{rel}: removed the postflight Stop and SubagentStop hooks")
+                    format!("{rel}: removed the postflight {events} hooks")
                 } else {
-                    format!("{rel}: Stop and SubagentStop run `{}`", claude_command(opts))
+                    format!("{rel}: {events} run `{}`", claude_command(opts))
                 });
             }
             _ => report.actions.push(format!("{rel}: already up to date")),
@@ -79,7 +90,7 @@ pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
     Ok(report)
 }
 
-/// The command Claude Code runs: the given binary, else `xtask` from PATH.
+/// The command an agent's stop hook runs: the given binary, else `xtask` from PATH.
 pub fn claude_command(opts: &Options) -> String {
     match &opts.bin {
         Some(bin) => format!("{} hook stop", shell_quote(&bin.to_string_lossy())),
@@ -217,13 +228,13 @@ fn shell_quote(s: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Claude Code settings
+// An agent's hook settings (`.claude/settings.json`, the adapter's `StopHook`)
 
 /// The settings path, its current bytes and its new bytes (`None` when there is nothing to write).
-type ClaudePlan = (PathBuf, Option<Vec<u8>>, Option<Vec<u8>>);
+type HookPlan = (PathBuf, Option<Vec<u8>>, Option<Vec<u8>>);
 
-fn plan_claude(repo: &Repo, opts: &Options) -> Result<ClaudePlan> {
-    let path = repo.root.join(".claude").join("settings.json");
+fn plan_hook(repo: &Repo, hook: &StopHook, opts: &Options) -> Result<HookPlan> {
+    let path = repo.root.join(hook.file);
     let old = match std::fs::read(&path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -243,9 +254,9 @@ fn plan_claude(repo: &Repo, opts: &Options) -> Result<ClaudePlan> {
         return Ok((path, None, None));
     }
     let changed = if opts.uninstall {
-        remove_claude_hooks(&mut settings, &path)?
+        remove_hooks(&mut settings, hook, &path)?
     } else {
-        add_claude_hooks(&mut settings, &claude_command(opts), &path)?
+        add_hooks(&mut settings, hook, &claude_command(opts), &path)?
     };
     if !changed {
         return Ok((path, old, None));
@@ -264,10 +275,10 @@ fn hooks_object<'a>(settings: &'a mut Map<String, Value>, path: &Path) -> Result
 }
 
 /// Adds (or updates) one matcher group per event running `command`; true when anything changed.
-fn add_claude_hooks(settings: &mut Map<String, Value>, command: &str, path: &Path) -> Result<bool> {
+fn add_hooks(settings: &mut Map<String, Value>, hook: &StopHook, command: &str, path: &Path) -> Result<bool> {
     let before = settings.clone();
     let hooks = hooks_object(settings, path)?;
-    for event in CLAUDE_EVENTS {
+    for &event in hook.events {
         let groups = hooks
             .entry(event)
             .or_insert_with(|| Value::Array(Vec::new()))
@@ -283,16 +294,18 @@ fn add_claude_hooks(settings: &mut Map<String, Value>, command: &str, path: &Pat
                     if let Some(obj) = h.as_object_mut() {
                         obj.insert("type".into(), json!("command"));
                         obj.insert("command".into(), json!(command));
-                        obj.insert("timeout".into(), json!(CLAUDE_TIMEOUT));
+                        obj.insert("timeout".into(), json!(hook.timeout));
                     }
                 }
             }
         }
         if !found {
-            groups.push(json!({
-                "matcher": "",
-                "hooks": [{"type": "command", "command": command, "timeout": CLAUDE_TIMEOUT}]
-            }));
+            let mut group = Map::new();
+            if let Some(m) = hook.matcher {
+                group.insert("matcher".into(), json!(m));
+            }
+            group.insert("hooks".into(), json!([{"type": "command", "command": command, "timeout": hook.timeout}]));
+            groups.push(Value::Object(group));
         }
     }
     Ok(*settings != before)
@@ -300,11 +313,11 @@ fn add_claude_hooks(settings: &mut Map<String, Value>, command: &str, path: &Pat
 
 /// Removes every postflight stop-hook command, and the groups, arrays and `hooks` object that
 /// become empty because of it; true when anything changed.
-fn remove_claude_hooks(settings: &mut Map<String, Value>, path: &Path) -> Result<bool> {
+fn remove_hooks(settings: &mut Map<String, Value>, hook: &StopHook, path: &Path) -> Result<bool> {
     let Some(hooks) = settings.get_mut("hooks") else { return Ok(false) };
     let hooks = hooks.as_object_mut().ok_or_else(|| Error::format(path, None, "`hooks` is not a JSON object"))?;
     let mut changed = false;
-    for event in CLAUDE_EVENTS {
+    for &event in hook.events {
         let Some(groups) = hooks.get_mut(event).and_then(Value::as_array_mut) else { continue };
         let mut i = 0;
         while i < groups.len() {
@@ -354,13 +367,13 @@ mod tests {
         )
         .expect("json");
         let mut s = original.as_object().expect("obj").clone();
-        assert!(add_claude_hooks(&mut s, "xtask hook stop", p).expect("add"));
-        assert!(!add_claude_hooks(&mut s, "xtask hook stop", p).expect("again"));
+        assert!(add_hooks(&mut s, &claude::STOP_HOOK, "xtask hook stop", p).expect("add"));
+        assert!(!add_hooks(&mut s, &claude::STOP_HOOK, "xtask hook stop", p).expect("again"));
         assert_eq!(s["hooks"]["Stop"].as_array().expect("arr").len(), 2);
         assert_eq!(s["hooks"]["SubagentStop"][0]["hooks"][0]["timeout"], 10);
-        assert!(add_claude_hooks(&mut s, "/bin/xtask hook stop", p).expect("update"));
+        assert!(add_hooks(&mut s, &claude::STOP_HOOK, "/bin/xtask hook stop", p).expect("update"));
         assert_eq!(s["hooks"]["Stop"][1]["hooks"][0]["command"], "/bin/xtask hook stop");
-        assert!(remove_claude_hooks(&mut s, p).expect("remove"));
+        assert!(remove_hooks(&mut s, &claude::STOP_HOOK, p).expect("remove"));
         assert_eq!(Value::Object(s), original);
     }
 }

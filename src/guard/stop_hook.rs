@@ -423,6 +423,31 @@ mod tests {
     }
 
     #[test]
+    fn codex_stop_input_is_answered_as_claude_codes_matched_by_thread() {
+        // Codex's `Stop` input: every field present, `transcript_path` and
+        // `last_assistant_message` null; its `session_id` is the thread id the marker records.
+        let (tmp, _dir) = setup(MARKER);
+        let codex = |session: &str| {
+            serde_json::to_vec(&json!({
+                "session_id": session, "turn_id": "turn-1", "transcript_path": null, "cwd": tmp.path(),
+                "hook_event_name": "Stop", "model": "gpt-5", "permission_mode": "default",
+                "stop_hook_active": false, "last_assistant_message": null
+            }))
+            .expect("json")
+        };
+        let out = run(&codex("agent-1"), Path::new("/"), now());
+        let Decision::Block { reason } = &out.decision else { panic!("{out:?}") };
+        assert!(reason.contains("specs/980_x/.return-meta.json is missing"), "{reason}");
+        let v: Value = serde_json::from_str(&out.decision.to_json()).expect("json");
+        // Only keys Codex's output schema allows.
+        assert_eq!(
+            v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["decision".into(), "reason".into()])
+        );
+        assert_eq!(run(&codex("another-thread"), Path::new("/"), now()).decision, Decision::Allow);
+    }
+
+    #[test]
     fn written_metadata_other_sessions_and_stale_markers_allow() {
         let (tmp, dir) = setup(MARKER);
         assert_eq!(run(&event("someone-else", tmp.path(), false), Path::new("/"), now()).decision, Decision::Allow);

@@ -5,9 +5,7 @@
 //! `implement` = [`preflight::preflight`] + the loop + [`postflight`]; the two halves are also
 //! exposed for an LLM session that orchestrates ([`preflight_only`], [`postflight_only`]).
 
-pub mod agent;
 pub mod baseline;
-pub mod claude;
 /// The project configuration lives below the workflow (the check reads it too).
 pub use crate::config;
 pub mod demo;
@@ -15,7 +13,8 @@ pub mod marker;
 pub mod metadata;
 pub mod postflight;
 pub mod preflight;
-pub mod progress;
+/// What the user sees while a run goes on lives with the agent's process machinery.
+pub use crate::agent::progress;
 pub mod prompt;
 pub mod resume;
 pub mod runlog;
@@ -28,6 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::agent::{self, process, Adapter};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ledger::plan::PlanFile;
@@ -106,9 +106,11 @@ pub struct Report {
     pub planned_changes: Vec<Change>,
     /// Whether this run resumed an interrupted one.
     pub resumed: bool,
-    /// The agent's own session id of the last invocation (Claude Code adapter).
+    /// The agent's own session id of the last invocation (chosen by the Claude Code adapter,
+    /// reported by the Codex CLI).
     pub agent_session_id: Option<String>,
-    /// The Claude Code CLI's final result object of each invocation.
+    /// The adapter's result object of each invocation (Claude Code's final result, the summary
+    /// of the Codex event stream).
     pub agent_results: Vec<Value>,
     /// Why the loop stopped, when the outcome itself has no reason (a timeout, no progress).
     pub stop_reason: Option<String>,
@@ -209,8 +211,8 @@ pub fn resolve_agent(ctx: &Context, flag: Option<&str>) -> Result<String> {
     if let Some(a) = config::Config::load(&ctx.repo.root)?.agent {
         return Ok(a);
     }
-    if claude::on_path() {
-        return Ok(claude::AGENT_NAME.to_owned());
+    if agent::claude::on_path() {
+        return Ok(agent::claude::AGENT_NAME.to_owned());
     }
     Err(Error::refused(
         "no agent command configured, and `claude` is not on the PATH",
@@ -271,12 +273,12 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
     let scope_before = scope::snapshot(&root, &scope_dirs);
     let baseline = baseline::Baseline::start(&root, &task, prepared.resumed, status, &mut report.warnings);
     let mut watch = baseline::ProgressWatch::new(&baseline, plan_progress(ctx, &task).0, &root, &[&task.plan_rel]);
-    let is_claude = opts.agent == claude::AGENT_NAME;
+    let adapter = Adapter::select(&opts.agent, &cfg);
     let identity = opts
         .agent_identity
         .clone()
         .or(cfg.agent_identity.clone())
-        .or_else(|| is_claude.then(|| claude::DEFAULT_IDENTITY.to_owned()));
+        .or_else(|| adapter.default_identity().map(str::to_owned));
     let mut all_artifacts: Vec<Artifact> = Vec::new();
     let mut resume_phase = initial_resume_phase(ctx, &task);
     let mut handoff: Option<String> = None;
@@ -312,7 +314,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 (Ok(m), false, false)
             }
             None => {
-                agent::stop_if_interrupted(Some(&task.marker_path()), &task.log_path())?;
+                process::stop_if_interrupted(Some(&task.marker_path()), &task.log_path())?;
                 // The retry after a failed validation is made even at the iteration limit.
                 iteration = if validation_failure.is_some() {
                     iteration + 1
@@ -326,16 +328,18 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 if let Some(f) = validation_failure.take() {
                     delegation["validation_failure"] = f;
                 }
-                let (finished, agent_session) = invoke(ctx, opts, &cfg, &prepared, &delegation, iteration, progress)?;
+                let previous = report.agent_session_id.clone().or_else(|| prepared.agent_session_id.clone());
+                let (finished, agent_session, conclusion, failed_resume) =
+                    invoke(ctx, opts, &adapter, &prepared, previous.as_deref(), &delegation, iteration, progress)?;
                 if agent_session.is_some() {
                     report.agent_session_id = agent_session;
                 }
-                let cli = if is_claude { claude::parse_result(&finished.stdout) } else { None };
-                if let Some(c) = &cli {
-                    report.agent_results.push(c.raw.clone());
+                report.agent_results.extend(failed_resume);
+                if let Some(r) = &conclusion.result {
+                    report.agent_results.push(r.clone());
                 }
                 let result = metadata::read(&task.metadata_path());
-                if !is_claude && result.is_ok() && metadata::stdout_looks_like_json(&finished.stdout) {
+                if !adapter.reads_stdout() && result.is_ok() && metadata::stdout_looks_like_json(&finished.stdout) {
                     report.warnings.push(format!(
                         "iteration {iteration}: the agent printed JSON on stdout; only {} is read",
                         task.metadata_rel()
@@ -343,8 +347,8 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 }
                 let result: std::result::Result<Metadata, Failure> = match result {
                     Ok(m) => Ok(m),
-                    Err(_) if !finished.timed_out && cli.as_ref().is_some_and(|c| c.is_error) => {
-                        Err(Failure::Agent(cli.as_ref().map(claude::CliResult::error_reason).unwrap_or_default()))
+                    Err(_) if !finished.timed_out && conclusion.error.is_some() => {
+                        Err(Failure::Agent(conclusion.error.clone().unwrap_or_default()))
                     }
                     Err(MetadataProblem::Missing) if !finished.timed_out => match finished.exit_code {
                         Some(0) => Err(Failure::Metadata(MetadataProblem::Missing)),
@@ -730,27 +734,62 @@ fn merge_artifacts(all: &mut Vec<Artifact>, new: &[Artifact]) {
     }
 }
 
+/// One invocation of the agent through its adapter: the agent session it ran under, and what
+/// its output says about how it ended (with the result of a failed resume before it). An adapter
+/// whose session is discovered continues `previous` (the session of the run's last invocation),
+/// and starts a new one when that session cannot be resumed.
+#[allow(clippy::too_many_arguments)]
 fn invoke(
     ctx: &Context,
     opts: &Options,
-    cfg: &config::Config,
+    adapter: &Adapter,
     prepared: &Prepared,
+    previous: Option<&str>,
     delegation: &Value,
     iteration: u32,
     progress: &Progress,
-) -> Result<(agent::Finished, Option<String>)> {
+) -> Result<(process::Finished, Option<String>, agent::Conclusion, Option<Value>)> {
     let task = &prepared.task;
-    // The Claude Code adapter runs each invocation under a session id the tool chooses and
-    // records it in the marker first, so the stop hook recognises that session.
-    let (command, agent_session) = if opts.agent == claude::AGENT_NAME {
-        let uuid = claude::new_uuid();
+    let resume = previous.filter(|_| adapter.session_policy() == agent::SessionPolicy::Discovered);
+    let (finished, conclusion) = invoke_once(ctx, opts, adapter, prepared, resume, delegation, iteration, progress)?;
+    if let (Some(old), true) = (resume, conclusion.resume_failed) {
+        let why = conclusion.error.clone().unwrap_or_default();
+        let note = format!("the agent session {old} could not be resumed ({why}); starting a new session");
+        marker::append_log(&task.log_path(), &note);
+        progress.note(&format!("task {}: {note}", task.number));
+        let failed = conclusion.result;
+        let (finished, conclusion) = invoke_once(ctx, opts, adapter, prepared, None, delegation, iteration, progress)?;
+        let session = conclusion.session.clone();
+        return Ok((finished, session, conclusion, failed));
+    }
+    let session = conclusion.session.clone();
+    Ok((finished, session, conclusion, None))
+}
+
+/// One start of the agent: under a new session id when the adapter chooses it (recorded in the
+/// marker first, so the stop hook recognises that session), else continuing `resume`; a
+/// session id the output reveals is recorded in the marker and state.json as it arrives.
+#[allow(clippy::too_many_arguments)]
+fn invoke_once(
+    ctx: &Context,
+    opts: &Options,
+    adapter: &Adapter,
+    prepared: &Prepared,
+    resume: Option<&str>,
+    delegation: &Value,
+    iteration: u32,
+    progress: &Progress,
+) -> Result<(process::Finished, agent::Conclusion)> {
+    let task = &prepared.task;
+    let chosen = adapter.new_session_id();
+    if let Some(id) = &chosen {
         let mut m = marker::Marker::load(&task.marker_path())?;
-        m.agent_session_id = Some(uuid.clone());
+        m.agent_session_id = Some(id.clone());
         m.save(&task.marker_path())?;
-        (claude::command(&cfg.claude, &uuid), Some(uuid))
-    } else {
-        (opts.agent.clone(), None)
-    };
+    }
+    let session = chosen.as_deref().or(resume);
+    let spawn = adapter.spawn(session);
+    let watch = std::sync::Arc::new(adapter.watch(session));
     let summary_path = format!("{}/summaries/implementation-summary-{}.md", task.dir_rel, ctx.compact_date());
     let stdin = prompt::build(delegation, &summary_path);
     let env = vec![
@@ -762,28 +801,70 @@ fn invoke(
     ];
     std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
     progress.start(&format!("task {}: iteration {iteration}/{}", task.number, opts.max_iterations));
-    let inv = agent::Invocation {
-        command: &command,
+    let on_line: process::LineSink = {
+        let (watch, ctx, task) = (std::sync::Arc::clone(&watch), ctx.clone(), task.clone());
+        std::sync::Arc::new(move |line: &str| {
+            if let Some(id) = watch.line(line) {
+                if let Err(e) = record_agent_session(&ctx, &task, &id) {
+                    marker::append_log(&task.log_path(), &format!("cannot record agent session {id}: {e}"));
+                }
+            }
+        })
+    };
+    let inv = process::Invocation {
+        spawn: &spawn,
         cwd: &ctx.repo.root,
         stdin,
         env,
         timeout: Duration::from_secs(opts.timeout),
         log_path: &task.log_path(),
         marker: Some(task.marker_path()),
+        on_line: Some(on_line),
     };
-    let header = agent::LogHeader {
+    let header = process::LogHeader {
         time: marker::now_utc(),
         session: prepared.session_id.clone(),
         run: std::process::id(),
         iteration,
         max_iterations: opts.max_iterations,
-        command: command.replace(['\n', '\r'], " "),
+        command: spawn.display(),
     };
-    agent::log_start(inv.log_path, &header);
+    process::log_start(inv.log_path, &header);
     let started = std::time::Instant::now();
-    let finished = agent::run(&inv, progress);
-    agent::log_end(inv.log_path, iteration, finished.as_ref().ok(), started.elapsed());
-    Ok((finished?, agent_session))
+    let finished = process::run(&inv, progress);
+    let mut conclusion = finished.as_ref().map(|f| adapter.conclude(f, &watch)).unwrap_or_default();
+    if adapter.session_policy() == agent::SessionPolicy::Discovered {
+        // Said in the log before the invocation's end line, where `xtask log` shows it with it.
+        if let Some(r) = &conclusion.result {
+            marker::append_log(inv.log_path, &format!("agent result: {r}"));
+        }
+    }
+    process::log_end(inv.log_path, iteration, finished.as_ref().ok(), started.elapsed());
+    let finished = finished?;
+    if chosen.is_some() {
+        conclusion.session = chosen;
+    }
+    Ok((finished, conclusion))
+}
+
+/// Records the agent session an invocation's output revealed: in the marker (so the stop hook
+/// recognises it) and in the task's state.json entry (`agent_session_id`).
+///
+/// # Errors
+/// I/O or JSON errors on the marker; the ledger's errors.
+///
+/// # Writes
+/// The marker; `specs/state.json`.
+fn record_agent_session(ctx: &Context, task: &TaskRef, id: &str) -> Result<()> {
+    let mut m = marker::Marker::load(&task.marker_path())?;
+    m.agent_session_id = Some(id.to_owned());
+    m.save(&task.marker_path())?;
+    ctx.ledger().update(|snap| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("agent_session_id".into(), Value::from(id));
+        snap.state_mut().merge(task.number, fields)
+    })?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -910,9 +991,13 @@ fn after_record(
         let trailers: Vec<String> = report.validation_records.iter().map(validate::Record::trailer).collect();
         if let Err(e) = commit(ctx, prepared, &subject, body, &paths, &trailers, identity, prefetch, baseline, report) {
             let existing: Vec<&String> = paths.iter().filter(|p| ctx.repo.root.join(p).exists()).collect();
-            let quoted: Vec<String> = existing.iter().map(|p| shell_quote(p)).collect();
-            report.commit_command =
-                Some(format!("xtask commit {} -m {} -- {}", task.number, shell_quote(&subject), quoted.join(" ")));
+            let quoted: Vec<String> = existing.iter().map(|p| agent::shell_quote(p)).collect();
+            report.commit_command = Some(format!(
+                "xtask commit {} -m {} -- {}",
+                task.number,
+                agent::shell_quote(&subject),
+                quoted.join(" ")
+            ));
             report.commit_error = Some(e.to_string());
         }
     }
@@ -952,15 +1037,6 @@ fn report_left_uncommitted(ctx: &Context, task: &TaskRef, baseline: &baseline::B
         report
             .warnings
             .push(format!("left uncommitted: {} (changed during the run, not in the task's commit)", left.join(", ")));
-    }
-}
-
-/// `'…'` for a POSIX shell, unless the word needs no quoting.
-fn shell_quote(word: &str) -> String {
-    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b)) {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 

@@ -2,7 +2,7 @@
 //! selected, and followed while its run is live. Reads only; writes nothing but to the writer
 //! it is given.
 //!
-//! Each agent invocation starts with a header line ([`agent::LogHeader`]) and ends with a line
+//! Each agent invocation starts with a header line ([`LogHeader`]) and ends with a line
 //! giving its exit status and duration. A run is one `xtask implement` process: consecutive
 //! invocations whose headers name the same session and the same `xtask` pid. Text before the
 //! first header (a log written by an older version) belongs to no run.
@@ -12,11 +12,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::agent::process::LogHeader;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ledger::plan;
 use crate::run::{self as marker, Marker};
-use crate::workflow::agent::LogHeader;
 use crate::workflow::preflight::AGENT_LOG_FILE;
 
 /// One run in the log.

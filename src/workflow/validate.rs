@@ -5,7 +5,7 @@
 //! evidence: the `validation` records of state.json, the `Validated:` trailers, and the
 //! `validation_failure` handed to the agent for its one retry.
 //!
-//! The commands run through [`crate::workflow::agent::run`], the agent's own process machinery
+//! The commands run through [`crate::agent::process::run`], the agent's own process machinery
 //! (process group, timeout, group killed, interrupts), with the log file as the run log.
 
 use std::path::{Path, PathBuf};
@@ -14,10 +14,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::agent::progress::Progress;
+use crate::agent::{process as agent, Spawn};
 use crate::error::{Error, Result};
-use crate::workflow::agent;
 use crate::workflow::preflight::TaskRef;
-use crate::workflow::progress::Progress;
 
 /// The task's directory of validation logs.
 pub const VALIDATION_DIR: &str = "validation";
@@ -191,14 +191,16 @@ impl Gate<'_> {
             let log_path: PathBuf = dir.join(&name);
             std::fs::write(&log_path, format!("$ {command}\n")).map_err(|e| Error::io("write", &log_path, e))?;
             progress.start(&format!("task {}: validating `{command}`", self.task.number));
+            let spawn = Spawn::Shell(command.clone());
             let inv = agent::Invocation {
-                command,
+                spawn: &spawn,
                 cwd: self.root,
                 stdin: String::new(),
                 env: vec![("XTASK_TASK_NUMBER".to_owned(), self.task.number.to_string())],
                 timeout: Duration::from_secs(self.timeout),
                 log_path: &log_path,
                 marker: None,
+                on_line: None,
             };
             let done = agent::run(&inv, progress)?;
             let record = Record {
@@ -325,14 +327,16 @@ pub fn verify(ctx: &crate::context::Context, n: u32, timeout: u64, progress: &Pr
         let recorded = r.get("exit_code").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
         let log = tmp.path().join(format!("{}.log", i + 1));
         progress.start(&format!("task {n}: verifying `{command}`"));
+        let spawn = Spawn::Shell(command.to_owned());
         let inv = agent::Invocation {
-            command,
+            spawn: &spawn,
             cwd: &ctx.repo.root,
             stdin: String::new(),
             env: vec![("XTASK_TASK_NUMBER".to_owned(), n.to_string())],
             timeout: Duration::from_secs(timeout),
             log_path: &log,
             marker: None,
+            on_line: None,
         };
         let done = agent::run(&inv, progress)?;
         let code = if done.timed_out { None } else { done.exit_code };

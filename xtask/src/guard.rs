@@ -166,7 +166,7 @@ pub struct HooksArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum HooksCommand {
-    /// Install the git pre-commit hook and the Claude Code stop hooks (both when neither flag is given)
+    /// Install the git pre-commit hook and the Claude Code stop hooks (both when no flag is given); `--codex` the Codex one
     Install {
         /// Only the git pre-commit hook (runs `xtask check --staged`; honours core.hooksPath)
         #[arg(long)]
@@ -174,6 +174,9 @@ enum HooksCommand {
         /// Only the Stop and SubagentStop entries of .claude/settings.json
         #[arg(long)]
         claude: bool,
+        /// The Stop entry of .codex/hooks.json (best effort: Codex runs project hooks only in a trusted project)
+        #[arg(long)]
+        codex: bool,
         /// Remove what `hooks install` added, and nothing else (the same as `hooks uninstall`)
         #[arg(long)]
         uninstall: bool,
@@ -192,6 +195,9 @@ enum HooksCommand {
         /// Only the Stop and SubagentStop entries of .claude/settings.json
         #[arg(long)]
         claude: bool,
+        /// The Stop entry of .codex/hooks.json
+        #[arg(long)]
+        codex: bool,
         /// Print `{"installed": false, "actions": [...]}` instead of text
         #[arg(long)]
         json: bool,
@@ -206,12 +212,14 @@ impl HooksArgs {
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let (git, claude, uninstall, bin, json) = match self.command {
-            HooksCommand::Install { git, claude, uninstall, bin, json } => (git, claude, uninstall, bin, json),
-            HooksCommand::Uninstall { git, claude, json } => (git, claude, true, None, json),
+        let (git, claude, codex, uninstall, bin, json) = match self.command {
+            HooksCommand::Install { git, claude, codex, uninstall, bin, json } => {
+                (git, claude, codex, uninstall, bin, json)
+            }
+            HooksCommand::Uninstall { git, claude, codex, json } => (git, claude, codex, true, None, json),
         };
         let bin = bin.map(|b| if b.is_absolute() { b } else { ctx.repo.root.join(b) });
-        let report = install::install(&ctx.repo, &install::Options { git, claude, uninstall, bin })?;
+        let report = install::install(&ctx.repo, &install::Options { git, claude, codex, uninstall, bin })?;
         if json {
             let value = serde_json::json!({ "installed": !uninstall, "actions": report.actions });
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;

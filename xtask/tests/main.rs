@@ -12,6 +12,8 @@ mod support;
 mod bad_input;
 /// End to end with the real Claude Code CLI against a scripted API.
 mod claude_e2e;
+/// End to end with the real Codex CLI against a scripted Responses API.
+mod codex_e2e;
 /// `xtask commit` against the git CLI: same tree and status, task-scoped ledger files, hooks.
 mod commit;
 /// Concurrent and killed ledger writers; eight implement runs at once.

@@ -211,8 +211,9 @@ fn serve(conn: TcpStream, shared: &Mutex<Shared>) {
     }
 }
 
-/// Reads one HTTP/1.1 request (Content-Length or chunked body); `None` at end of stream.
-fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+/// Reads one HTTP/1.1 request (Content-Length or chunked body); `None` at end of stream (also
+/// used by the Responses stub).
+pub fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     let mut line = String::new();
     loop {
         line.clear();
@@ -314,7 +315,7 @@ fn error(code: u16) -> Vec<u8> {
     )
 }
 
-fn http(code: u16, content_type: &str, body: &[u8], head: bool) -> Vec<u8> {
+pub fn http(code: u16, content_type: &str, body: &[u8], head: bool) -> Vec<u8> {
     let reason = match code {
         200 => "OK",
         401 => "Unauthorized",

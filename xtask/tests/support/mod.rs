@@ -4,6 +4,8 @@
 
 /// A scripted Anthropic API on 127.0.0.1 for the Claude Code end-to-end tests.
 pub mod anthropic_stub;
+/// A scripted OpenAI Responses API on 127.0.0.1 for the Codex end-to-end tests.
+pub mod responses_stub;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,10 +1,11 @@
-//! The Claude Code adapter (`--agent claude`): builds the headless `claude -p` command line
-//! with a session id the tool chooses, and reads the CLI's final JSON result so an error
+//! The Claude Code adapter (`--agent claude`): builds the headless `claude -p` argv with a
+//! session id the tool chooses, and reads the CLI's final JSON result so an error
 //! (authentication, rate limit, overload, max turns) is reported as what it is.
 
 use serde_json::Value;
 
-use crate::workflow::config::ClaudeConfig;
+use crate::agent::StopHook;
+use crate::config::ClaudeConfig;
 
 /// The agent name selecting this adapter.
 pub const AGENT_NAME: &str = "claude";
@@ -15,17 +16,17 @@ pub const DEFAULT_TOOLS: [&str; 7] = ["Read", "Write", "Edit", "MultiEdit", "Glo
 /// The default `Co-authored-by` identity of Claude Code.
 pub const DEFAULT_IDENTITY: &str = "Claude <noreply@anthropic.com>";
 
-/// Quotes a word for `sh`.
-pub fn shell_quote(word: &str) -> String {
-    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
+/// Claude Code's stop hook: `Stop` and `SubagentStop` entries in `.claude/settings.json`.
+pub const STOP_HOOK: StopHook = StopHook {
+    agent: "Claude Code",
+    file: ".claude/settings.json",
+    events: &["Stop", "SubagentStop"],
+    timeout: 10,
+    matcher: Some(""),
+};
 
-/// The shell command running Claude Code headless for one invocation; the prompt goes to stdin.
-pub fn command(cfg: &ClaudeConfig, session_uuid: &str) -> String {
+/// The argv running Claude Code headless for one invocation; the prompt goes to stdin.
+pub fn argv(cfg: &ClaudeConfig, session_uuid: &str) -> Vec<String> {
     let mut words: Vec<String> = vec![
         cfg.command.clone().unwrap_or_else(|| AGENT_NAME.to_owned()),
         "-p".into(),
@@ -47,7 +48,7 @@ pub fn command(cfg: &ClaudeConfig, session_uuid: &str) -> String {
         }
     }
     words.extend(cfg.extra_args.iter().cloned());
-    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+    words
 }
 
 /// A random version-4 UUID.
@@ -182,7 +183,7 @@ mod tests {
             append_system_prompt: Some("Be brief; don't guess.".into()),
             ..Default::default()
         };
-        let cmd = command(&cfg, "0b6f0c1e-2a3b-4c5d-8e9f-001122334455");
+        let cmd = crate::agent::Spawn::Argv(argv(&cfg, "0b6f0c1e-2a3b-4c5d-8e9f-001122334455")).display();
         assert_eq!(
             cmd,
             "claude -p --session-id 0b6f0c1e-2a3b-4c5d-8e9f-001122334455 --output-format json --permission-mode acceptEdits \

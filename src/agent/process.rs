@@ -1,6 +1,7 @@
-//! Runs one agent invocation: `sh -c <command>` in the repository root, in its own process
-//! group, with the prompt on stdin and the delegation in the environment. Its output streams to
-//! the user and into the run log; on timeout the whole process group is killed.
+//! Runs one agent invocation (an argv, or `sh -c <command>`) in the repository root, in its own
+//! process group, with the prompt on stdin and the delegation in the environment. Its output
+//! streams to the user, into the run log and, line by line, to the adapter's reader; on timeout
+//! the whole process group is killed.
 //!
 //! The group is recorded in the run's marker as soon as it is spawned (so that a later run can
 //! see an agent that outlived a killed `xtask`). When an interrupt arrives ([`crate::sys`]'s
@@ -15,16 +16,19 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::agent::progress::Progress;
+use crate::agent::Spawn;
 use crate::error::{Error, Result};
 use crate::run::{self as marker, Interrupted};
 use crate::sys::{self, Interrupt, Kill};
-use crate::workflow::progress::Progress;
+
+/// What takes each stdout line of an invocation, on the reader thread.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// One agent invocation.
-#[derive(Debug)]
 pub struct Invocation<'a> {
-    /// The shell command.
-    pub command: &'a str,
+    /// What to start.
+    pub spawn: &'a Spawn,
     /// The working directory (the repository root).
     pub cwd: &'a Path,
     /// The prompt written to stdin.
@@ -37,6 +41,21 @@ pub struct Invocation<'a> {
     pub log_path: &'a Path,
     /// The run's marker, which records the agent's process group and an interruption.
     pub marker: Option<std::path::PathBuf>,
+    /// Called with each line of stdout (without its newline) as it arrives, on a reader thread.
+    pub on_line: Option<LineSink>,
+}
+
+impl std::fmt::Debug for Invocation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("spawn", self.spawn)
+            .field("cwd", &self.cwd)
+            .field("timeout", &self.timeout)
+            .field("log_path", &self.log_path)
+            .field("marker", &self.marker)
+            .field("on_line", &self.on_line.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How an invocation ended.
@@ -48,11 +67,15 @@ pub struct Finished {
     pub timed_out: bool,
     /// Its standard output (the first MiB).
     pub stdout: String,
+    /// The end of its standard error (the last 8 KiB), where a CLI says what it could not start.
+    pub stderr_tail: String,
     /// How long it ran.
     pub elapsed: Duration,
 }
 
 const STDOUT_CAPTURE_LIMIT: usize = 1 << 20;
+/// How much of the end of stderr is kept.
+const STDERR_TAIL_LIMIT: usize = 8 << 10;
 
 /// How long an interrupted agent's group has between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
@@ -109,7 +132,7 @@ fn stop_group(
 /// Runs the invocation to its end (or its timeout).
 ///
 /// # Errors
-/// The shell cannot be started; the log cannot be opened.
+/// The program (or the shell) cannot be started; the log cannot be opened.
 ///
 /// # Writes
 /// Appends to `log_path`.
@@ -121,13 +144,22 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
         .open(inv.log_path)
         .map_err(|e| Error::io("open the agent log", inv.log_path, e))?;
     let log = Arc::new(Mutex::new(log));
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(inv.command)
-        .current_dir(inv.cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let (program, mut cmd) = match inv.spawn {
+        Spawn::Shell(command) => {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(command);
+            ("sh", cmd)
+        }
+        Spawn::Argv(words) => {
+            let Some((program, args)) = words.split_first() else {
+                return Err(Error::refused("the agent's command line is empty", None));
+            };
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            (program.as_str(), cmd)
+        }
+    };
+    cmd.current_dir(inv.cwd).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in &inv.env {
         cmd.env(k, v);
     }
@@ -136,7 +168,7 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
         cmd.process_group(0);
     }
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| Error::io("start the agent with", Path::new("sh"), e))?;
+    let mut child = cmd.spawn().map_err(|e| Error::io("start the agent with", Path::new(program), e))?;
     let pid = child.id();
     let start = sys::start_time(pid);
     if let Some(m) = &inv.marker {
@@ -156,12 +188,15 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
     }
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let captured = Arc::new(Mutex::new(String::new()));
+    let stderr_tail = Arc::new(Mutex::new(String::new()));
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        readers.push(spawn_reader(out, "", log.clone(), progress.clone(), Some(captured.clone()), done_tx.clone()));
+        let sink = Sink { capture: Some(captured.clone()), tail: None, on_line: inv.on_line.clone() };
+        readers.push(spawn_reader(out, "", log.clone(), progress.clone(), sink, done_tx.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        readers.push(spawn_reader(err, "", log.clone(), progress.clone(), None, done_tx.clone()));
+        let sink = Sink { capture: None, tail: Some(stderr_tail.clone()), on_line: None };
+        readers.push(spawn_reader(err, "", log.clone(), progress.clone(), sink, done_tx.clone()));
     }
     drop(done_tx);
 
@@ -237,7 +272,8 @@ pub fn run(inv: &Invocation<'_>, progress: &Progress) -> Result<Finished> {
         return Err(record_interrupt(inv.marker.as_deref(), inv.log_path, signal, Some(pid)));
     }
     let stdout = captured.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Finished { exit_code: status.code(), timed_out, stdout, elapsed: started.elapsed() })
+    let stderr_tail = stderr_tail.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(Finished { exit_code: status.code(), timed_out, stdout, stderr_tail, elapsed: started.elapsed() })
 }
 
 /// The header line that starts each invocation in the run log: wall-clock time (UTC), the
@@ -320,12 +356,22 @@ fn append_line(log_path: &Path, line: &str) {
     let _ = writeln!(f, "{sep}{line}");
 }
 
+/// Where a reader puts the lines of its stream besides the log and the progress display.
+struct Sink {
+    /// The captured text (the first MiB).
+    capture: Option<Arc<Mutex<String>>>,
+    /// The captured end of the text (the last 8 KiB).
+    tail: Option<Arc<Mutex<String>>>,
+    /// The adapter's reader.
+    on_line: Option<LineSink>,
+}
+
 fn spawn_reader(
     stream: impl Read + Send + 'static,
     prefix: &'static str,
     log: Arc<Mutex<std::fs::File>>,
     progress: Progress,
-    capture: Option<Arc<Mutex<String>>>,
+    sink: Sink,
     done: mpsc::Sender<()>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -342,7 +388,23 @@ fn spawn_reader(
                     let line = String::from_utf8_lossy(&buf);
                     let line = line.trim_end_matches(['\n', '\r']);
                     progress.agent_line(&format!("{prefix}{line}"));
-                    if let Some(c) = &capture {
+                    if let Some(f) = &sink.on_line {
+                        f(line);
+                    }
+                    if let Some(t) = &sink.tail {
+                        if let Ok(mut t) = t.lock() {
+                            t.push_str(line);
+                            t.push('\n');
+                            if t.len() > STDERR_TAIL_LIMIT {
+                                let mut cut = t.len() - STDERR_TAIL_LIMIT;
+                                while !t.is_char_boundary(cut) {
+                                    cut += 1;
+                                }
+                                t.drain(..cut);
+                            }
+                        }
+                    }
+                    if let Some(c) = &sink.capture {
                         if let Ok(mut c) = c.lock() {
                             if c.len() < STDOUT_CAPTURE_LIMIT {
                                 c.push_str(line);
@@ -361,15 +423,16 @@ fn spawn_reader(
 mod tests {
     use super::*;
 
-    fn invocation<'a>(command: &'a str, dir: &'a Path, log: &'a Path, timeout: Duration) -> Invocation<'a> {
+    fn invocation<'a>(spawn: &'a Spawn, dir: &'a Path, log: &'a Path, timeout: Duration) -> Invocation<'a> {
         Invocation {
-            command,
+            spawn,
             cwd: dir,
             stdin: "the prompt\n".into(),
             env: vec![("XTASK_TEST_VAR".into(), "v1".into())],
             timeout,
             log_path: log,
             marker: None,
+            on_line: None,
         }
     }
 
@@ -377,18 +440,38 @@ mod tests {
     fn output_is_logged_stdin_and_env_arrive() {
         let tmp = tempfile::tempdir().expect("tmp");
         let log = tmp.path().join("run.log");
-        let inv = invocation(
-            "read line; echo \"got $line $XTASK_TEST_VAR\"; echo oops >&2; exit 3",
-            tmp.path(),
-            &log,
-            Duration::from_secs(20),
-        );
+        let spawn = Spawn::Shell("read line; echo \"got $line $XTASK_TEST_VAR\"; echo oops >&2; exit 3".into());
+        let inv = invocation(&spawn, tmp.path(), &log, Duration::from_secs(20));
         let done = run(&inv, &Progress::off()).expect("run");
         assert_eq!(done.exit_code, Some(3));
         assert!(!done.timed_out);
         assert_eq!(done.stdout, "got the prompt v1\n");
+        assert_eq!(done.stderr_tail, "oops\n");
         let logged = std::fs::read_to_string(&log).expect("log");
         assert!(logged.contains("got the prompt v1\n") && logged.contains("oops\n"), "{logged}");
+    }
+
+    #[test]
+    fn an_argv_runs_without_a_shell_and_its_lines_reach_the_reader() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = tmp.path().join("run.log");
+        // Words a shell would split, expand or choke on arrive as they are.
+        let word = "it's $HOME; `x` \"y\"";
+        let spawn = Spawn::Argv(vec!["printf".into(), "%s\\n%s\\n".into(), word.into(), "two".into()]);
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink: LineSink = {
+            let seen = Arc::clone(&seen);
+            Arc::new(move |line: &str| seen.lock().expect("lock").push(line.to_owned()))
+        };
+        let inv = Invocation { on_line: Some(sink), ..invocation(&spawn, tmp.path(), &log, Duration::from_secs(20)) };
+        let done = run(&inv, &Progress::off()).expect("run");
+        assert_eq!(done.exit_code, Some(0));
+        assert_eq!(done.stdout, format!("{word}\ntwo\n"));
+        assert_eq!(*seen.lock().expect("lock"), [word, "two"]);
+        let missing = Spawn::Argv(vec!["/nonexistent/agent-binary".into()]);
+        let err = run(&invocation(&missing, tmp.path(), &log, Duration::from_secs(5)), &Progress::off())
+            .expect_err("no such program");
+        assert!(err.to_string().contains("/nonexistent/agent-binary"), "{err}");
     }
 
     #[test]
@@ -397,7 +480,8 @@ mod tests {
         let log = tmp.path().join("run.log");
         let marker = tmp.path().join("grandchild-survived");
         let cmd = format!("(sleep 2; touch {}) & sleep 30", marker.display());
-        let inv = invocation(&cmd, tmp.path(), &log, Duration::from_millis(300));
+        let spawn = Spawn::Shell(cmd);
+        let inv = invocation(&spawn, tmp.path(), &log, Duration::from_millis(300));
         let done = run(&inv, &Progress::off()).expect("run");
         assert!(done.timed_out);
         assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
