@@ -590,3 +590,83 @@ fn spec_dir_reads_the_sibling_samples_in_place() {
     assert_eq!(moji.fix(&moji_bytes).expect("fix"), emoji_bytes, "the repair is exact");
     assert!(emoji.check(&emoji_bytes).iter().all(|f| f.rule != "mis-decoded-marker"));
 }
+
+const PHASE_DOC: &str = "# Phase Plan: Rotate Session Tokens
+
+- **Phase Doc**: phases/current/session-tokens_plan.md
+- **Status**: [NOT STARTED]
+
+## Implementation Phases
+
+### Phase 1: Token schema [NOT STARTED]
+
+- **Goal:** Store token families
+
+**Validation**:
+- `true` passes
+- Manual: look at the schema
+
+---
+
+### Phase 2: Rotation middleware [NOT STARTED]
+
+**Verification:**
+- `test -f src/fixed-2` passes
+- `grep -rn Rotate src` shows every privileged route
+
+**Verification Results:**
+- `false` passed (a report, not a check)
+
+---
+
+### Phase 3: Absolute lifetime
+
+**Verification**: `true` passes
+
+## Testing & Validation
+
+- [ ] `true` passes
+";
+
+#[test]
+fn implement_phase_doc_second_phase_fails_validation_never_completed_then_resumes() {
+    let repo = TestRepo::empty();
+    let doc = "phases/current/session-tokens_plan.md";
+    repo.write(doc, PHASE_DOC);
+    repo.write(".home-for-tests/agent.sh", AGENT);
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "initial"]);
+    let out = repo.run(&["implement", doc, "--agent", AGENT_CMD, "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", support::render(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["format"], "phases");
+    assert!(json["tasks"][1]["reason"].as_str().is_some_and(|r| r.contains("test -f src/fixed-2")), "{json}");
+    let text = repo.read(doc);
+    assert!(text.contains("### Phase 1: Token schema [COMPLETED]"), "{text}");
+    assert!(text.contains("### Phase 2: Rotation middleware [PARTIAL]"), "{text}");
+    assert!(text.contains("### Phase 3: Absolute lifetime\n\n**Verification**"), "phase 3 untouched: {text}");
+    // The note is written for the validated phase only.
+    assert_eq!(text.matches("**Implementation status:**").count(), 1, "{text}");
+    let phase1 = &text[text.find("### Phase 1").expect("1")..text.find("### Phase 2").expect("2")];
+    assert!(phase1.contains("- Validated: `true` (exit 0)"), "{phase1}");
+    assert_eq!(
+        subjects(&repo),
+        ["phases session-tokens_plan: phase 1 complete", "phases session-tokens_plan: phase 2 failed"]
+    );
+    let body = repo.git(&["log", "-1", "--format=%B"]);
+    assert!(body.contains("Phase: 2\n") && body.contains("Validated: test -f src/fixed-2 (exit 1"), "{body}");
+    // The fix, then the same command resumes at phase 2.
+    repo.write("src/fixed-2", "fixed\n");
+    let out = repo.run(&["implement", doc, "--agent", AGENT_CMD]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
+    let text = repo.read(doc);
+    assert!(text.contains("### Phase 2: Rotation middleware [COMPLETED]"), "{text}");
+    assert!(text.contains("### Phase 3: Absolute lifetime\n**Status**: [COMPLETED]"), "{text}");
+    assert_eq!(text.matches("**Implementation status:**").count(), 3, "{text}");
+    let calls = std::fs::read_to_string(repo.home().join("calls")).expect("calls");
+    assert_eq!(calls.lines().collect::<Vec<_>>(), ["1", "2", "2", "3"]);
+    assert_eq!(subjects(&repo).len(), 4);
+    // Other lines untouched: the header block and the Testing & Validation list.
+    assert!(text.starts_with("# Phase Plan: Rotate Session Tokens\n\n- **Phase Doc**: phases/current/session-tokens_plan.md\n- **Status**: [NOT STARTED]\n"));
+    assert!(text.ends_with("## Testing & Validation\n\n- [ ] `true` passes\n"), "{text}");
+}
