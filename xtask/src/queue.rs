@@ -24,6 +24,9 @@ pub enum Target {
 /// # Errors
 /// The refusal of a malformed task number.
 pub fn target(ctx: &Context, raw: &str) -> postflight::Result<Target> {
+    if raw.trim().is_empty() {
+        return postflight::tasks::parse_task_number(raw).map(Target::Task);
+    }
     let here = std::env::current_dir().unwrap_or_else(|_| ctx.repo.root.clone());
     let candidates = [here.join(raw), ctx.repo.root.join(raw)];
     let existing = candidates.iter().find(|p| p.exists());
