@@ -17,6 +17,8 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::task_id::TaskId;
 
+pub mod payload;
+
 /// Where a task stands, in any format's own markers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mark {
@@ -183,6 +185,16 @@ pub struct Finding {
     pub fixable: bool,
 }
 
+/// What a format's intake found missing or broken before a run, and the file with the block
+/// recorded (the run writes `bytes`, changes nothing else and stops with exit 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// The file with the block recorded.
+    pub bytes: Vec<u8>,
+    /// Each missing or broken item, one line each.
+    pub problems: Vec<String>,
+}
+
 /// A ledger format for queue runs (`xtask implement <PATH>`, `status <PATH>`, `check <PATH>`).
 /// Every method is pure over the bytes given; the run writes what it returns.
 pub trait Format: Send + Sync + fmt::Debug {
@@ -203,6 +215,17 @@ pub trait Format: Send + Sync + fmt::Debug {
     /// A refusal (exit 2, nothing changed) naming what is missing or does not parse, with the
     /// file and line.
     fn items(&self, bytes: &[u8]) -> Result<Vec<Item>>;
+
+    /// Checks what the stage requires before it starts and that is recorded in the file when it
+    /// is missing (the handoff payload's intake): `Some` with the file to write and the
+    /// problems, the run then stopping with exit 4; `None` when the run may start.
+    ///
+    /// # Errors
+    /// The file does not parse.
+    fn intake(&self, bytes: &[u8]) -> Result<Option<Blocked>> {
+        let _ = bytes;
+        Ok(None)
+    }
 
     /// The tasks a run takes, in order, of `items` (what [`Format::items`] returned).
     fn queue(&self, items: &[Item], opts: &QueueOptions) -> Vec<TaskId>;
