@@ -10,11 +10,14 @@
 //! (state.json, TODO.md, plans) is `crate::ledger`; its task-scoped commit goes through the same
 //! [`crate::git::Scoping`] seam.
 
+pub mod lines;
+pub mod spec_dir;
+
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::task_id::TaskId;
 
 pub mod payload;
@@ -280,5 +283,39 @@ pub trait Format: Send + Sync + fmt::Debug {
     /// The file does not parse.
     fn fix(&self, bytes: &[u8]) -> Result<Vec<u8>> {
         Ok(bytes.to_vec())
+    }
+}
+
+/// The formats `--format` names.
+pub const FORMATS: [&str; 1] = ["spec"];
+
+/// The format of the ledger at `path` (absolute, inside the repository at `root`): `forced`
+/// (`--format spec|phases|...`) when given, else by what `path` is: a directory (or its
+/// `tasks.md`) is a spec directory.
+///
+/// # Errors
+/// A refusal when `path` does not exist, `forced` names no format, or nothing fits.
+pub fn open(root: &Path, path: &Path, forced: Option<&str>) -> Result<Box<dyn Format>> {
+    if !path.exists() {
+        return Err(Error::refused(
+            format!("{} does not exist", path.display()),
+            Some("pass a spec directory (holding tasks.md) or a phase document"),
+        ));
+    }
+    let spec_dir = |p: &Path| -> Box<dyn Format> {
+        let dir = if p.is_dir() { p.to_path_buf() } else { p.parent().unwrap_or(p).to_path_buf() };
+        Box::new(spec_dir::SpecDir::new(root, &dir))
+    };
+    match forced {
+        Some("spec") => Ok(spec_dir(path)),
+        Some(other) => Err(Error::refused(
+            format!("unknown format `{other}`"),
+            Some(&format!("--format takes one of: {}", FORMATS.join(", "))),
+        )),
+        None if path.is_dir() || path.file_name().is_some_and(|n| n == spec_dir::TASKS_FILE) => Ok(spec_dir(path)),
+        None => Err(Error::refused(
+            format!("{}: not a spec directory (no tasks.md)", path.display()),
+            Some("pass a directory holding tasks.md, or force the reading with --format spec"),
+        )),
     }
 }

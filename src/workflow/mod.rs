@@ -17,6 +17,7 @@ pub mod postflight;
 pub mod preflight;
 pub mod progress;
 pub mod prompt;
+pub mod queue;
 pub mod resume;
 pub mod runlog;
 pub mod scope;
@@ -400,8 +401,15 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 report.validation_records.clear();
                 break (Outcome::ValidationFailed { reason: validate::EMPTY_REASON.to_owned() }, Some(meta));
             }
-            let gate =
-                validate::Gate { root: &root, task: &task, commands: &commands, timeout: cfg.validation_timeout() };
+            let (id, dirs) = (crate::TaskId::from(task.number), validate::log_dirs(&task));
+            let gate = validate::Gate {
+                root: &root,
+                task: &id,
+                log_dir: &dirs.0,
+                log_dir_rel: &dirs.1,
+                commands: &commands,
+                timeout: cfg.validation_timeout(),
+            };
             let mut attempt = gate.run(log_k, &|| ctx.timestamp(), progress)?;
             log_k += attempt.records.len();
             gate_runs += 1;
@@ -1205,8 +1213,15 @@ fn postflight_gate(
             reason: Some(validate::EMPTY_REASON.to_owned()),
         }));
     }
-    let gate =
-        validate::Gate { root: &ctx.repo.root, task: &task, commands: &commands, timeout: cfg.validation_timeout() };
+    let (id, dirs) = (crate::TaskId::from(task.number), validate::log_dirs(&task));
+    let gate = validate::Gate {
+        root: &ctx.repo.root,
+        task: &id,
+        log_dir: &dirs.0,
+        log_dir_rel: &dirs.1,
+        commands: &commands,
+        timeout: cfg.validation_timeout(),
+    };
     let mut attempt = gate.run(1, &|| ctx.timestamp(), progress)?;
     attempt.set_tree(planned.map(|p| p.tree));
     let passed = attempt.passed();

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::task_id::TaskId;
 use crate::workflow::agent;
 use crate::workflow::preflight::TaskRef;
 use crate::workflow::progress::Progress;
@@ -158,13 +159,22 @@ pub fn tree_excludes(task_dir_rel: &str) -> Vec<String> {
     out
 }
 
+/// A task's validation log directory, absolute and repository-relative.
+pub fn log_dirs(task: &TaskRef) -> (PathBuf, String) {
+    (task.dir.join(VALIDATION_DIR), format!("{}/{VALIDATION_DIR}", task.dir_rel))
+}
+
 /// Where the gate runs and how.
 #[derive(Debug)]
 pub struct Gate<'a> {
     /// The work tree the task is committed from.
     pub root: &'a Path,
-    /// The task.
-    pub task: &'a TaskRef,
+    /// The task (`XTASK_TASK_NUMBER` of the commands, the progress lines).
+    pub task: &'a TaskId,
+    /// The directory the logs are written to, absolute (a task's `validation/`).
+    pub log_dir: &'a Path,
+    /// The same directory, repository-relative (the records' `log`).
+    pub log_dir_rel: &'a str,
     /// The commands, in order.
     pub commands: &'a [String],
     /// Seconds each command may run.
@@ -180,9 +190,9 @@ impl Gate<'_> {
     /// The log directory cannot be written; the shell cannot be started; an interrupt.
     ///
     /// # Writes
-    /// `specs/N_slug/validation/<stamp>-<k>.log`, one per command run.
+    /// `<log_dir>/<stamp>-<k>.log` (a task's `specs/N_slug/validation/`), one per command run.
     pub fn run(&self, first_k: usize, finished: &dyn Fn() -> String, progress: &Progress) -> Result<Attempt> {
-        let dir = self.task.dir.join(VALIDATION_DIR);
+        let dir = self.log_dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
         let mut attempt = Attempt::default();
@@ -190,12 +200,12 @@ impl Gate<'_> {
             let name = format!("{stamp}-{}.log", first_k + i);
             let log_path: PathBuf = dir.join(&name);
             std::fs::write(&log_path, format!("$ {command}\n")).map_err(|e| Error::io("write", &log_path, e))?;
-            progress.start(&format!("task {}: validating `{command}`", self.task.number));
+            progress.start(&format!("task {}: validating `{command}`", self.task));
             let inv = agent::Invocation {
                 command,
                 cwd: self.root,
                 stdin: String::new(),
-                env: vec![("XTASK_TASK_NUMBER".to_owned(), self.task.number.to_string())],
+                env: vec![("XTASK_TASK_NUMBER".to_owned(), self.task.to_string())],
                 timeout: Duration::from_secs(self.timeout),
                 log_path: &log_path,
                 marker: None,
@@ -208,7 +218,7 @@ impl Gate<'_> {
                 finished: finished(),
                 tree: None,
                 output_tail: tail(&log_path, TAIL_BYTES),
-                log: format!("{}/{VALIDATION_DIR}/{name}", self.task.dir_rel),
+                log: format!("{}/{name}", self.log_dir_rel.trim_end_matches('/')),
                 timed_out: done.timed_out,
             };
             if record.timed_out {

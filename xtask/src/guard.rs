@@ -65,6 +65,13 @@ fn read_stdin(timeout: Duration) -> Vec<u8> {
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
+    /// Check a spec directory or phase document instead of the ledger (duplicate ids, unknown
+    /// and mis-decoded markers, dangling requirement references, ...)
+    #[arg(value_name = "PATH")]
+    path: Option<String>,
+    /// PATH only: read PATH as this format instead of guessing from what it is
+    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases"])]
+    format: Option<String>,
     /// Make TODO.md and plan headers agree with state.json, and print the diff
     #[arg(long)]
     fix: bool,
@@ -95,7 +102,17 @@ impl CheckArgs {
 
     /// Exit 0 clean (warnings allowed), 1 errors found, 2 an input is unreadable.
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let CheckArgs { fix, dry_run, staged, json, no_cache } = self;
+        let CheckArgs { path, format, fix, dry_run, staged, json, no_cache } = self;
+        if let Some(raw) = path {
+            return match crate::queue::target(ctx, &raw)? {
+                crate::queue::Target::Path(p) => crate::queue::check(ctx, &p, format.as_deref(), fix, json, out),
+                crate::queue::Target::Task(_) => Err(postflight::Error::refused(
+                    format!("`{raw}` is not a spec directory or phase document"),
+                    Some("`xtask check` checks the whole ledger; pass a PATH to check a spec directory or phase document"),
+                )
+                .into()),
+            };
+        }
         let (report, diffs) = if fix || dry_run {
             let fixed = check::fix(&ctx.repo, dry_run)?;
             let diffs: Vec<(String, String)> =

@@ -24,9 +24,22 @@ use postflight::Context;
            `xtask commit N ...` that finishes it
   129/130/143  interrupted by SIGHUP/SIGINT/SIGTERM; the same command resumes")]
 pub struct ImplementArgs {
-    /// The task number
-    #[arg(value_parser = crate::args::task_number)]
-    task: u32,
+    /// The task number of specs/state.json, or a PATH: a spec directory (holding tasks.md) or a
+    /// phase document (a markdown file with `Phase N` headings), run task by task
+    #[arg(value_name = "TASK|PATH")]
+    task: String,
+    /// PATH only: run just this task (and, for a parent, its open sub-tasks), e.g. --task 1.1
+    #[arg(long = "task", value_name = "ID")]
+    only: Option<String>,
+    /// PATH only: run at most K tasks
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    max_tasks: Option<u64>,
+    /// PATH only: run optional tasks (Kiro's `- [ ]*`) too
+    #[arg(long)]
+    include_optional: bool,
+    /// PATH only: read PATH as this format instead of guessing from what it is
+    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases"])]
+    format: Option<String>,
     /// The agent command, run with `sh -c` in the repository root; `claude` selects the Claude Code adapter
     /// (default: XTASK_AGENT, then .postflight.json, then `claude` when it is on the PATH)
     #[arg(long, value_name = "COMMAND")]
@@ -79,8 +92,45 @@ impl ImplementArgs {
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let ImplementArgs { task, agent, max_iterations, timeout, no_commit, dry_run, force, validation, json } = self;
+        let ImplementArgs {
+            task,
+            only,
+            max_tasks,
+            include_optional,
+            format,
+            agent,
+            max_iterations,
+            timeout,
+            no_commit,
+            dry_run,
+            force,
+            validation,
+            json,
+        } = self;
         postflight::sys::install_interrupt_handlers()?;
+        let task = match crate::queue::target(ctx, &task)? {
+            crate::queue::Target::Path(path) => {
+                let queue_run = crate::queue::Implement {
+                    path,
+                    forced: format,
+                    agent,
+                    timeout,
+                    task: only,
+                    max_tasks: max_tasks.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+                    include_optional,
+                    validation: validation.into(),
+                    json,
+                };
+                return queue_run.run(ctx, out).map(deferred);
+            }
+            crate::queue::Target::Task(n) => n,
+        };
+        if only.is_some() || max_tasks.is_some() || include_optional || format.is_some() {
+            anyhow::bail!(postflight::Error::refused(
+                "--task, --max-tasks, --include-optional and --format apply to a PATH (a spec directory or a phase document), not to a task number",
+                None
+            ));
+        }
         let agent = if dry_run {
             workflow::resolve_agent(ctx, agent.as_deref()).unwrap_or_else(|_| "(no agent configured)".into())
         } else {
@@ -157,6 +207,11 @@ fn deferred(code: ExitCode) -> ExitCode {
         }
         None => code,
     }
+}
+
+/// The progress of queue runs (`implement <PATH>`), as [`stderr_progress`].
+pub fn progress_on_stderr() -> progress::Progress {
+    stderr_progress()
 }
 
 /// Progress on stderr: a live line on a terminal, plain lines otherwise, colour unless NO_COLOR.

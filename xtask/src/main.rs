@@ -13,6 +13,7 @@ mod implement;
 mod log;
 mod plan;
 mod query;
+mod queue;
 mod tasks;
 
 use std::io::Write;

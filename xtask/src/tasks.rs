@@ -123,9 +123,12 @@ impl TaskArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// Show one task in detail
-    #[arg(value_parser = crate::args::task_number)]
-    task: Option<u32>,
+    /// Show one task of specs/state.json in detail, or every task of a PATH (a spec directory or a phase document)
+    #[arg(value_name = "TASK|PATH")]
+    task: Option<String>,
+    /// PATH only: read PATH as this format instead of guessing from what it is
+    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases"])]
+    format: Option<String>,
     /// Only tasks with this status (repeatable: any of them), e.g. --status implementing
     #[arg(long = "status", value_name = "STATUS", conflicts_with = "task")]
     statuses: Vec<String>,
@@ -151,7 +154,14 @@ impl StatusArgs {
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        match self.task {
+        let task = match self.task.as_deref().map(|t| crate::queue::target(ctx, t)).transpose()? {
+            Some(crate::queue::Target::Path(p)) => {
+                return crate::queue::status(ctx, &p, self.format.as_deref(), self.json, out);
+            }
+            Some(crate::queue::Target::Task(n)) => Some(n),
+            None => None,
+        };
+        match task {
             None => {
                 let rows = tasks::list_filtered(ctx, &self.statuses)?;
                 if self.json {

@@ -1,0 +1,676 @@
+//! Queue runs over any ledger format ([`crate::format::Format`]): `xtask implement <PATH>`.
+//! For each queued task, in order: mark it in progress (under the ledger lock, the file re-read
+//! inside it, written atomically), one fresh agent invocation with the core's protocol and
+//! metadata file, the validation gate, the record and the final mark, and one commit holding
+//! the task's changed files (the work tree against the task's start) and only its own share of
+//! the format's file. A failed task stops the run (or, for formats that retry, is retried once
+//! and then blocked); the same command resumes at it.
+//!
+//! A run's transient files live in `<file's dir>/.postflight-run-<file stem>/` (a `.postflight-*`
+//! name, which git is told to ignore): the marker `.postflight-pending` (registered in the
+//! marker index, so the stop hook knows the run), the agent's `.return-meta.json`, the agent log,
+//! the task's baseline and the validation logs. A run killed at any point leaves the marker and
+//! the task marked in progress; the next run resumes that task from the baseline its
+//! predecessor saved.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::format::{ChangedFile, CommandRun, Format, Mark, OnFailure, Outcome, QueueOptions, Record};
+use crate::git::WorkTreeState;
+use crate::run::{self as marker, Marker};
+use crate::task_id::TaskId;
+use crate::workflow::metadata::{self, AgentStatus, MetadataProblem};
+use crate::workflow::progress::Progress;
+use crate::workflow::{agent, claude, config, validate, CommitInfo, ValidationOptions};
+
+/// The baseline file of the task being run (in the run directory).
+const TASK_BASELINE: &str = ".postflight-baseline";
+
+/// Inputs of a queue run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The agent command (`sh -c`), resolved ([`crate::workflow::resolve_agent`]).
+    pub agent: String,
+    /// Per-invocation timeout in seconds.
+    pub timeout: u64,
+    /// Which tasks.
+    pub queue: QueueOptions,
+    /// The validation gate's set-up.
+    pub validation: ValidationOptions,
+    /// `Name <email>` for `Co-authored-by:`.
+    pub agent_identity: Option<String>,
+}
+
+/// What happened to one task.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    /// The task.
+    pub id: TaskId,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Its commit.
+    pub commit: Option<CommitInfo>,
+    /// The validation commands' records (of the last attempt).
+    pub validation: Vec<validate::Record>,
+    /// Attempts made (2 after a retry).
+    pub attempts: u32,
+    /// Whether it was left in progress by a dead run and resumed.
+    pub resumed: bool,
+}
+
+/// What a queue run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `spec`, `phases`, ...
+    pub kind: &'static str,
+    /// The format's file, repository-relative.
+    pub file: String,
+    /// The run's session id.
+    pub session_id: String,
+    /// The tasks run, in order.
+    pub tasks: Vec<TaskRun>,
+    /// The tasks of the queue not reached.
+    pub remaining: Vec<TaskId>,
+    /// Whether a dead run's marker was found and its run resumed.
+    pub resumed: bool,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+    /// A task's commit failed (git's or the hook's words); the run stopped there.
+    pub commit_error: Option<String>,
+}
+
+impl Report {
+    /// 0 every task completed (or none was queued), 4 a task failed or was blocked, 5 a commit failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.commit_error.is_some() {
+            crate::workflow::EXIT_COMMIT_FAILED
+        } else if self.tasks.iter().any(|t| t.outcome != Outcome::Completed) {
+            4
+        } else {
+            0
+        }
+    }
+
+    /// The `--json` object.
+    pub fn to_json(&self) -> Value {
+        let tasks: Vec<Value> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                let (status, reason) = match &t.outcome {
+                    Outcome::Completed => ("completed", None),
+                    Outcome::Failed(r) => ("failed", Some(r.clone())),
+                    Outcome::Blocked(r) => ("blocked", Some(r.clone())),
+                };
+                json!({
+                    "id": t.id.as_str(),
+                    "status": status,
+                    "reason": reason,
+                    "attempts": t.attempts,
+                    "resumed": t.resumed,
+                    "commit": t.commit,
+                    "validation_records": t.validation,
+                })
+            })
+            .collect();
+        json!({
+            "format": self.kind,
+            "file": self.file,
+            "session_id": self.session_id,
+            "resumed": self.resumed,
+            "tasks": tasks,
+            "remaining": self.remaining.iter().map(TaskId::as_str).collect::<Vec<_>>(),
+            "warnings": self.warnings,
+            "commit_error": self.commit_error,
+        })
+    }
+}
+
+/// The run directory of a format's file.
+pub fn run_dir(file: &Path) -> PathBuf {
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    file.parent().unwrap_or(Path::new(".")).join(format!(".postflight-run-{stem}"))
+}
+
+/// The marker index entry of a format's file (never a task number, so never a ProofChecker entry).
+fn index_entry(ctx: &Context, file: &Path) -> PathBuf {
+    let rel = ctx.repo.relative(file);
+    let key: String = rel.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    marker::index_dir(&ctx.repo.git_dir).join(format!("queue-{key}"))
+}
+
+/// Reads the format's file under the ledger lock, applies `edit` and writes the result
+/// atomically (nothing when `edit` refuses or changes nothing); returns the new bytes.
+///
+/// # Errors
+/// The lock cannot be taken; the file cannot be read or written; `edit`'s refusal.
+///
+/// # Writes
+/// The format's file.
+pub fn edit_locked(ctx: &Context, file: &Path, edit: impl FnOnce(&[u8]) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
+    let _lock = ctx.ledger().lock()?;
+    let old = std::fs::read(file).map_err(|e| Error::io("read", file, e))?;
+    let new = edit(&old)?;
+    if new != old {
+        crate::atomic::write(file, &new)?;
+    }
+    Ok(new)
+}
+
+/// The queue's tasks of `format` as `status <PATH>` shows them, with the run state.
+///
+/// # Errors
+/// As [`Format::items`].
+pub fn read(ctx: &Context, format: &dyn Format) -> Result<(Vec<crate::format::Item>, Option<Marker>)> {
+    let file = format.file();
+    let bytes = std::fs::read(&file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::refused(format!("{} does not exist", ctx.repo.relative(&file)), None)
+        } else {
+            Error::io("read", &file, e)
+        }
+    })?;
+    let items = format.items(&bytes)?;
+    let m = Marker::load(&run_dir(&file).join(marker::MARKER_FILE)).ok();
+    Ok((items, m))
+}
+
+/// Runs the queue of `format`.
+///
+/// # Errors
+/// Refusals before anything is written (the format's prerequisites, an unknown `--task`,
+/// another live run of the same file); I/O and git failures; an interrupt (the task stays in
+/// progress and the marker says so: the same command resumes).
+///
+/// # Writes
+/// The format's file, the run directory, the marker index, commits.
+pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progress) -> Result<Report> {
+    let root = ctx.repo.root.clone();
+    let cfg = config::Config::load(&root)?;
+    let file = format.file();
+    let file_rel = ctx.repo.relative(&file);
+    let (items, previous) = read(ctx, format)?;
+    if let Some(t) = &opts.queue.task {
+        if !items.iter().any(|i| &i.id == t) {
+            return Err(Error::refused(
+                format!("{file_rel}: no task `{t}`"),
+                Some("`xtask status <PATH>` lists the tasks and their ids"),
+            ));
+        }
+    }
+    let dir = run_dir(&file);
+    let marker_path = dir.join(marker::MARKER_FILE);
+    if let Some(m) = &previous {
+        if m.run_alive() && m.pid != Some(std::process::id()) {
+            return Err(Error::refused(
+                format!("{file_rel} is being run by another xtask (pid {})", m.pid.unwrap_or_default()),
+                Some("wait for it to finish, or stop it; then the same command resumes"),
+            ));
+        }
+        if let Some(pgid) = m.live_agent() {
+            if !crate::sys::wait_group_gone(pgid, m.agent_pgid_start, Duration::from_millis(500)) {
+                return Err(Error::refused(
+                    format!("the agent of an earlier run of {file_rel} is still running (process group {pgid})"),
+                    Some("stop that process group, then the same command resumes the run"),
+                ));
+            }
+        }
+    }
+    let queue = format.queue(&items, &opts.queue);
+    let resumed = previous.is_some();
+    let session_id = match &previous {
+        Some(m) if !m.session_id.is_empty() => m.session_id.clone(),
+        _ => ctx.session_id_or_new(),
+    };
+    let mut report = Report {
+        kind: format.kind(),
+        file: file_rel.clone(),
+        session_id: session_id.clone(),
+        tasks: Vec::new(),
+        remaining: queue.clone(),
+        resumed,
+        warnings: Vec::new(),
+        commit_error: None,
+    };
+    if queue.is_empty() {
+        cleanup(ctx, &file);
+        return Ok(report);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    if let Err(e) = crate::git::exclude_transient(&ctx.repo) {
+        report.warnings.push(format!("cannot add the transient patterns to .git/info/exclude: {e}"));
+    }
+    let metadata_path = dir.join(marker::METADATA_FILE);
+    let m = Marker {
+        session_id: session_id.clone(),
+        skill: "postflight".into(),
+        task_number: 0,
+        operation: marker::IMPLEMENT_OPERATION.into(),
+        reason: format!("queue run of {file_rel}"),
+        created: previous.as_ref().map(|p| p.created.clone()).unwrap_or_else(|| ctx.timestamp()),
+        pid: Some(std::process::id()),
+        pid_start: crate::sys::start_time(std::process::id()),
+        timeout: Some(opts.timeout),
+        metadata_file: Some(ctx.repo.relative(&metadata_path)),
+        run_started: Some(marker::now_utc()),
+        ..Marker::default()
+    };
+    m.save(&marker_path)?;
+    let entry = index_entry(ctx, &file);
+    if let Some(parent) = entry.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    }
+    crate::atomic::write(&entry, format!("{}\n", ctx.repo.relative(&marker_path)).as_bytes())?;
+    let identity = opts
+        .agent_identity
+        .clone()
+        .or(cfg.agent_identity.clone())
+        .or_else(|| (opts.agent == claude::AGENT_NAME).then(|| claude::DEFAULT_IDENTITY.to_owned()));
+    let mut blocked: Vec<TaskId> = Vec::new();
+    let mut k = 0;
+    while k < queue.len() {
+        let id = queue[k].clone();
+        k += 1;
+        report.remaining = queue[k..].to_vec();
+        let item = items.iter().find(|i| i.id == id);
+        if item.is_some_and(|i| i.depends_on.iter().any(|d| blocked.contains(d))) {
+            report.warnings.push(format!("task {id} skipped: it depends on a blocked task"));
+            continue;
+        }
+        let was_in_progress = item.is_some_and(|i| i.mark == Mark::InProgress);
+        let task_run = run_task(ctx, format, opts, &cfg, &session_id, &id, resumed && was_in_progress, progress)?;
+        let TaskOutcome { run, record, changed } = task_run;
+        // The record and the final mark, under the lock.
+        edit_locked(ctx, &file, |b| format.record(b, &id, &record))?;
+        let mut trailers = format.trailers(&id);
+        trailers.extend(run.validation.iter().map(validate::Record::trailer));
+        let mut paths: Vec<PathBuf> = changed.iter().map(|c| PathBuf::from(&c.path)).collect();
+        paths.push(PathBuf::from(&file_rel));
+        let req = crate::git::CommitRequest {
+            task: Some(id.clone()),
+            scoping: Some(format.scoping()),
+            paths,
+            subject: format.subject(&id, &run.outcome),
+            body: record.summary.clone().filter(|s| !s.trim().is_empty()),
+            session_id: session_id.clone(),
+            trailers,
+            agent_identity: identity.clone(),
+            ..crate::git::CommitRequest::default()
+        };
+        let mut run = run;
+        match crate::git::commit(&ctx.repo, &req) {
+            Ok(crate::git::CommitOutcome::Committed { id: cid, paths, .. }) => {
+                run.commit = Some(CommitInfo { id: cid, subject: req.subject.clone(), paths });
+            }
+            Ok(crate::git::CommitOutcome::NothingToCommit { .. }) => {
+                report.warnings.push(format!("`{}`: nothing to commit", req.subject));
+            }
+            Err(e) => {
+                report.commit_error = Some(e.to_string());
+            }
+        }
+        let _ = std::fs::remove_file(dir.join(TASK_BASELINE));
+        let failed = run.outcome != Outcome::Completed;
+        report.tasks.push(run);
+        if report.commit_error.is_some() {
+            break;
+        }
+        if failed {
+            match format.on_failure() {
+                OnFailure::Stop => break,
+                OnFailure::RetryOnceThenBlock => blocked.push(id),
+            }
+        }
+    }
+    if report.commit_error.is_none() {
+        cleanup(ctx, &file);
+    }
+    Ok(report)
+}
+
+/// Removes the run's marker (first), its index entry and the agent's metadata file.
+fn cleanup(ctx: &Context, file: &Path) {
+    let dir = run_dir(file);
+    let _ = std::fs::remove_file(dir.join(marker::MARKER_FILE));
+    let _ = std::fs::remove_file(index_entry(ctx, file));
+    let _ = std::fs::remove_file(dir.join(marker::METADATA_FILE));
+    let _ = std::fs::remove_file(dir.join(TASK_BASELINE));
+}
+
+/// What one task's run produced, before its record and commit.
+struct TaskOutcome {
+    run: TaskRun,
+    record: Record,
+    changed: Vec<ChangedFile>,
+}
+
+/// The work tree at the task's start: the one a dead run of this task saved, else now (saved).
+fn task_baseline(root: &Path, dir: &Path, id: &TaskId, resumed: bool) -> Result<WorkTreeState> {
+    let path = dir.join(TASK_BASELINE);
+    if resumed {
+        let saved = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        if let Some(v) = saved.filter(|v| v["task"].as_str() == Some(id.as_str())) {
+            if let Some(s) = WorkTreeState::from_json(&v["dirty"]) {
+                return Ok(s);
+            }
+        }
+    }
+    let state = WorkTreeState::read(root)?;
+    let value = json!({"task": id.as_str(), "dirty": state.to_json()});
+    crate::atomic::write_unsynced(&path, &crate::ledger::json::to_jq_pretty(&value))?;
+    Ok(state)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_task(
+    ctx: &Context,
+    format: &dyn Format,
+    opts: &Options,
+    cfg: &config::Config,
+    session_id: &str,
+    id: &TaskId,
+    resumed: bool,
+    progress: &Progress,
+) -> Result<TaskOutcome> {
+    let root = &ctx.repo.root;
+    let file = format.file();
+    let dir = run_dir(&file);
+    let before = task_baseline(root, &dir, id, resumed)?;
+    if resumed {
+        progress.note(&format!("task {id}: resuming (left in progress by a run that is gone)"));
+    }
+    let bytes = edit_locked(ctx, &file, |b| format.set_mark(b, id, Mark::InProgress))?;
+    let mut commands = if opts.validation.no_validate {
+        Vec::new()
+    } else {
+        cfg.validation_commands("general", &opts.validation.validate)
+    };
+    if !opts.validation.no_validate {
+        for c in format.validation_commands(&bytes, id) {
+            if !commands.contains(&c) {
+                commands.push(c);
+            }
+        }
+    }
+    let metadata_path = dir.join(marker::METADATA_FILE);
+    let log_dir = dir.join(validate::VALIDATION_DIR);
+    let log_dir_rel = ctx.repo.relative(&log_dir);
+    let mut attempt_no = 0u32;
+    let mut failure: Option<String> = None;
+    let mut records: Vec<validate::Record> = Vec::new();
+    let mut log_k = 1usize;
+    let mut summary: Option<String> = None;
+    let mut agent_session: Option<String> = None;
+    let outcome = loop {
+        attempt_no += 1;
+        let _ = std::fs::remove_file(&metadata_path);
+        let prompt = prompt(ctx, format, &bytes, id, &metadata_path, failure.as_deref())?;
+        let delegation = json!({
+            "session_id": session_id,
+            "delegation_depth": 1,
+            "delegation_path": ["orchestrator", "implement", "postflight"],
+            "timeout": opts.timeout,
+            "task_context": {"task_id": id.as_str(), "format": format.kind(), "file": ctx.repo.relative(&file)},
+            "plan_path": ctx.repo.relative(&file),
+            "metadata_file_path": ctx.repo.relative(&metadata_path),
+            "iteration": attempt_no,
+            "resume_phase": null,
+            "handoff_path": null,
+        });
+        let env = vec![
+            ("XTASK_DELEGATION".to_owned(), delegation.to_string()),
+            ("XTASK_METADATA_FILE".to_owned(), metadata_path.to_string_lossy().into_owned()),
+            ("XTASK_TASK_NUMBER".to_owned(), id.to_string()),
+            ("XTASK_TASK_ID".to_owned(), id.to_string()),
+            ("XTASK_SESSION_ID".to_owned(), session_id.to_owned()),
+            ("XTASK_ITERATION".to_owned(), attempt_no.to_string()),
+        ];
+        progress.start(&format!("{} task {id}: agent (attempt {attempt_no})", format.label()));
+        let (finished, agent_sid) = invoke_agent(ctx, cfg, opts, &dir, session_id, attempt_no, prompt, env, progress)?;
+        agent_session = agent_sid.or(agent_session);
+        let meta = metadata::read(&metadata_path);
+        let result = match (&meta, finished.timed_out) {
+            (_, true) => Err(format!("timed out after {0}s (--timeout {0}); killed its process group", opts.timeout)),
+            (Ok(m), _) => match m.status {
+                AgentStatus::Implemented => Ok(()),
+                AgentStatus::Blocked => Err(format!("the agent reported blocked: {}", m.reason())),
+                AgentStatus::Partial => Err(format!("the agent reported partial: {}", m.reason())),
+                AgentStatus::Failed | AgentStatus::InProgress => {
+                    Err(format!("the agent reported `{}`: {}", m.reported, m.reason()))
+                }
+            },
+            (Err(MetadataProblem::Missing), _) => Err(match finished.exit_code {
+                Some(0) => format!("the agent wrote no metadata file ({})", ctx.repo.relative(&metadata_path)),
+                Some(c) => format!("the agent exited {c} without writing its metadata file"),
+                None => "the agent was killed by a signal".to_owned(),
+            }),
+            (Err(MetadataProblem::Invalid(why)), _) => Err(format!("the agent's metadata file is invalid: {why}")),
+        };
+        if let Ok(m) = &meta {
+            summary = Some(m.summary.clone()).filter(|s| !s.trim().is_empty());
+        }
+        progress.finish(&match &result {
+            Ok(()) => "agent reported implemented".to_owned(),
+            Err(e) => e.clone(),
+        });
+        let result = result.and_then(|()| {
+            if commands.is_empty() {
+                return Ok(());
+            }
+            let changed = changed_files(root, &before, &file, &dir);
+            if changed.is_empty() && !opts.validation.allow_empty {
+                return Err(validate::EMPTY_REASON.to_owned());
+            }
+            let gate = validate::Gate {
+                root,
+                task: id,
+                log_dir: &log_dir,
+                log_dir_rel: &log_dir_rel,
+                commands: &commands,
+                timeout: cfg.validation_timeout(),
+            };
+            match gate.run(log_k, &|| ctx.timestamp(), progress) {
+                Ok(attempt) => {
+                    log_k += attempt.records.len();
+                    records = attempt.records.clone();
+                    if attempt.passed() {
+                        Ok(())
+                    } else {
+                        Err(attempt.reason().unwrap_or_else(|| "validation failed".into()))
+                    }
+                }
+                Err(e) => Err(format!("the validation commands could not run: {e}")),
+            }
+        });
+        // An interrupt stops the run here: the task stays in progress, resumable.
+        agent::stop_if_interrupted(Some(&dir.join(marker::MARKER_FILE)), &dir.join(marker::AGENT_LOG_FILE))?;
+        match result {
+            Ok(()) => break Outcome::Completed,
+            Err(why) if format.on_failure() == OnFailure::RetryOnceThenBlock && attempt_no == 1 => {
+                progress.note(&format!("task {id}: {why}; retrying once"));
+                failure = Some(why);
+            }
+            Err(why) if format.on_failure() == OnFailure::RetryOnceThenBlock => break Outcome::Blocked(why),
+            Err(why) => break Outcome::Failed(why),
+        }
+    };
+    let changed = changed_files(root, &before, &file, &dir);
+    let commands_run: Vec<CommandRun> = records
+        .iter()
+        .map(|r| CommandRun {
+            command: r.command.clone(),
+            exit_code: if r.timed_out { None } else { r.exit_code },
+            duration_ms: r.duration_ms,
+            finished_at: r.finished.clone(),
+            output_tail: r.output_tail.clone(),
+            log: Some(r.log.clone()),
+        })
+        .collect();
+    let record = Record {
+        outcome: outcome.clone(),
+        session_id: session_id.to_owned(),
+        agent_session_id: agent_session,
+        at: ctx.timestamp(),
+        summary,
+        commands: commands_run,
+        changed: changed.clone(),
+        attempt: attempt_no,
+    };
+    let run = TaskRun { id: id.clone(), outcome, commit: None, validation: records, attempts: attempt_no, resumed };
+    Ok(TaskOutcome { run, record, changed })
+}
+
+/// The files the task changed: dirty now and clean or different at its start, other than the
+/// format's own file (committed scoped) and the run directory.
+fn changed_files(root: &Path, before: &WorkTreeState, file: &Path, dir: &Path) -> Vec<ChangedFile> {
+    let Ok(now) = WorkTreeState::read(root) else { return Vec::new() };
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned();
+    let (file_rel, dir_rel) = (rel(file), format!("{}/", rel(dir)));
+    before
+        .changed_until(&now)
+        .into_iter()
+        .filter(|p| *p != file_rel && !p.starts_with(&dir_rel) && !crate::git::is_transient(p))
+        .map(|path| {
+            let (added, removed) = numstat(root, &path);
+            ChangedFile { path, added, removed }
+        })
+        .collect()
+}
+
+/// Lines added and removed in `rel` against HEAD (an untracked file: all its lines added).
+fn numstat(root: &Path, rel: &str) -> (usize, usize) {
+    let out = std::process::Command::new("git")
+        .current_dir(root)
+        .args(["diff", "--numstat", "HEAD", "--", rel])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut words = out.split_whitespace();
+    match (words.next().and_then(|a| a.parse().ok()), words.next().and_then(|r| r.parse().ok())) {
+        (Some(a), Some(r)) => (a, r),
+        _ => {
+            let n = std::fs::read(root.join(rel)).map(|b| b.iter().filter(|c| **c == b'\n').count()).unwrap_or(0);
+            (n, 0)
+        }
+    }
+}
+
+/// The agent's prompt: the format's task text, then the protocol.
+fn prompt(
+    ctx: &Context,
+    format: &dyn Format,
+    bytes: &[u8],
+    id: &TaskId,
+    metadata_path: &Path,
+    failure: Option<&str>,
+) -> Result<String> {
+    let mut p = format!("You are implementing one task of {} in this repository.\n\n", format.label());
+    p.push_str(&format.prompt(bytes, id)?);
+    if let Some(f) = failure {
+        p.push_str(&format!(
+            "\nThe previous attempt at this task failed: {f}\nFix the cause (not the check) and report again.\n"
+        ));
+    }
+    let file = ctx.repo.relative(&format.file());
+    let meta = ctx.repo.relative(metadata_path);
+    p.push_str(&format!(
+        "
+Work on this task only. Postflight marks the task in {file} (in progress, then completed or
+failed) and commits its files: do not change its markers or notes in {file}, and do not commit.
+After you finish, postflight runs the project's validation commands itself; only their exit codes
+count. Before stopping, write the metadata file {meta} (JSON):
+{{\"status\": \"implemented\" | \"partial\" | \"failed\" | \"blocked\", \"summary\": \"2-5 sentences\",
+ \"artifacts\": [{{\"type\": \"implementation\", \"path\": \"src/...\", \"summary\": \"...\"}}],
+ \"errors\": [{{\"message\": \"...\", \"recoverable\": true}}]}}
+"
+    ));
+    Ok(p)
+}
+
+/// One fresh agent invocation for a task: the resolved command (the Claude Code adapter's,
+/// under a session id recorded in the marker first), in the repository root, its output in the
+/// run's agent log. The one place a queue run couples to the agent machinery.
+#[allow(clippy::too_many_arguments)]
+fn invoke_agent(
+    ctx: &Context,
+    cfg: &config::Config,
+    opts: &Options,
+    dir: &Path,
+    session_id: &str,
+    attempt: u32,
+    stdin: String,
+    env: Vec<(String, String)>,
+    progress: &Progress,
+) -> Result<(agent::Finished, Option<String>)> {
+    let marker_path = dir.join(marker::MARKER_FILE);
+    let (command, agent_session) = if opts.agent == claude::AGENT_NAME {
+        let uuid = claude::new_uuid();
+        let mut m = Marker::load(&marker_path)?;
+        m.agent_session_id = Some(uuid.clone());
+        m.save(&marker_path)?;
+        (claude::command(&cfg.claude, &uuid), Some(uuid))
+    } else {
+        (opts.agent.clone(), None)
+    };
+    let log_path = dir.join(marker::AGENT_LOG_FILE);
+    let inv = agent::Invocation {
+        command: &command,
+        cwd: &ctx.repo.root,
+        stdin,
+        env,
+        timeout: Duration::from_secs(opts.timeout),
+        log_path: &log_path,
+        marker: Some(marker_path),
+    };
+    let header = agent::LogHeader {
+        time: marker::now_utc(),
+        session: session_id.to_owned(),
+        run: std::process::id(),
+        iteration: attempt,
+        max_iterations: 2,
+        command: command.replace(['\n', '\r'], " "),
+    };
+    agent::log_start(&log_path, &header);
+    let started = std::time::Instant::now();
+    let finished = agent::run(&inv, progress);
+    agent::log_end(&log_path, attempt, finished.as_ref().ok(), started.elapsed());
+    Ok((finished?, agent_session))
+}
+
+/// `xtask check <PATH>`: the format's findings; with `fix`, the fixable ones repaired first
+/// (under the ledger lock, written atomically). Returns the findings (after the fix) and the
+/// file's bytes before and after.
+///
+/// # Errors
+/// The file cannot be read, locked or written; a fix that refuses (the file does not parse).
+///
+/// # Writes
+/// The format's file, with `fix` when a finding is fixable.
+pub fn check(ctx: &Context, format: &dyn Format, fix: bool) -> Result<(Vec<crate::format::Finding>, Vec<u8>, Vec<u8>)> {
+    let file = format.file();
+    if !file.is_file() {
+        return Err(Error::refused(
+            format!("{} does not exist", ctx.repo.relative(&file)),
+            Some("pass a spec directory holding tasks.md, or a phase document"),
+        ));
+    }
+    let before = std::fs::read(&file).map_err(|e| Error::io("read", &file, e))?;
+    let after = if fix && format.check(&before).iter().any(|f| f.fixable) {
+        let mut old = Vec::new();
+        let new = edit_locked(ctx, &file, |b| {
+            old = b.to_vec();
+            format.fix(b)
+        })?;
+        return Ok((format.check(&new), old, new));
+    } else {
+        before.clone()
+    };
+    Ok((format.check(&after), before, after))
+}
