@@ -284,10 +284,39 @@ pub trait Format: Send + Sync + fmt::Debug {
     fn fix(&self, bytes: &[u8]) -> Result<Vec<u8>> {
         Ok(bytes.to_vec())
     }
+
+    /// What `xtask check <PATH> --against REV` reports: `old` is the file at REV, `new` the file
+    /// now (an append-only format: log entries of REV missing or changed). Nothing by default.
+    ///
+    /// # Errors
+    /// Either version does not parse.
+    fn check_against(&self, old: &[u8], new: &[u8]) -> Result<Vec<Finding>> {
+        let _ = (old, new);
+        Ok(Vec::new())
+    }
+
+    /// Where task `id`'s validation logs go when they are committed with it (absolute; the
+    /// payload's `handoff/validation/<id>/`), instead of the run's transient directory.
+    fn log_dir(&self, id: &TaskId) -> Option<PathBuf> {
+        let _ = id;
+        None
+    }
+}
+
+/// What opening a format may need besides its path (the payload's `--stage`, its
+/// `meta.lastUpdatedBy`, its timestamps).
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// `--stage 5-implement|4-implement` (the payload).
+    pub stage: Option<String>,
+    /// The agent command, named in what the format records.
+    pub agent: Option<String>,
+    /// The moment `XTASK_NOW` fixes for every timestamp, if any.
+    pub now: Option<jiff::Timestamp>,
 }
 
 /// The formats `--format` names.
-pub const FORMATS: [&str; 1] = ["spec"];
+pub const FORMATS: [&str; 2] = ["spec", "payload"];
 
 /// The format of the ledger at `path` (absolute, inside the repository at `root`): `forced`
 /// (`--format spec|phases|...`) when given, else by what `path` is: a directory (or its
@@ -296,6 +325,24 @@ pub const FORMATS: [&str; 1] = ["spec"];
 /// # Errors
 /// A refusal when `path` does not exist, `forced` names no format, or nothing fits.
 pub fn open(root: &Path, path: &Path, forced: Option<&str>) -> Result<Box<dyn Format>> {
+    open_with(root, path, forced, &OpenOptions::default())
+}
+
+/// [`open`] with the options a format may need; a `.json` file (`handoff/payload.json`) is a
+/// handoff payload.
+///
+/// # Errors
+/// As [`open`]; a `--stage` that is not an implement stage; a payload that is not JSON.
+pub fn open_with(root: &Path, path: &Path, forced: Option<&str>, opts: &OpenOptions) -> Result<Box<dyn Format>> {
+    let is_payload = path.is_file() && path.extension().is_some_and(|e| e == "json");
+    if forced == Some("payload") || (forced.is_none() && is_payload) {
+        let stage = opts.stage.as_deref().map(payload::Stage::parse).transpose()?;
+        let agent = opts.agent.as_deref().unwrap_or("agent");
+        return Ok(Box::new(payload::Payload::open(root, path, stage, agent, opts.now)?));
+    }
+    if opts.stage.is_some() {
+        return Err(Error::refused("--stage applies to a handoff payload (handoff/payload.json)", None));
+    }
     if !path.exists() {
         return Err(Error::refused(
             format!("{} does not exist", path.display()),

@@ -118,7 +118,16 @@ impl Payload {
         fixed_now: Option<jiff::Timestamp>,
     ) -> Result<Payload> {
         let abs = if path.is_absolute() { path.to_path_buf() } else { root.join(path) };
-        let bytes = std::fs::read(&abs).map_err(|e| Error::io("read", &abs, e))?;
+        let bytes = std::fs::read(&abs).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::refused(
+                    format!("{} does not exist", abs.display()),
+                    Some("pass the handoff payload, e.g. handoff/payload.json"),
+                )
+            } else {
+                Error::io("read", &abs, e)
+            }
+        })?;
         let rel = abs.strip_prefix(root).unwrap_or(&abs).to_string_lossy().replace('\\', "/");
         let stage = match stage {
             Some(s) => s,
@@ -247,14 +256,14 @@ impl Payload {
         self.touch_meta(doc, &now)
     }
 
-    /// Every problem `xtask check <payload.json> --against REV` reports: `old` is the file at
+    /// Every problem `xtask check <payload.json> --against REV` (and the pre-commit hook) reports: `old` is the file at
     /// REV, `new` the file now. An `implementation.*` entry of `old` that is missing from `new`,
     /// changed or moved is an error; so is any other value of `old` that `new` lost or changed,
     /// except status fields (`status`, `meta.*`, `tasks.statusSummary.*`), which may move.
     ///
     /// # Errors
     /// Either version is not JSON.
-    pub fn check_against(&self, old: &[u8], new: &[u8]) -> Result<Vec<Finding>> {
+    pub fn append_only_findings(&self, old: &[u8], new: &[u8]) -> Result<Vec<Finding>> {
         let old_doc = Doc::parse(&self.path, old.to_vec())?;
         let new_doc = self.doc(new)?;
         Ok(append_only(&old_doc.to_value()?, &new_doc))
@@ -1118,6 +1127,14 @@ impl Format for Payload {
             }
         }
         out
+    }
+
+    fn check_against(&self, old: &[u8], new: &[u8]) -> Result<Vec<Finding>> {
+        self.append_only_findings(old, new)
+    }
+
+    fn log_dir(&self, id: &TaskId) -> Option<PathBuf> {
+        self.path.parent().map(|d| d.join("validation").join(id.as_str()))
     }
 
     fn fix(&self, bytes: &[u8]) -> Result<Vec<u8>> {

@@ -102,12 +102,8 @@ pub fn check(repo: &Repo, opts: Options) -> Result<Report> {
 /// ([`crate::format::payload::Payload::check_against`]).
 fn staged_payload_findings(repo: &Repo, source: &dyn Source, report: &mut Report) -> Result<()> {
     let payload = crate::format::payload::DEFAULT_PATH;
-    let paths: Vec<String> = source
-        .tracked()
-        .iter()
-        .filter(|p| *p == payload || p.ends_with(&format!("/{payload}")))
-        .cloned()
-        .collect();
+    let paths: Vec<String> =
+        source.tracked().iter().filter(|p| *p == payload || p.ends_with(&format!("/{payload}"))).cloned().collect();
     for rel in paths {
         let Some(staged) = source.read(&rel)? else { continue };
         // A payload HEAD does not hold yet has nothing to keep.
@@ -122,7 +118,7 @@ fn staged_payload_findings(repo: &Repo, source: &dyn Source, report: &mut Report
             "",
             None,
         );
-        match p.check_against(&head, &staged) {
+        match p.append_only_findings(&head, &staged) {
             Ok(found) => {
                 for f in found {
                     report.push(finding("payload-append-only", &rel, f.line, None, f.message));

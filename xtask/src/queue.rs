@@ -37,14 +37,25 @@ pub fn target(ctx: &Context, raw: &str) -> postflight::Result<Target> {
 
 /// The format of `path`.
 pub fn open(ctx: &Context, path: &Path, forced: Option<&str>) -> postflight::Result<Box<dyn Format>> {
+    open_with(ctx, path, forced, format::OpenOptions::default())
+}
+
+/// The format of `path`, with a payload's stage and agent.
+pub fn open_with(
+    ctx: &Context,
+    path: &Path,
+    forced: Option<&str>,
+    opts: format::OpenOptions,
+) -> postflight::Result<Box<dyn Format>> {
     let root = ctx.repo.root.canonicalize().unwrap_or_else(|_| ctx.repo.root.clone());
-    format::open(&root, path, forced)
+    format::open_with(&root, path, forced, &format::OpenOptions { now: ctx.fixed_now, ..opts })
 }
 
 /// The flags of a queue run.
 pub struct Implement {
     pub path: PathBuf,
     pub forced: Option<String>,
+    pub stage: Option<String>,
     pub agent: Option<String>,
     pub timeout: Option<u64>,
     pub task: Option<String>,
@@ -56,10 +67,12 @@ pub struct Implement {
 
 impl Implement {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let Implement { path, forced, agent, timeout, task, max_tasks, include_optional, validation, json } = self;
-        let fmt = open(ctx, &path, forced.as_deref())?;
-        let task = task.map(|t| postflight::TaskId::new(&t)).transpose()?;
+        let Implement { path, forced, stage, agent, timeout, task, max_tasks, include_optional, validation, json } =
+            self;
         let agent = workflow::resolve_agent(ctx, agent.as_deref())?;
+        let open_opts = format::OpenOptions { stage, agent: Some(agent.clone()), now: None };
+        let fmt = open_with(ctx, &path, forced.as_deref(), open_opts)?;
+        let task = task.map(|t| postflight::TaskId::new(&t)).transpose()?;
         let cfg = workflow::config::Config::load(&ctx.repo.root)?;
         let opts = queue::Options {
             agent,
@@ -79,6 +92,13 @@ impl Implement {
 }
 
 fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
+    for p in &report.intake_blocked {
+        writeln!(out, "blocked: {p}")?;
+    }
+    if !report.intake_blocked.is_empty() {
+        writeln!(out, "{}: the stage is blocked; the block is recorded in the file, no task ran", report.file)?;
+        return Ok(());
+    }
     if report.tasks.is_empty() && report.commit_error.is_none() {
         writeln!(out, "{}: nothing to do (every queued task is done)", report.file)?;
     }
@@ -197,12 +217,19 @@ pub fn check(
     ctx: &Context,
     path: &Path,
     forced: Option<&str>,
+    against: Option<&str>,
     fix: bool,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let fmt = open(ctx, path, forced)?;
-    let (findings, before, after) = queue::check(ctx, fmt.as_ref(), fix)?;
+    let (findings, before, after) = match against {
+        Some(rev) => {
+            let now = std::fs::read(fmt.file()).unwrap_or_default();
+            (queue::check_against(ctx, fmt.as_ref(), rev)?, now.clone(), now)
+        }
+        None => queue::check(ctx, fmt.as_ref(), fix)?,
+    };
     let file = ctx.repo.relative(&fmt.file());
     let errors = findings.iter().filter(|f| f.error).count();
     let changed = before != after;

@@ -439,21 +439,21 @@ fn check_against_catches_deleted_and_rewritten_entries_and_passes_status_moves()
     let appended = p
         .record(&moved, &id("task-1.1"), &record(Outcome::Completed, vec![run("sh greet.sh", 0, "a")]))
         .expect("record");
-    assert_eq!(p.check_against(old, &appended).expect("json"), vec![]);
+    assert_eq!(p.append_only_findings(old, &appended).expect("json"), vec![]);
     let deleted = STAGE5.replace(
         "\n            {\"id\": \"command-4\", \"command\": \"true\", \"taskId\": \"task-1.3\", \"timestamp\": \"2026-01-01T00:00:00Z\", \"exitCode\": 0, \"duration\": \"1s\", \"output\": \"\"}\n        ",
         "",
     );
-    let findings = p.check_against(old, deleted.as_bytes()).expect("json");
+    let findings = p.append_only_findings(old, deleted.as_bytes()).expect("json");
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].rule, "log-entry-missing");
     assert!(findings[0].message.contains("implementation.commands `command-4` was deleted"), "{}", findings[0].message);
     let rewritten = STAGE5.replace("\"exitCode\": 0, \"duration\": \"1s\"", "\"exitCode\": 0, \"duration\": \"2s\"");
-    let findings = p.check_against(old, rewritten.as_bytes()).expect("json");
+    let findings = p.append_only_findings(old, rewritten.as_bytes()).expect("json");
     assert_eq!(findings.iter().map(|f| f.rule).collect::<Vec<_>>(), vec!["log-entry-changed"]);
     assert_eq!(findings[0].line, Some(76));
     let lost = STAGE5.replace("\"acceptanceCriteria\": [\"says hello\"],", "\"acceptanceCriteria\": [],");
-    let findings = p.check_against(old, lost.as_bytes()).expect("json");
+    let findings = p.append_only_findings(old, lost.as_bytes()).expect("json");
     assert_eq!(
         findings.iter().map(|f| f.message.as_str()).collect::<Vec<_>>(),
         vec!["requirement.acceptanceCriteria[0] of the revision is gone or changed (a stage only adds to the payload)"]
