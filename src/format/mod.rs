@@ -259,6 +259,13 @@ pub trait Format: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// The environment of [`Format::validation_commands`]: variables to set, by command (a
+    /// payload's `environment`).
+    fn validation_env(&self, bytes: &[u8], id: &TaskId) -> Vec<(String, Vec<(String, String)>)> {
+        let _ = (bytes, id);
+        Vec::new()
+    }
+
     /// The first line of task `id`'s commit (`spec auth: task 1.1 complete`).
     fn subject(&self, id: &TaskId, outcome: &Outcome) -> String;
 

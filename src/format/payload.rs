@@ -1041,6 +1041,10 @@ impl Format for Payload {
         self.validation_environment(bytes).into_iter().map(|(c, _)| c).collect()
     }
 
+    fn validation_env(&self, bytes: &[u8], _id: &TaskId) -> Vec<(String, Vec<(String, String)>)> {
+        self.validation_environment(bytes)
+    }
+
     fn subject(&self, id: &TaskId, outcome: &Outcome) -> String {
         format!("payload: {id} {}", outcome.word())
     }

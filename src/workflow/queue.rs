@@ -450,6 +450,7 @@ fn run_task(
             }
         }
     }
+    let command_env = format.validation_env(&bytes, id);
     let metadata_path = dir.join(marker::METADATA_FILE);
     let log_dir = format.log_dir(id).unwrap_or_else(|| dir.join(validate::VALIDATION_DIR));
     let log_dir_rel = ctx.repo.relative(&log_dir);
@@ -525,6 +526,7 @@ fn run_task(
                 log_dir: &log_dir,
                 log_dir_rel: &log_dir_rel,
                 commands: &commands,
+                env: &command_env,
                 timeout: cfg.validation_timeout(),
             };
             match gate.run(log_k, &|| ctx.timestamp(), progress) {

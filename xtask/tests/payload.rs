@@ -101,7 +101,7 @@ const STAGE5: &str = r#"{
         "fixtures": [],
         "validationCommands": [
             {"suite": "unit-tests", "command": "sh tests/run.sh", "environment": "test", "expectedDuration": "1s"},
-            {"suite": "lint", "command": "test -z \"$(grep -l TODO src/*.sh 2>/dev/null)\"", "environment": "local", "expectedDuration": "1s"}
+            {"suite": "lint", "command": "echo \"env=$PAYLOAD_ENVIRONMENT\"; test -z \"$(grep -l TODO src/*.sh 2>/dev/null)\"", "environment": "local", "expectedDuration": "1s"}
         ]
     },
     "implementation": {
@@ -311,6 +311,11 @@ fn payload_stage5_whole_run_records_measured_entries_and_commits_each_leaf() {
     assert_eq!(commands[0]["validationSuite"], "unit-tests");
     assert_eq!(commands[0]["environment"], "test");
     assert_eq!(commands[0]["taskId"], "task-1.1");
+    assert!(
+        commands[1]["output"].as_str().is_some_and(|o| o.contains("env=local")),
+        "run in its environment: {}",
+        commands[1]
+    );
     assert!(commands[2]["output"].as_str().is_some_and(|o| o.contains("ok tests/test_plain.sh")), "{}", commands[2]);
     let tests = v["implementation"]["tests"].as_array().expect("tests");
     assert_eq!(tests.len(), 6);
@@ -371,6 +376,10 @@ fn payload_stage4_runs_the_plan_steps_in_dependency_order() {
     assert_eq!(changes.iter().map(|c| c["planStepId"].clone()).collect::<Vec<_>>(), vec!["1", "2"]);
     assert_eq!(v["implementation"]["commands"][0]["command"], "sh tests/run.sh");
     assert_eq!(v["implementation"]["commands"][0]["exitCode"], 0);
+    let status = repo.run(&["status", PAYLOAD]);
+    assert_eq!(status.status.code(), Some(0), "{}", render(&status));
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("2 task(s): 2 completed"), "{text}");
     // Two-space indentation kept for the new entries.
     assert!(repo
         .read(PAYLOAD)

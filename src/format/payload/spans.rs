@@ -68,6 +68,8 @@ pub struct Style {
     pub colon: String,
     /// `"\n"` or `"\r\n"`.
     pub newline: String,
+    /// Between the members of a one-line container (`", "` or `","`).
+    pub comma: String,
 }
 
 /// The document: its bytes, its tree of spans, its style.
@@ -186,12 +188,13 @@ impl Doc {
         };
         let key_text = serde_json::to_string(key).expect("a string serialises");
         let (start, end) = (n.start, n.end);
-        let multiline = self.bytes[start..end].contains(&b'\n') || (members.is_empty() && !self.style.unit.is_empty());
+        let multiline = self.bytes[start..end].contains(&b'\n') || (members.is_empty() && self.ends_line(end));
         let text = if let Some((_, last)) = members.last() {
             let at = last.end;
             let member_indent = self.member_indent(last.start, start);
             let sep = self.separator(start, end, multiline, &member_indent);
-            let body = format!("{key_text}{}{}", self.style.colon, self.style.render(value, &member_indent));
+            let rendered = if multiline { self.style.render(value, &member_indent) } else { self.style.inline(value) };
+            let body = format!("{key_text}{}{rendered}", self.style.colon);
             return self.splice(at, at, format!("{sep}{body}").as_bytes());
         } else if multiline {
             let outer = self.line_indent(start);
@@ -199,7 +202,7 @@ impl Doc {
             let nl = &self.style.newline;
             format!("{{{nl}{inner}{key_text}{}{}{nl}{outer}}}", self.style.colon, self.style.render(value, &inner))
         } else {
-            format!("{{{key_text}{}{}}}", self.style.colon, self.style.render(value, ""))
+            format!("{{{key_text}{}{}}}", self.style.colon, self.style.inline(value))
         };
         self.splice(start, end, text.as_bytes())
     }
@@ -217,12 +220,13 @@ impl Doc {
             return Err(Error::format(&self.path, None, format!("{} is not an array", show(path))));
         };
         let (start, end) = (n.start, n.end);
-        let multiline = self.bytes[start..end].contains(&b'\n') || (elements.is_empty() && !self.style.unit.is_empty());
+        let multiline = self.bytes[start..end].contains(&b'\n') || (elements.is_empty() && self.ends_line(end));
         if let Some(last) = elements.last() {
             let at = last.end;
             let indent = self.member_indent(last.start, start);
             let sep = self.separator(start, end, multiline, &indent);
-            let text = format!("{sep}{}", self.style.render(value, &indent));
+            let rendered = if multiline { self.style.render(value, &indent) } else { self.style.inline(value) };
+            let text = format!("{sep}{rendered}");
             return self.splice(at, at, text.as_bytes());
         }
         let text = if multiline {
@@ -231,9 +235,29 @@ impl Doc {
             let nl = &self.style.newline;
             format!("[{nl}{inner}{}{nl}{outer}]", self.style.render(value, &inner))
         } else {
-            format!("[{}]", self.style.render(value, ""))
+            format!("[{}]", self.style.inline(value))
         };
         self.splice(start, end, text.as_bytes())
+    }
+
+    /// Whether the value ending at `end` is the last thing on its line (a trailing comma aside):
+    /// an empty container there grows into lines, one inside a one-line container stays on it.
+    fn ends_line(&self, end: usize) -> bool {
+        if self.style.unit.is_empty() {
+            return false;
+        }
+        let mut i = end;
+        let skip = |i: &mut usize| {
+            while *i < self.bytes.len() && matches!(self.bytes[*i], b' ' | b'\t') {
+                *i += 1;
+            }
+        };
+        skip(&mut i);
+        if self.bytes.get(i) == Some(&b',') {
+            i += 1;
+            skip(&mut i);
+        }
+        matches!(self.bytes.get(i), None | Some(b'\n' | b'\r'))
     }
 
     /// The indentation of a container's members, from its last member (which may share its line
@@ -254,11 +278,10 @@ impl Doc {
             format!(",{}{indent}", self.style.newline)
         } else if self.bytes[start..end].windows(2).any(|w| w == b", ") {
             ", ".to_owned()
-        } else if self.bytes[start..end].contains(&b',') || self.style.unit.is_empty() {
+        } else if self.bytes[start..end].contains(&b',') {
             ",".to_owned()
         } else {
-            // One member on one line in a pretty file: written as pretty files write one-line lists.
-            ", ".to_owned()
+            self.style.comma.clone()
         }
     }
 }
@@ -297,7 +320,13 @@ impl Style {
             })
             .unwrap_or_default();
         let colon = first_colon(bytes, root).unwrap_or_else(|| if unit.is_empty() { ":" } else { ": " }.to_owned());
-        Style { unit, colon, newline }
+        // One-line containers are written as the file writes them: `, ` when it has any (outside
+        // strings, near enough: before a value's first byte), else `,` in a one-line file.
+        let spaced = bytes.windows(3).any(|w| {
+            w[0] == b',' && w[1] == b' ' && matches!(w[2], b'"' | b'{' | b'[' | b'0'..=b'9' | b'-' | b't' | b'f' | b'n')
+        });
+        let comma = if spaced || !unit.is_empty() { ", " } else { "," }.to_owned();
+        Style { unit, colon, newline, comma }
     }
 
     /// `value` printed in this style, its lines after the first indented from `base` (the
@@ -308,6 +337,12 @@ impl Style {
         out
     }
 
+    /// `value` on one line, in this style's separators.
+    pub fn inline(&self, value: &Value) -> String {
+        let flat = Style { unit: String::new(), ..self.clone() };
+        flat.render(value, "")
+    }
+
     fn render_into(&self, value: &Value, base: &str, out: &mut String) {
         let pretty = !self.unit.is_empty();
         match value {
@@ -316,10 +351,7 @@ impl Style {
                 let inner = format!("{base}{}", self.unit);
                 for (i, (k, v)) in m.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
-                        if !pretty {
-                            out.push(' ');
-                        }
+                        out.push_str(if pretty { "," } else { &self.comma });
                     }
                     if pretty {
                         out.push_str(&self.newline);
@@ -340,10 +372,7 @@ impl Style {
                 let inner = format!("{base}{}", self.unit);
                 for (i, v) in a.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
-                        if !pretty {
-                            out.push(' ');
-                        }
+                        out.push_str(if pretty { "," } else { &self.comma });
                     }
                     if pretty {
                         out.push_str(&self.newline);
@@ -492,11 +521,14 @@ mod tests {
     #[test]
     fn detects_the_files_own_style() {
         let d = doc("{\r\n    \"a\" : 1\r\n}\r\n");
-        assert_eq!(d.style, Style { unit: "    ".into(), colon: " : ".into(), newline: "\r\n".into() });
+        assert_eq!(
+            d.style,
+            Style { unit: "    ".into(), colon: " : ".into(), newline: "\r\n".into(), comma: ", ".into() }
+        );
         let d = doc("{\n\t\"a\": {\"b\": 1}\n}\n");
         assert_eq!(d.style.unit, "\t");
         let d = doc("{\"a\":1}");
-        assert_eq!(d.style, Style { unit: String::new(), colon: ":".into(), newline: "\n".into() });
+        assert_eq!(d.style, Style { unit: String::new(), colon: ":".into(), newline: "\n".into(), comma: ",".into() });
     }
 
     #[test]
@@ -528,6 +560,19 @@ mod tests {
         assert_eq!(
             text(&d),
             "{\r\n\t\"l\": [\r\n\t\t{\"a\": 1},\r\n\t\t{\r\n\t\t\t\"b\": [\r\n\t\t\t\t2\r\n\t\t\t]\r\n\t\t}\r\n\t],\r\n\t\"e\": [\r\n\t\t\"x\"\r\n\t],\r\n\t\"c\": [1, 2, 3]\r\n}"
+        );
+    }
+
+    #[test]
+    fn one_line_containers_in_a_pretty_file_stay_on_their_line() {
+        let mut d = doc("{\n  \"i\": {\"changes\": [], \"tests\": [1]},\n  \"e\": []\n}\n");
+        d.append(&[Seg::Key("i"), Seg::Key("changes")], &json!({"id": "c-1", "n": [1, 2]})).expect("append");
+        d.append(&[Seg::Key("i"), Seg::Key("tests")], &json!({"a": 1})).expect("append");
+        d.set(&[Seg::Key("i"), Seg::Key("new")], &json!({"b": 2})).expect("set");
+        d.append(&[Seg::Key("e")], &json!({"c": 3})).expect("append");
+        assert_eq!(
+            text(&d),
+            "{\n  \"i\": {\"changes\": [{\"id\": \"c-1\", \"n\": [1, 2]}], \"tests\": [1, {\"a\": 1}], \"new\": {\"b\": 2}},\n  \"e\": [\n    {\n      \"c\": 3\n    }\n  ]\n}\n"
         );
     }
 
