@@ -11,6 +11,7 @@
 //! [`crate::git::Scoping`] seam.
 
 pub mod lines;
+pub mod phases;
 pub mod spec_dir;
 
 use std::fmt;
@@ -323,11 +324,11 @@ pub struct OpenOptions {
 }
 
 /// The formats `--format` names.
-pub const FORMATS: [&str; 2] = ["spec", "payload"];
+pub const FORMATS: [&str; 3] = ["spec", "phases", "payload"];
 
 /// The format of the ledger at `path` (absolute, inside the repository at `root`): `forced`
 /// (`--format spec|phases|...`) when given, else by what `path` is: a directory (or its
-/// `tasks.md`) is a spec directory.
+/// `tasks.md`) is a spec directory, a markdown file with `Phase N:` headings a phase document.
 ///
 /// # Errors
 /// A refusal when `path` does not exist, `forced` names no format, or nothing fits.
@@ -362,14 +363,25 @@ pub fn open_with(root: &Path, path: &Path, forced: Option<&str>, opts: &OpenOpti
     };
     match forced {
         Some("spec") => Ok(spec_dir(path)),
+        Some("phases") if path.is_file() => Ok(Box::new(phases::PhaseDoc::new(root, path))),
+        Some("phases") => Err(Error::refused(
+            format!("{} is not a file", path.display()),
+            Some("a phase document is a markdown file"),
+        )),
         Some(other) => Err(Error::refused(
             format!("unknown format `{other}`"),
             Some(&format!("--format takes one of: {}", FORMATS.join(", "))),
         )),
         None if path.is_dir() || path.file_name().is_some_and(|n| n == spec_dir::TASKS_FILE) => Ok(spec_dir(path)),
+        None if std::fs::read(path).is_ok_and(|b| phases::looks_like_phase_doc(&b)) => {
+            Ok(Box::new(phases::PhaseDoc::new(root, path)))
+        }
         None => Err(Error::refused(
-            format!("{}: not a spec directory (no tasks.md)", path.display()),
-            Some("pass a directory holding tasks.md, or force the reading with --format spec"),
+            format!(
+                "{}: neither a spec directory (holding tasks.md) nor a phase document (`## Phase N:` headings)",
+                path.display()
+            ),
+            Some("pass a spec directory or a phase document, or force the reading with --format spec|phases"),
         )),
     }
 }

@@ -326,7 +326,12 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             continue;
         }
         let was_in_progress = item.is_some_and(|i| i.mark == Mark::InProgress);
-        let task_run = run_task(ctx, format, opts, &cfg, &session_id, &id, resumed && was_in_progress, progress)?;
+        // A task that failed before has its earlier work in its `failed` commit: a re-run that
+        // only validates it again (the fix made elsewhere) changes nothing and is not empty.
+        let retried = item.is_some_and(|i| matches!(i.mark, Mark::Failed | Mark::Blocked));
+        let allow_empty = opts.validation.allow_empty || retried;
+        let task_run =
+            run_task(ctx, format, opts, &cfg, &session_id, &id, resumed && was_in_progress, allow_empty, progress)?;
         let TaskOutcome { run, record, changed } = task_run;
         // The record and the final mark, under the lock.
         edit_locked(ctx, &file, |b| format.record(b, &id, &record))?;
@@ -428,6 +433,7 @@ fn run_task(
     session_id: &str,
     id: &TaskId,
     resumed: bool,
+    allow_empty: bool,
     progress: &Progress,
 ) -> Result<TaskOutcome> {
     let root = &ctx.repo.root;
@@ -517,7 +523,7 @@ fn run_task(
                 return Ok(());
             }
             let changed = changed_files(root, &before, &file, &dir, &log_dir);
-            if changed.is_empty() && !opts.validation.allow_empty {
+            if changed.is_empty() && !allow_empty {
                 return Err(validate::EMPTY_REASON.to_owned());
             }
             let gate = validate::Gate {

@@ -18,6 +18,8 @@ mod commit;
 mod concurrency;
 /// `xtask implement` runs killed with SIGKILL at random moments, then run to completion.
 mod crash;
+/// `implement|status|check <PATH>`: spec directories (seed 003, Kiro, Spec Kit) and phase documents.
+mod formats;
 /// `hook stop`, `check` and `hooks install`; `check` over every real fixture pair.
 mod guard;
 /// `xtask implement` end to end with the scripted agent: every outcome.

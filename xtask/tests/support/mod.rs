@@ -343,6 +343,17 @@ pub fn fixtures() -> Option<PathBuf> {
     }
 }
 
+/// The sibling-format samples (`../shared/fixtures/siblings`), read in place, when present.
+pub fn siblings() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/siblings");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        skipped("../shared/fixtures/siblings not found; the sibling-format sample tests did not run");
+        None
+    }
+}
+
 /// Kills a process group with SIGKILL. Never shell out to `kill -9 -<pgid>`: procps `kill`
 /// misparses the negative number and signals every process on the machine (`kill -1`).
 /// The pgid is checked to be a plain number above 1 before anything is sent.
