@@ -342,10 +342,20 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         // Logs the format keeps outside the run directory are the task's evidence: committed
         // with it, even where the project ignores `*.log`.
         let mut force = Vec::new();
-        if format.log_dir(&id).is_some() {
-            for log in record.commands.iter().filter_map(|c| c.log.clone()) {
-                paths.push(PathBuf::from(&log));
-                force.push(log);
+        if let Some(logs) = format.log_dir(&id) {
+            // Every attempt's logs (a retry's first attempt included).
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&logs)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            names.sort();
+            for log in names {
+                let rel = ctx.repo.relative(&log);
+                paths.push(PathBuf::from(&rel));
+                force.push(rel);
             }
         }
         let req = crate::git::CommitRequest {
@@ -554,6 +564,20 @@ fn run_task(
             Ok(()) => break Outcome::Completed,
             Err(why) if format.on_failure() == OnFailure::RetryOnceThenBlock && attempt_no == 1 => {
                 progress.note(&format!("task {id}: {why}; retrying once"));
+                // The failed attempt is part of the task's log (an append-only format keeps its
+                // commands and diagnostics); the retry's record follows it.
+                let first = Record {
+                    outcome: Outcome::Failed(why.clone()),
+                    session_id: session_id.to_owned(),
+                    agent_session_id: agent_session.clone(),
+                    at: ctx.timestamp(),
+                    summary: summary.clone(),
+                    commands: command_runs(&records),
+                    changed: changed_files(root, &before, &file, &dir, &log_dir),
+                    attempt: attempt_no,
+                };
+                edit_locked(ctx, &file, |b| format.record(b, id, &first))?;
+                records.clear();
                 failure = Some(why);
             }
             Err(why) if format.on_failure() == OnFailure::RetryOnceThenBlock => break Outcome::Blocked(why),
@@ -561,17 +585,7 @@ fn run_task(
         }
     };
     let changed = changed_files(root, &before, &file, &dir, &log_dir);
-    let commands_run: Vec<CommandRun> = records
-        .iter()
-        .map(|r| CommandRun {
-            command: r.command.clone(),
-            exit_code: if r.timed_out { None } else { r.exit_code },
-            duration_ms: r.duration_ms,
-            finished_at: r.finished.clone(),
-            output_tail: r.output_tail.clone(),
-            log: Some(r.log.clone()),
-        })
-        .collect();
+    let commands_run = command_runs(&records);
     let record = Record {
         outcome: outcome.clone(),
         session_id: session_id.to_owned(),
@@ -584,6 +598,21 @@ fn run_task(
     };
     let run = TaskRun { id: id.clone(), outcome, commit: None, validation: records, attempts: attempt_no, resumed };
     Ok(TaskOutcome { run, record, changed })
+}
+
+/// The gate's records as the format's [`CommandRun`]s.
+fn command_runs(records: &[validate::Record]) -> Vec<CommandRun> {
+    records
+        .iter()
+        .map(|r| CommandRun {
+            command: r.command.clone(),
+            exit_code: if r.timed_out { None } else { r.exit_code },
+            duration_ms: r.duration_ms,
+            finished_at: r.finished.clone(),
+            output_tail: r.output_tail.clone(),
+            log: Some(r.log.clone()),
+        })
+        .collect()
 }
 
 /// The files the task changed: dirty now and clean or different at its start, other than the

@@ -117,7 +117,13 @@ fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(e) = &report.commit_error {
         writeln!(out, "commit failed: {e}")?;
     }
-    if report.exit_code() == 4 {
+    let blocked = report.tasks.iter().any(|t| matches!(t.outcome, format::Outcome::Blocked(_)));
+    if report.exit_code() == 4 && blocked {
+        writeln!(
+            out,
+            "blocked after one retry; the run went on with the tasks that do not depend on it (a blocked task runs again once its status is set back to ready)"
+        )?;
+    } else if report.exit_code() == 4 {
         writeln!(out, "stopped; run the same command again to resume at the failed task")?;
     } else if !report.remaining.is_empty() {
         writeln!(out, "{} task(s) left in the queue", report.remaining.len())?;

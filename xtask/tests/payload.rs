@@ -415,14 +415,55 @@ fn payload_a_leaf_failing_twice_is_blocked_its_dependant_waits_the_others_comple
         v["tasks"]["statusSummary"],
         serde_json::json!({"ready": 1, "blocked": 1, "in_progress": 1, "completed": 1})
     );
-    let blocked = &v["implementation"]["changes"][1];
+    let blocked = &v["implementation"]["changes"][2];
     assert_eq!(blocked["taskId"], "task-1.2");
     assert_eq!(blocked["status"], "blocked");
     assert!(blocked["rationale"].as_str().is_some_and(|r| r.contains("failed")), "{blocked}");
+    // Both attempts are in the log: two change entries for task-1.2, the first `failed`.
+    let attempts: Vec<&Value> = v["implementation"]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["taskId"] == "task-1.2")
+        .collect();
+    assert_eq!(
+        attempts.iter().map(|c| c["status"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        vec!["failed", "blocked"]
+    );
+    assert_eq!(attempts.iter().map(|c| c["attempt"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), vec![1, 2]);
     // A second run takes nothing blocked nor waiting on it.
     let again = implement(&repo, &[]);
     assert!(!repo.home().join("attempts-task-1.3").exists(), "{}", render(&again));
     assert_eq!(subjects(&repo).len(), 3);
+}
+
+#[test]
+fn payload_a_validation_failing_twice_records_both_attempts_with_real_exit_codes() {
+    // task-1.1 writes a script with a TODO the lint suite rejects, both times.
+    let repo = setup(STAGE5);
+    let agent = format!("{}; [ \"$XTASK_TASK_ID\" != task-1.1 ] || echo '# TODO' >> src/greet.sh", agent(&repo));
+    let out = repo.run(&["implement", PAYLOAD, "--agent", &agent, "--task", "task-1.1"]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    let v = payload(&repo);
+    assert_eq!(status_of(&v, "task-1.1"), "blocked");
+    let lint: Vec<&Value> = v["implementation"]["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .filter(|c| c["validationSuite"] == "lint")
+        .collect();
+    assert_eq!(lint.len(), 2, "one lint run per attempt: {lint:#?}");
+    assert!(lint.iter().all(|c| c["exitCode"] == 1), "{lint:#?}");
+    assert_eq!(lint.iter().map(|c| c["attempt"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), vec![1, 2]);
+    let tests = v["implementation"]["tests"].as_array().expect("tests");
+    assert_eq!(tests.iter().filter(|t| t["status"] == "failed").count(), 2);
+    // Every log an entry names is committed with the blocked item.
+    let committed = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
+    for c in v["implementation"]["commands"].as_array().expect("commands") {
+        let log = c["log"].as_str().expect("log");
+        assert!(committed.lines().any(|l| l == log), "{log} not in\n{committed}");
+    }
+    assert_eq!(subjects(&repo)[0], "payload: task-1.1 blocked");
 }
 
 #[test]
