@@ -27,7 +27,8 @@ pub fn target(ctx: &Context, raw: &str) -> postflight::Result<Target> {
     let here = std::env::current_dir().unwrap_or_else(|_| ctx.repo.root.clone());
     let candidates = [here.join(raw), ctx.repo.root.join(raw)];
     let existing = candidates.iter().find(|p| p.exists());
-    let looks_like_path = raw.contains('/') || raw.ends_with(".md") || existing.is_some();
+    // An empty argument names the current directory, never a path the user meant.
+    let looks_like_path = !raw.trim().is_empty() && (raw.contains('/') || raw.ends_with(".md") || existing.is_some());
     if looks_like_path && (postflight::tasks::parse_task_number(raw).is_err() || existing.is_some()) {
         let p = existing.cloned().unwrap_or_else(|| candidates[0].clone());
         return Ok(Target::Path(p.canonicalize().unwrap_or(p)));
