@@ -21,6 +21,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::task_id::TaskId;
 
+pub mod payload;
+
 /// Where a task stands, in any format's own markers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mark {
@@ -187,6 +189,16 @@ pub struct Finding {
     pub fixable: bool,
 }
 
+/// What a format's intake found missing or broken before a run, and the file with the block
+/// recorded (the run writes `bytes`, changes nothing else and stops with exit 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// The file with the block recorded.
+    pub bytes: Vec<u8>,
+    /// Each missing or broken item, one line each.
+    pub problems: Vec<String>,
+}
+
 /// A ledger format for queue runs (`xtask implement <PATH>`, `status <PATH>`, `check <PATH>`).
 /// Every method is pure over the bytes given; the run writes what it returns.
 pub trait Format: Send + Sync + fmt::Debug {
@@ -207,6 +219,17 @@ pub trait Format: Send + Sync + fmt::Debug {
     /// A refusal (exit 2, nothing changed) naming what is missing or does not parse, with the
     /// file and line.
     fn items(&self, bytes: &[u8]) -> Result<Vec<Item>>;
+
+    /// Checks what the stage requires before it starts and that is recorded in the file when it
+    /// is missing (the handoff payload's intake): `Some` with the file to write and the
+    /// problems, the run then stopping with exit 4; `None` when the run may start.
+    ///
+    /// # Errors
+    /// The file does not parse.
+    fn intake(&self, bytes: &[u8]) -> Result<Option<Blocked>> {
+        let _ = bytes;
+        Ok(None)
+    }
 
     /// The tasks a run takes, in order, of `items` (what [`Format::items`] returned).
     fn queue(&self, items: &[Item], opts: &QueueOptions) -> Vec<TaskId>;
@@ -237,6 +260,13 @@ pub trait Format: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// The environment of [`Format::validation_commands`]: variables to set, by command (a
+    /// payload's `environment`).
+    fn validation_env(&self, bytes: &[u8], id: &TaskId) -> Vec<(String, Vec<(String, String)>)> {
+        let _ = (bytes, id);
+        Vec::new()
+    }
+
     /// The first line of task `id`'s commit (`spec auth: task 1.1 complete`).
     fn subject(&self, id: &TaskId, outcome: &Outcome) -> String;
 
@@ -262,10 +292,39 @@ pub trait Format: Send + Sync + fmt::Debug {
     fn fix(&self, bytes: &[u8]) -> Result<Vec<u8>> {
         Ok(bytes.to_vec())
     }
+
+    /// What `xtask check <PATH> --against REV` reports: `old` is the file at REV, `new` the file
+    /// now (an append-only format: log entries of REV missing or changed). Nothing by default.
+    ///
+    /// # Errors
+    /// Either version does not parse.
+    fn check_against(&self, old: &[u8], new: &[u8]) -> Result<Vec<Finding>> {
+        let _ = (old, new);
+        Ok(Vec::new())
+    }
+
+    /// Where task `id`'s validation logs go when they are committed with it (absolute; the
+    /// payload's `handoff/validation/<id>/`), instead of the run's transient directory.
+    fn log_dir(&self, id: &TaskId) -> Option<PathBuf> {
+        let _ = id;
+        None
+    }
+}
+
+/// What opening a format may need besides its path (the payload's `--stage`, its
+/// `meta.lastUpdatedBy`, its timestamps).
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// `--stage 5-implement|4-implement` (the payload).
+    pub stage: Option<String>,
+    /// The agent command, named in what the format records.
+    pub agent: Option<String>,
+    /// The moment `XTASK_NOW` fixes for every timestamp, if any.
+    pub now: Option<jiff::Timestamp>,
 }
 
 /// The formats `--format` names.
-pub const FORMATS: [&str; 2] = ["spec", "phases"];
+pub const FORMATS: [&str; 3] = ["spec", "phases", "payload"];
 
 /// The format of the ledger at `path` (absolute, inside the repository at `root`): `forced`
 /// (`--format spec|phases|...`) when given, else by what `path` is: a directory (or its
@@ -274,6 +333,24 @@ pub const FORMATS: [&str; 2] = ["spec", "phases"];
 /// # Errors
 /// A refusal when `path` does not exist, `forced` names no format, or nothing fits.
 pub fn open(root: &Path, path: &Path, forced: Option<&str>) -> Result<Box<dyn Format>> {
+    open_with(root, path, forced, &OpenOptions::default())
+}
+
+/// [`open`] with the options a format may need; a `.json` file (`handoff/payload.json`) is a
+/// handoff payload.
+///
+/// # Errors
+/// As [`open`]; a `--stage` that is not an implement stage; a payload that is not JSON.
+pub fn open_with(root: &Path, path: &Path, forced: Option<&str>, opts: &OpenOptions) -> Result<Box<dyn Format>> {
+    let is_payload = path.is_file() && path.extension().is_some_and(|e| e == "json");
+    if forced == Some("payload") || (forced.is_none() && is_payload) {
+        let stage = opts.stage.as_deref().map(payload::Stage::parse).transpose()?;
+        let agent = opts.agent.as_deref().unwrap_or("agent");
+        return Ok(Box::new(payload::Payload::open(root, path, stage, agent, opts.now)?));
+    }
+    if opts.stage.is_some() {
+        return Err(Error::refused("--stage applies to a handoff payload (handoff/payload.json)", None));
+    }
     if !path.exists() {
         return Err(Error::refused(
             format!("{} does not exist", path.display()),

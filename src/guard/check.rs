@@ -31,7 +31,7 @@ use crate::repo::Repo;
 use crate::run::{self as marker, Marker};
 
 /// The rules, by stable id, with their severity and what they check (for `--help` and docs).
-pub const RULES: [(&str, Severity, &str); 14] = [
+pub const RULES: [(&str, Severity, &str); 15] = [
     ("state-json", Severity::Error, "specs/state.json exists, parses and has an active_projects array"),
     ("todo-md", Severity::Error, "specs/TODO.md exists and is UTF-8"),
     ("duplicate-task", Severity::Error, "no task number appears twice in state.json or in TODO.md"),
@@ -53,6 +53,11 @@ pub const RULES: [(&str, Severity, &str); 14] = [
         "unvalidated",
         Severity::Warning,
         "a completed task whose language has validation commands (.postflight.json) has a passing validation record",
+    ),
+    (
+        "payload-append-only",
+        Severity::Error,
+        "a staged handoff/payload.json keeps every implementation.* entry of HEAD unchanged and loses no other data (statuses may move)",
     ),
 ];
 
@@ -85,7 +90,45 @@ pub struct FixReport {
 pub fn check(repo: &Repo, opts: Options) -> Result<Report> {
     let source: Box<dyn Source> =
         if opts.staged { Box::new(IndexSource::open(repo)?) } else { Box::new(WorkSource::open(repo, Fs::default())?) };
-    check_source(repo, source.as_ref(), opts)
+    let mut report = check_source(repo, source.as_ref(), opts)?;
+    if opts.staged {
+        staged_payload_findings(repo, source.as_ref(), &mut report)?;
+    }
+    Ok(report)
+}
+
+/// The pre-commit rule of a staged `handoff/payload.json`: against HEAD's version, no
+/// `implementation.*` entry missing or changed and no other data lost
+/// ([`crate::format::payload::Payload::check_against`]).
+fn staged_payload_findings(repo: &Repo, source: &dyn Source, report: &mut Report) -> Result<()> {
+    let payload = crate::format::payload::DEFAULT_PATH;
+    let paths: Vec<String> =
+        source.tracked().iter().filter(|p| *p == payload || p.ends_with(&format!("/{payload}"))).cloned().collect();
+    for rel in paths {
+        let Some(staged) = source.read(&rel)? else { continue };
+        // A payload HEAD does not hold yet has nothing to keep.
+        let Ok(head) = git(&repo.root, &["cat-file", "blob", &format!("HEAD:{rel}")], None) else { continue };
+        if head == staged {
+            continue;
+        }
+        let p = crate::format::payload::Payload::new(
+            repo.root.join(&rel),
+            rel.clone(),
+            crate::format::payload::Stage::Five,
+            "",
+            None,
+        );
+        match p.append_only_findings(&head, &staged) {
+            Ok(found) => {
+                for f in found {
+                    report.push(finding("payload-append-only", &rel, f.line, None, f.message));
+                }
+            }
+            Err(e) => report.push(finding("payload-append-only", &rel, None, None, e.to_string())),
+        }
+    }
+    sort_findings(report);
+    Ok(())
 }
 
 /// What the result cache did for one [`check_cached`].

@@ -412,6 +412,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 log_dir: &dirs.0,
                 log_dir_rel: &dirs.1,
                 commands: &commands,
+                env: &[],
                 timeout: cfg.validation_timeout(),
             };
             let mut attempt = gate.run(log_k, &|| ctx.timestamp(), progress)?;
@@ -1296,6 +1297,7 @@ fn postflight_gate(
         log_dir: &dirs.0,
         log_dir_rel: &dirs.1,
         commands: &commands,
+        env: &[],
         timeout: cfg.validation_timeout(),
     };
     let mut attempt = gate.run(1, &|| ctx.timestamp(), progress)?;

@@ -83,6 +83,11 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// A task's commit failed (git's or the hook's words); the run stopped there.
     pub commit_error: Option<String>,
+    /// The format's intake found these missing or broken: the block is recorded in its file,
+    /// no task ran (exit 4).
+    pub intake_blocked: Vec<String>,
+    /// Tasks not run because they depend on a blocked one.
+    pub waiting: Vec<TaskId>,
 }
 
 impl Report {
@@ -90,7 +95,7 @@ impl Report {
     pub fn exit_code(&self) -> u8 {
         if self.commit_error.is_some() {
             crate::workflow::EXIT_COMMIT_FAILED
-        } else if self.tasks.iter().any(|t| t.outcome != Outcome::Completed) {
+        } else if !self.intake_blocked.is_empty() || self.tasks.iter().any(|t| t.outcome != Outcome::Completed) {
             4
         } else {
             0
@@ -128,6 +133,8 @@ impl Report {
             "remaining": self.remaining.iter().map(TaskId::as_str).collect::<Vec<_>>(),
             "warnings": self.warnings,
             "commit_error": self.commit_error,
+            "intake_blocked": self.intake_blocked,
+            "waiting": self.waiting.iter().map(TaskId::as_str).collect::<Vec<_>>(),
         })
     }
 }
@@ -223,6 +230,31 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             }
         }
     }
+    // The format's intake (the payload's required sections): a block is recorded in the file,
+    // under the lock, and nothing else is done.
+    let mut intake = None;
+    edit_locked(ctx, &file, |b| match format.intake(b)? {
+        Some(blocked) => {
+            let bytes = blocked.bytes.clone();
+            intake = Some(blocked);
+            Ok(bytes)
+        }
+        None => Ok(b.to_vec()),
+    })?;
+    if let Some(blocked) = intake {
+        return Ok(Report {
+            kind: format.kind(),
+            file: file_rel,
+            session_id: ctx.session_id_or_new(),
+            tasks: Vec::new(),
+            remaining: Vec::new(),
+            resumed: false,
+            warnings: Vec::new(),
+            commit_error: None,
+            intake_blocked: blocked.problems,
+            waiting: Vec::new(),
+        });
+    }
     let queue = format.queue(&items, &opts.queue);
     let resumed = previous.is_some();
     let session_id = match &previous {
@@ -238,6 +270,8 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         resumed,
         warnings: Vec::new(),
         commit_error: None,
+        intake_blocked: Vec::new(),
+        waiting: Vec::new(),
     };
     if queue.is_empty() {
         cleanup(ctx, &file);
@@ -273,15 +307,24 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         .clone()
         .or(cfg.agent_identity.clone())
         .or_else(|| adapter.default_identity().map(str::to_owned));
-    let mut blocked: Vec<TaskId> = Vec::new();
+    // Formats that go on after a failure keep what an earlier run blocked blocked: its
+    // dependants wait.
+    let mut blocked: Vec<TaskId> = if format.on_failure() == OnFailure::RetryOnceThenBlock {
+        items.iter().filter(|i| matches!(i.mark, Mark::Blocked | Mark::Failed)).map(|i| i.id.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let mut k = 0;
     while k < queue.len() {
         let id = queue[k].clone();
         k += 1;
         report.remaining = queue[k..].to_vec();
         let item = items.iter().find(|i| i.id == id);
-        if item.is_some_and(|i| i.depends_on.iter().any(|d| blocked.contains(d))) {
-            report.warnings.push(format!("task {id} skipped: it depends on a blocked task"));
+        if let Some(on) = item.and_then(|i| i.depends_on.iter().find(|d| blocked.contains(d))) {
+            report.warnings.push(format!("task {id} waiting: it depends on blocked task {on}"));
+            // What waits on a waiting task waits too.
+            blocked.push(id.clone());
+            report.waiting.push(id.clone());
             continue;
         }
         let was_in_progress = item.is_some_and(|i| i.mark == Mark::InProgress);
@@ -308,6 +351,25 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         trailers.extend(run.validation.iter().map(validate::Record::trailer));
         let mut paths: Vec<PathBuf> = changed.iter().map(|c| PathBuf::from(&c.path)).collect();
         paths.push(PathBuf::from(&file_rel));
+        // Logs the format keeps outside the run directory are the task's evidence: committed
+        // with it, even where the project ignores `*.log`.
+        let mut force = Vec::new();
+        if let Some(logs) = format.log_dir(&id) {
+            // Every attempt's logs (a retry's first attempt included).
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&logs)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            names.sort();
+            for log in names {
+                let rel = ctx.repo.relative(&log);
+                paths.push(PathBuf::from(&rel));
+                force.push(rel);
+            }
+        }
         let req = crate::git::CommitRequest {
             task: Some(id.clone()),
             scoping: Some(format.scoping()),
@@ -317,6 +379,7 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             session_id: session_id.clone(),
             trailers,
             agent_identity: identity.clone(),
+            force,
             ..crate::git::CommitRequest::default()
         };
         let mut run = run;
@@ -416,8 +479,9 @@ fn run_task(
             }
         }
     }
+    let command_env = format.validation_env(&bytes, id);
     let metadata_path = dir.join(marker::METADATA_FILE);
-    let log_dir = dir.join(validate::VALIDATION_DIR);
+    let log_dir = format.log_dir(id).unwrap_or_else(|| dir.join(validate::VALIDATION_DIR));
     let log_dir_rel = ctx.repo.relative(&log_dir);
     let mut attempt_no = 0u32;
     let mut failure: Option<String> = None;
@@ -483,7 +547,7 @@ fn run_task(
             if commands.is_empty() {
                 return Ok(());
             }
-            let changed = changed_files(root, &before, &file, &dir);
+            let changed = changed_files(root, &before, &file, &dir, &log_dir);
             if changed.is_empty() && !allow_empty {
                 return Err(validate::EMPTY_REASON.to_owned());
             }
@@ -493,6 +557,7 @@ fn run_task(
                 log_dir: &log_dir,
                 log_dir_rel: &log_dir_rel,
                 commands: &commands,
+                env: &command_env,
                 timeout: cfg.validation_timeout(),
             };
             match gate.run(log_k, &|| ctx.timestamp(), progress) {
@@ -514,24 +579,28 @@ fn run_task(
             Ok(()) => break Outcome::Completed,
             Err(why) if format.on_failure() == OnFailure::RetryOnceThenBlock && attempt_no == 1 => {
                 progress.note(&format!("task {id}: {why}; retrying once"));
+                // The failed attempt is part of the task's log (an append-only format keeps its
+                // commands and diagnostics); the retry's record follows it.
+                let first = Record {
+                    outcome: Outcome::Failed(why.clone()),
+                    session_id: session_id.to_owned(),
+                    agent_session_id: agent_session.clone(),
+                    at: ctx.timestamp(),
+                    summary: summary.clone(),
+                    commands: command_runs(&records),
+                    changed: changed_files(root, &before, &file, &dir, &log_dir),
+                    attempt: attempt_no,
+                };
+                edit_locked(ctx, &file, |b| format.record(b, id, &first))?;
+                records.clear();
                 failure = Some(why);
             }
             Err(why) if format.on_failure() == OnFailure::RetryOnceThenBlock => break Outcome::Blocked(why),
             Err(why) => break Outcome::Failed(why),
         }
     };
-    let changed = changed_files(root, &before, &file, &dir);
-    let commands_run: Vec<CommandRun> = records
-        .iter()
-        .map(|r| CommandRun {
-            command: r.command.clone(),
-            exit_code: if r.timed_out { None } else { r.exit_code },
-            duration_ms: r.duration_ms,
-            finished_at: r.finished.clone(),
-            output_tail: r.output_tail.clone(),
-            log: Some(r.log.clone()),
-        })
-        .collect();
+    let changed = changed_files(root, &before, &file, &dir, &log_dir);
+    let commands_run = command_runs(&records);
     let record = Record {
         outcome: outcome.clone(),
         session_id: session_id.to_owned(),
@@ -546,16 +615,33 @@ fn run_task(
     Ok(TaskOutcome { run, record, changed })
 }
 
+/// The gate's records as the format's [`CommandRun`]s.
+fn command_runs(records: &[validate::Record]) -> Vec<CommandRun> {
+    records
+        .iter()
+        .map(|r| CommandRun {
+            command: r.command.clone(),
+            exit_code: if r.timed_out { None } else { r.exit_code },
+            duration_ms: r.duration_ms,
+            finished_at: r.finished.clone(),
+            output_tail: r.output_tail.clone(),
+            log: Some(r.log.clone()),
+        })
+        .collect()
+}
+
 /// The files the task changed: dirty now and clean or different at its start, other than the
-/// format's own file (committed scoped) and the run directory.
-fn changed_files(root: &Path, before: &WorkTreeState, file: &Path, dir: &Path) -> Vec<ChangedFile> {
+/// format's own file (committed scoped), the run directory and the validation logs.
+fn changed_files(root: &Path, before: &WorkTreeState, file: &Path, dir: &Path, logs: &Path) -> Vec<ChangedFile> {
     let Ok(now) = WorkTreeState::read(root) else { return Vec::new() };
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned();
-    let (file_rel, dir_rel) = (rel(file), format!("{}/", rel(dir)));
+    let (file_rel, dir_rel, logs_rel) = (rel(file), format!("{}/", rel(dir)), format!("{}/", rel(logs)));
     before
         .changed_until(&now)
         .into_iter()
-        .filter(|p| *p != file_rel && !p.starts_with(&dir_rel) && !crate::git::is_transient(p))
+        .filter(|p| {
+            *p != file_rel && !p.starts_with(&dir_rel) && !p.starts_with(&logs_rel) && !crate::git::is_transient(p)
+        })
         .map(|path| {
             let (added, removed) = numstat(root, &path);
             ChangedFile { path, added, removed }
@@ -711,4 +797,33 @@ pub fn check(ctx: &Context, format: &dyn Format, fix: bool) -> Result<(Vec<crate
         before.clone()
     };
     Ok((format.check(&after), before, after))
+}
+
+/// `xtask check <PATH> --against REV`: the format's append-only findings of the file now
+/// against its version at `rev` ([`Format::check_against`]), after its own [`Format::check`].
+///
+/// # Errors
+/// A refusal when `rev` does not name a commit holding the file; the file cannot be read or
+/// does not parse.
+pub fn check_against(ctx: &Context, format: &dyn Format, rev: &str) -> Result<Vec<crate::format::Finding>> {
+    let file = format.file();
+    let rel = ctx.repo.relative(&file);
+    let now = std::fs::read(&file).map_err(|e| Error::io("read", &file, e))?;
+    if rev.starts_with('-') || rev.contains(['\n', '\0']) {
+        return Err(Error::refused(format!("`{rev}` is not a revision"), Some("pass a commit, e.g. --against HEAD")));
+    }
+    let out = std::process::Command::new("git")
+        .current_dir(&ctx.repo.root)
+        .args(["cat-file", "blob", &format!("{rev}:{rel}")])
+        .output()
+        .map_err(|e| Error::Git { message: format!("cannot run git: {e}"), refused: false, hint: None })?;
+    if !out.status.success() {
+        return Err(Error::refused(
+            format!("{rel} is not in revision `{rev}`: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            Some("pass a commit that holds the file, e.g. --against HEAD"),
+        ));
+    }
+    let mut findings = format.check(&now);
+    findings.extend(format.check_against(&out.stdout, &now)?);
+    Ok(findings)
 }

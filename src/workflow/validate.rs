@@ -177,6 +177,8 @@ pub struct Gate<'a> {
     pub log_dir_rel: &'a str,
     /// The commands, in order.
     pub commands: &'a [String],
+    /// Variables set for a command, by its text (a payload's `environment`); none for the rest.
+    pub env: &'a [(String, Vec<(String, String)>)],
     /// Seconds each command may run.
     pub timeout: u64,
 }
@@ -206,7 +208,9 @@ impl Gate<'_> {
                 spawn: &spawn,
                 cwd: self.root,
                 stdin: String::new(),
-                env: vec![("XTASK_TASK_NUMBER".to_owned(), self.task.to_string())],
+                env: std::iter::once(("XTASK_TASK_NUMBER".to_owned(), self.task.to_string()))
+                    .chain(self.env.iter().filter(|(c, _)| c == command).flat_map(|(_, vars)| vars.iter().cloned()))
+                    .collect(),
                 timeout: Duration::from_secs(self.timeout),
                 log_path: &log_path,
                 marker: None,

@@ -55,8 +55,12 @@ pub struct CheckArgs {
     #[arg(value_name = "PATH")]
     path: Option<String>,
     /// PATH only: read PATH as this format instead of guessing from what it is
-    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases"])]
+    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases", "payload"])]
     format: Option<String>,
+    /// PATH only: also fail when an append-only log entry of PATH at revision REV is missing or
+    /// changed, or other data of REV is lost (handoff/payload.json; statuses may move)
+    #[arg(long, value_name = "REV", conflicts_with_all = ["fix", "dry_run", "staged"])]
+    against: Option<String>,
     /// Make TODO.md and plan headers agree with state.json, and print the diff
     #[arg(long)]
     fix: bool,
@@ -87,10 +91,12 @@ impl CheckArgs {
 
     /// Exit 0 clean (warnings allowed), 1 errors found, 2 an input is unreadable.
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let CheckArgs { path, format, fix, dry_run, staged, json, no_cache } = self;
+        let CheckArgs { path, format, against, fix, dry_run, staged, json, no_cache } = self;
         if let Some(raw) = path {
             return match crate::queue::target(ctx, &raw)? {
-                crate::queue::Target::Path(p) => crate::queue::check(ctx, &p, format.as_deref(), fix, json, out),
+                crate::queue::Target::Path(p) => {
+                    crate::queue::check(ctx, &p, format.as_deref(), against.as_deref(), fix, json, out)
+                }
                 crate::queue::Target::Task(_) => Err(postflight::Error::refused(
                     format!("`{raw}` is not a spec directory or phase document"),
                     Some("`xtask check` checks the whole ledger; pass a PATH to check a spec directory or phase document"),

@@ -38,8 +38,12 @@ pub struct ImplementArgs {
     #[arg(long)]
     include_optional: bool,
     /// PATH only: read PATH as this format instead of guessing from what it is
-    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases"])]
+    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases", "payload"])]
     format: Option<String>,
+    /// PATH only (handoff/payload.json): the implement stage [default: 5-implement when the
+    /// payload has tasks.items, else 4-implement]
+    #[arg(long, value_name = "STAGE", value_parser = ["5-implement", "4-implement"])]
+    stage: Option<String>,
     /// The agent command, run with `sh -c` in the repository root; `claude` selects the Claude Code adapter
     /// (default: XTASK_AGENT, then .postflight.json, then `claude` when it is on the PATH)
     #[arg(long, value_name = "COMMAND")]
@@ -98,6 +102,7 @@ impl ImplementArgs {
             max_tasks,
             include_optional,
             format,
+            stage,
             agent,
             max_iterations,
             timeout,
@@ -113,6 +118,7 @@ impl ImplementArgs {
                 let queue_run = crate::queue::Implement {
                     path,
                     forced: format,
+                    stage,
                     agent,
                     timeout,
                     task: only,
@@ -125,9 +131,9 @@ impl ImplementArgs {
             }
             crate::queue::Target::Task(n) => n,
         };
-        if only.is_some() || max_tasks.is_some() || include_optional || format.is_some() {
+        if only.is_some() || max_tasks.is_some() || include_optional || format.is_some() || stage.is_some() {
             anyhow::bail!(postflight::Error::refused(
-                "--task, --max-tasks, --include-optional and --format apply to a PATH (a spec directory or a phase document), not to a task number",
+                "--task, --max-tasks, --include-optional, --format and --stage apply to a PATH (a spec directory or a phase document), not to a task number",
                 None
             ));
         }

@@ -30,7 +30,8 @@ pub fn target(ctx: &Context, raw: &str) -> postflight::Result<Target> {
     let here = std::env::current_dir().unwrap_or_else(|_| ctx.repo.root.clone());
     let candidates = [here.join(raw), ctx.repo.root.join(raw)];
     let existing = candidates.iter().find(|p| p.exists());
-    let looks_like_path = raw.contains('/') || raw.ends_with(".md") || existing.is_some();
+    // An empty argument names the current directory, never a path the user meant.
+    let looks_like_path = !raw.trim().is_empty() && (raw.contains('/') || raw.ends_with(".md") || existing.is_some());
     if looks_like_path && (postflight::tasks::parse_task_number(raw).is_err() || existing.is_some()) {
         let p = existing.cloned().unwrap_or_else(|| candidates[0].clone());
         return Ok(Target::Path(p.canonicalize().unwrap_or(p)));
@@ -40,14 +41,25 @@ pub fn target(ctx: &Context, raw: &str) -> postflight::Result<Target> {
 
 /// The format of `path`.
 pub fn open(ctx: &Context, path: &Path, forced: Option<&str>) -> postflight::Result<Box<dyn Format>> {
+    open_with(ctx, path, forced, format::OpenOptions::default())
+}
+
+/// The format of `path`, with a payload's stage and agent.
+pub fn open_with(
+    ctx: &Context,
+    path: &Path,
+    forced: Option<&str>,
+    opts: format::OpenOptions,
+) -> postflight::Result<Box<dyn Format>> {
     let root = ctx.repo.root.canonicalize().unwrap_or_else(|_| ctx.repo.root.clone());
-    format::open(&root, path, forced)
+    format::open_with(&root, path, forced, &format::OpenOptions { now: ctx.fixed_now, ..opts })
 }
 
 /// The flags of a queue run.
 pub struct Implement {
     pub path: PathBuf,
     pub forced: Option<String>,
+    pub stage: Option<String>,
     pub agent: Option<String>,
     pub timeout: Option<u64>,
     pub task: Option<String>,
@@ -59,10 +71,12 @@ pub struct Implement {
 
 impl Implement {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let Implement { path, forced, agent, timeout, task, max_tasks, include_optional, validation, json } = self;
-        let fmt = open(ctx, &path, forced.as_deref())?;
-        let task = task.map(|t| postflight::TaskId::new(&t)).transpose()?;
+        let Implement { path, forced, stage, agent, timeout, task, max_tasks, include_optional, validation, json } =
+            self;
         let agent = workflow::resolve_agent(ctx, agent.as_deref())?;
+        let open_opts = format::OpenOptions { stage, agent: Some(agent.clone()), now: None };
+        let fmt = open_with(ctx, &path, forced.as_deref(), open_opts)?;
+        let task = task.map(|t| postflight::TaskId::new(&t)).transpose()?;
         let cfg = workflow::config::Config::load(&ctx.repo.root)?;
         let opts = queue::Options {
             agent,
@@ -82,6 +96,13 @@ impl Implement {
 }
 
 fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
+    for p in &report.intake_blocked {
+        writeln!(out, "blocked: {p}")?;
+    }
+    if !report.intake_blocked.is_empty() {
+        writeln!(out, "{}: the stage is blocked; the block is recorded in the file, no task ran", report.file)?;
+        return Ok(());
+    }
     if report.tasks.is_empty() && report.commit_error.is_none() {
         writeln!(out, "{}: nothing to do (every queued task is done)", report.file)?;
     }
@@ -100,7 +121,13 @@ fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(e) = &report.commit_error {
         writeln!(out, "commit failed: {e}")?;
     }
-    if report.exit_code() == 4 {
+    let blocked = report.tasks.iter().any(|t| matches!(t.outcome, format::Outcome::Blocked(_)));
+    if report.exit_code() == 4 && blocked {
+        writeln!(
+            out,
+            "blocked after one retry; the run went on with the tasks that do not depend on it (a blocked task runs again once its status is set back to ready)"
+        )?;
+    } else if report.exit_code() == 4 {
         writeln!(out, "stopped; run the same command again to resume at the failed task")?;
     } else if !report.remaining.is_empty() {
         writeln!(out, "{} task(s) left in the queue", report.remaining.len())?;
@@ -200,12 +227,19 @@ pub fn check(
     ctx: &Context,
     path: &Path,
     forced: Option<&str>,
+    against: Option<&str>,
     fix: bool,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let fmt = open(ctx, path, forced)?;
-    let (findings, before, after) = queue::check(ctx, fmt.as_ref(), fix)?;
+    let (findings, before, after) = match against {
+        Some(rev) => {
+            let now = std::fs::read(fmt.file()).unwrap_or_default();
+            (queue::check_against(ctx, fmt.as_ref(), rev)?, now.clone(), now)
+        }
+        None => queue::check(ctx, fmt.as_ref(), fix)?,
+    };
     let file = ctx.repo.relative(&fmt.file());
     let errors = findings.iter().filter(|f| f.error).count();
     let changed = before != after;

@@ -127,7 +127,7 @@ pub struct StatusArgs {
     #[arg(value_name = "TASK|PATH")]
     task: Option<String>,
     /// PATH only: read PATH as this format instead of guessing from what it is
-    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases"])]
+    #[arg(long, value_name = "FORMAT", value_parser = ["spec", "phases", "payload"])]
     format: Option<String>,
     /// Only tasks with this status (repeatable: any of them), e.g. --status implementing
     #[arg(long = "status", value_name = "STATUS", conflicts_with = "task")]

@@ -28,6 +28,9 @@ mod guard;
 mod implement;
 /// The ledger layer on real and synthetic ledgers, byte-identical to jq 1.6.
 mod ledger_fixtures;
+/// `handoff/payload.json` (seeds 000 and 001): stage 5 and 4 runs, retry then blocked, intake
+/// blocks, resume, the append-only check and hook, the sample payloads.
+mod payload;
 /// `xtask query` against jq 1.6.
 mod query;
 /// `init`, `task new`, `status`, `set-status`.
