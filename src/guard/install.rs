@@ -29,6 +29,9 @@ pub struct Options {
     pub git: bool,
     /// The Claude Code settings entries.
     pub claude: bool,
+    /// The ledger merge driver: the `.gitattributes` lines and the clone's `merge.postflight.*`
+    /// config ([`crate::merge::setup`]).
+    pub merge: bool,
     /// Remove instead of install.
     pub uninstall: bool,
     /// The xtask binary the git hook records (default: the running executable); also used in
@@ -43,16 +46,18 @@ pub struct Report {
     pub actions: Vec<String>,
 }
 
-/// Installs (or uninstalls) the hooks of `repo`; with neither `git` nor `claude` set, both.
+/// Installs (or uninstalls) the hooks of `repo`; with none of `git`, `claude` and `merge` set,
+/// the first two.
 ///
 /// # Errors
 /// Git failures finding the hooks directory; a settings file that is not a JSON object; a
 /// foreign pre-commit hook when a chained one already exists; I/O errors.
 ///
 /// # Writes
-/// `<hooks dir>/pre-commit` (and `pre-commit.postflight-chained`), `.claude/settings.json`.
+/// `<hooks dir>/pre-commit` (and `pre-commit.postflight-chained`), `.claude/settings.json`;
+/// with `merge`, `.gitattributes` and the git config.
 pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
-    let both = !opts.git && !opts.claude;
+    let both = !opts.git && !opts.claude && !opts.merge;
     let mut report = Report::default();
     // Read and validate the settings before touching the git hook, so a refusal changes nothing.
     let claude_plan = if opts.claude || both { Some(plan_claude(repo, opts)?) } else { None };
@@ -75,6 +80,14 @@ pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
             }
             _ => report.actions.push(format!("{rel}: already up to date")),
         }
+    }
+    if opts.merge {
+        let bin = match &opts.bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe().map_err(|e| Error::io("locate", "the running xtask binary", e))?,
+        };
+        let bin = std::fs::canonicalize(&bin).unwrap_or(bin);
+        report.actions.extend(crate::merge::setup::install(repo, &bin, opts.uninstall)?);
     }
     Ok(report)
 }

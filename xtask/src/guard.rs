@@ -96,7 +96,7 @@ impl CheckArgs {
     /// Exit 0 clean (warnings allowed), 1 errors found, 2 an input is unreadable.
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let CheckArgs { fix, dry_run, staged, json, no_cache } = self;
-        let (report, diffs) = if fix || dry_run {
+        let (mut report, diffs) = if fix || dry_run {
             let fixed = check::fix(&ctx.repo, dry_run)?;
             let diffs: Vec<(String, String)> =
                 fixed.changes.iter().map(|c| (ctx.repo.relative(&c.path), c.unified_diff(&ctx.repo.root))).collect();
@@ -110,6 +110,10 @@ impl CheckArgs {
             }
             (report, None)
         };
+        // Read fresh every time (git's config, not the ledger: never in the check's cache).
+        if let Some(f) = check::merge_driver_finding(&ctx.repo)? {
+            report.findings.push(f);
+        }
         if json {
             let mut value = serde_json::json!({
                 "ok": report.errors() == 0 && !report.unreadable,
@@ -189,6 +193,9 @@ enum HooksCommand {
         /// Only the Stop and SubagentStop entries of .claude/settings.json
         #[arg(long)]
         claude: bool,
+        /// The ledger merge driver: `.gitattributes` lines for specs/state.json and specs/TODO.md, and this clone's merge.postflight.* config
+        #[arg(long)]
+        merge: bool,
         /// Remove what `hooks install` added, and nothing else (the same as `hooks uninstall`)
         #[arg(long)]
         uninstall: bool,
@@ -207,6 +214,9 @@ enum HooksCommand {
         /// Only the Stop and SubagentStop entries of .claude/settings.json
         #[arg(long)]
         claude: bool,
+        /// Only the merge driver's `.gitattributes` lines and merge.postflight.* config
+        #[arg(long)]
+        merge: bool,
         /// Print `{"installed": false, "actions": [...]}` instead of text
         #[arg(long)]
         json: bool,
@@ -221,12 +231,14 @@ impl HooksArgs {
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let (git, claude, uninstall, bin, json) = match self.command {
-            HooksCommand::Install { git, claude, uninstall, bin, json } => (git, claude, uninstall, bin, json),
-            HooksCommand::Uninstall { git, claude, json } => (git, claude, true, None, json),
+        let (git, claude, merge, uninstall, bin, json) = match self.command {
+            HooksCommand::Install { git, claude, merge, uninstall, bin, json } => {
+                (git, claude, merge, uninstall, bin, json)
+            }
+            HooksCommand::Uninstall { git, claude, merge, json } => (git, claude, merge, true, None, json),
         };
         let bin = bin.map(|b| if b.is_absolute() { b } else { ctx.repo.root.join(b) });
-        let report = install::install(&ctx.repo, &install::Options { git, claude, uninstall, bin })?;
+        let report = install::install(&ctx.repo, &install::Options { git, claude, merge, uninstall, bin })?;
         if json {
             let value = serde_json::json!({ "installed": !uninstall, "actions": report.actions });
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
