@@ -179,7 +179,8 @@ fn merge_object(
     let mut out = Map::new();
     let a_keys: Vec<String> = a.keys().cloned().collect();
     let b_keys: Vec<String> = b.keys().cloned().collect();
-    for key in key_order(&a_keys, &b_keys) {
+    let o_keys: Vec<String> = o.keys().cloned().collect();
+    for key in key_order(&o_keys, &a_keys, &b_keys) {
         let (ov, av, bv) = (o.get(&key), a.get(&key), b.get(&key));
         let merged = if av == bv || bv == ov {
             av.cloned()
@@ -257,14 +258,19 @@ fn merge_list(o: &[Value], a: &[Value], b: &[Value]) -> Vec<Value> {
 }
 
 /// The keys of the merged object: ours in order, each key only theirs has placed after its
-/// nearest predecessor in theirs (at the front when it has none).
-pub(super) fn key_order(a: &[String], b: &[String]) -> Vec<String> {
+/// nearest predecessor in theirs (at the front when it has none) and after the keys ours added
+/// right there (so both sides' additions follow in the order ours, theirs, as jq's `+` would
+/// append them).
+pub(super) fn key_order(o: &[String], a: &[String], b: &[String]) -> Vec<String> {
     let mut out: Vec<String> = a.to_vec();
     for (i, key) in b.iter().enumerate() {
         if out.contains(key) {
             continue;
         }
-        let at = b[..i].iter().rev().find_map(|p| out.iter().position(|k| k == p)).map_or(0, |p| p + 1);
+        let mut at = b[..i].iter().rev().find_map(|p| out.iter().position(|k| k == p)).map_or(0, |p| p + 1);
+        while at < out.len() && !o.contains(&out[at]) && !b.contains(&out[at]) {
+            at += 1;
+        }
         out.insert(at, key.clone());
     }
     out
@@ -403,7 +409,9 @@ mod tests {
     #[test]
     fn key_order_places_new_keys_after_their_predecessor() {
         let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-        assert_eq!(key_order(&s(&["a", "c"]), &s(&["a", "b", "c", "d"])), s(&["a", "b", "c", "d"]));
-        assert_eq!(key_order(&s(&["b"]), &s(&["z", "b"])), s(&["z", "b"]));
+        assert_eq!(key_order(&s(&["a", "c"]), &s(&["a", "c"]), &s(&["a", "b", "c", "d"])), s(&["a", "b", "c", "d"]));
+        assert_eq!(key_order(&s(&["b"]), &s(&["b"]), &s(&["z", "b"])), s(&["z", "b"]));
+        // Both added a key at the end: ours' first, then theirs'.
+        assert_eq!(key_order(&s(&["a"]), &s(&["a", "x"]), &s(&["a", "y"])), s(&["a", "x", "y"]));
     }
 }

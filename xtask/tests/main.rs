@@ -24,6 +24,8 @@ mod guard;
 mod implement;
 /// The ledger layer on real and synthetic ledgers, byte-identical to jq 1.6.
 mod ledger_fixtures;
+/// The ledger merge driver through real `git merge`: the corpus, with and without the driver; `task renumber`.
+mod merge_driver;
 /// `xtask query` against jq 1.6.
 mod query;
 /// `init`, `task new`, `status`, `set-status`.
