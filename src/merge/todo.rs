@@ -26,12 +26,14 @@ struct Side {
     skeleton: Vec<String>,
     /// The frontmatter as keyed chunks (`None` without a frontmatter).
     front: Option<Vec<(String, Vec<String>)>>,
+    /// Each task's position in `blocks`.
+    by_number: std::collections::HashMap<u32, usize>,
 }
 
 impl Side {
-    fn block(&self, n: u32) -> Option<Vec<String>> {
-        let (_, b, _) = self.blocks.iter().find(|(m, _, _)| *m == n)?;
-        Some(b.clone().map(|i| self.file.doc.line(i).to_owned()).collect())
+    fn block(&self, n: u32) -> Option<Vec<&str>> {
+        let (_, b, _) = &self.blocks[*self.by_number.get(&n)?];
+        Some(b.clone().map(|i| self.file.doc.line(i)).collect())
     }
 
     fn next_number(&self) -> Option<u64> {
@@ -60,10 +62,14 @@ fn side(path: &Path, which: &str, bytes: &[u8]) -> Result<Side> {
     }
     let front_range = file.frontmatter();
     let body_start = front_range.as_ref().map_or(0, |r| r.end + 1);
-    let in_span = |i: usize| blocks.iter().any(|(_, _, s)| s.contains(&i));
-    let skeleton = (body_start..file.doc.len()).filter(|&i| !in_span(i)).map(|i| file.doc.line(i).to_owned()).collect();
+    let mut in_span = vec![false; file.doc.len()];
+    for (_, _, span) in &blocks {
+        in_span[span.clone()].iter_mut().for_each(|b| *b = true);
+    }
+    let skeleton = (body_start..file.doc.len()).filter(|&i| !in_span[i]).map(|i| file.doc.line(i).to_owned()).collect();
     let front = front_range.map(|r| front_fields(r.map(|i| file.doc.line(i)).collect()));
-    Ok(Side { file, blocks, skeleton, front })
+    let by_number = blocks.iter().enumerate().map(|(i, (n, _, _))| (*n, i)).collect();
+    Ok(Side { file, blocks, skeleton, front, by_number })
 }
 
 /// The end of a block's span: past its `---` separator and the blank lines after it.
@@ -150,7 +156,8 @@ pub fn merge(path: &Path, base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<Out
                     ));
                     continue;
                 }
-                let merged = merge_block(n, ob.as_deref(), x, y, &mut conflicts);
+                let owned = |v: &[&str]| v.iter().map(|l| (*l).to_owned()).collect::<Vec<String>>();
+                let merged = merge_block(n, ob.as_deref().map(owned).as_deref(), &owned(x), &owned(y), &mut conflicts);
                 cur = replace_block(path, &cur, n, &merged)?;
             }
             (Some(_), None) => {
@@ -184,7 +191,7 @@ pub fn merge(path: &Path, base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<Out
 /// first, as in state.json); else under `## Tasks`, as `task new` puts it.
 fn insert_new(path: &Path, cur: &str, other: &Side, o: &Side, n: u32) -> Result<String> {
     let here = side(path, "merged", cur.as_bytes())?;
-    let is_new = |m: u32| o.block(m).is_none();
+    let is_new = |m: u32| !o.by_number.contains_key(&m);
     let pos_in = |m: u32| here.blocks.iter().position(|(k, _, _)| *k == m);
     let Some(idx) = other.blocks.iter().position(|(k, _, _)| *k == n) else { return Ok(cur.to_owned()) };
     let before = other.blocks[..idx].iter().rev().find_map(|(m, _, _)| pos_in(*m));
@@ -231,7 +238,7 @@ fn insert_new(path: &Path, cur: &str, other: &Side, o: &Side, n: u32) -> Result<
 }
 
 /// A heading line's title (after `N.`), for telling two tasks under one number apart.
-fn title(block: &[String]) -> String {
+fn title(block: &[&str]) -> String {
     block.first().and_then(|h| h.split_once('.')).map(|(_, t)| t.trim().to_owned()).unwrap_or_default()
 }
 
