@@ -978,3 +978,47 @@ fn check_and_doctor_report_an_attribute_whose_driver_is_not_configured() {
     let cfg = repo.command("git").args(["config", "--get", "merge.postflight.driver"]).output().expect("git");
     assert_eq!(cfg.status.code(), Some(1), "the config is gone");
 }
+
+#[test]
+fn a_rebase_replays_each_commit_through_the_driver() {
+    {
+        let repo = sample_repo();
+        repo.write(".gitattributes", "specs/state.json merge=postflight\nspecs/TODO.md merge=postflight\n");
+        repo.git(&["add", ".gitattributes"]);
+        repo.git(&["commit", "-q", "-m", "attributes"]);
+        assert!(repo.run(&["hooks", "install", "--merge"]).status.success());
+        // Count the driver's clean calls (git runs the command through the shell).
+        let command = repo.git(&["config", "--get", "merge.postflight.driver"]);
+        repo.git(&[
+            "config",
+            "merge.postflight.driver",
+            &format!("{} && echo call >> .git/driver-calls", command.trim()),
+        ]);
+        repo.git(&["checkout", "-q", "-b", "feature"]);
+        for args in [&["set-status", "350", "blocked"][..], &["task", "new", "Feature task"][..]] {
+            let out = repo.run(args);
+            assert!(out.status.success(), "{}", render(&out));
+            repo.git(&["add", "-A"]);
+            repo.git(&["commit", "-q", "-m", &args.join(" ")]);
+        }
+        repo.git(&["checkout", "-q", "main"]);
+        let out = repo.run(&["set-status", "352", "implementing"]);
+        assert!(out.status.success(), "{}", render(&out));
+        repo.git(&["commit", "-q", "-am", "352 implementing"]);
+        repo.git(&["checkout", "-q", "feature"]);
+        let out = repo.command("git").args(["rebase", "main"]).output().expect("rebase");
+        assert!(out.status.success(), "{}", render(&out));
+        let calls = std::fs::read_to_string(repo.file(".git/driver-calls")).unwrap_or_default().lines().count();
+        assert_eq!(calls, 4, "both files, for each of the two replayed commits");
+        assert_eq!(repo.state_entry(352)["status"], "implementing");
+        assert_eq!(repo.state_entry(350)["status"], "blocked");
+        assert_eq!(repo.state_entry(353)["project_name"], "feature_task");
+        let todo = repo.read("specs/TODO.md");
+        assert!(
+            todo.contains("### 353. Feature task") && todo.contains("[BLOCKED]") && todo.contains("[IMPLEMENTING]"),
+            "{todo}"
+        );
+        let out = repo.run(&["check"]);
+        assert!(out.status.success(), "{}", render(&out));
+    }
+}
