@@ -59,10 +59,14 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
-/// The attribute files git reads for the repository: `.gitattributes` at the root and
-/// `info/attributes` in the common git directory.
-fn attribute_files(repo: &Repo) -> [PathBuf; 2] {
-    [repo.root.join(".gitattributes"), repo.common_dir().join("info").join("attributes")]
+/// The attribute files that can name the driver for the ledger: `.gitattributes` at the root and
+/// in `specs/`, and `info/attributes` in the common git directory.
+fn attribute_files(repo: &Repo) -> [PathBuf; 3] {
+    [
+        repo.root.join(".gitattributes"),
+        repo.specs_dir().join(".gitattributes"),
+        repo.common_dir().join("info").join("attributes"),
+    ]
 }
 
 /// Whether an attribute line sets `merge=postflight`.
