@@ -44,7 +44,7 @@ pub enum Level {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// A stable name (`state-json`, `todo-md`, `agent`, `git-hook`, `claude-hook`,
-    /// `git-identity`, `transient-ignored`, `markers`, `locks`).
+    /// `git-identity`, `transient-ignored`, `markers`, `locks`, `merge-driver`).
     pub name: &'static str,
     /// Whether it holds (`level` is not `fail`).
     pub ok: bool,
@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, opts: &Options) -> Vec<Check> {
     out.push(transient_ignored(ctx));
     out.push(markers(ctx));
     out.push(locks(ctx));
+    out.push(merge_driver(ctx, opts));
     out
 }
 
@@ -276,6 +277,60 @@ fn recorded_bin(script: &str) -> Option<PathBuf> {
         return None;
     }
     first_word(value).map(PathBuf::from)
+}
+
+/// An attribute naming `merge=postflight` needs `merge.postflight.driver` in this clone, else git
+/// merges the ledger as text without a word; the configured command must be exactly
+/// `<xtask> merge-driver %O %A %B %P` and call a working xtask of this version. A warning at
+/// worst (also under `CI=true`, where checkouts configure no drivers).
+fn merge_driver(ctx: &Context, opts: &Options) -> Check {
+    const NAME: &str = "merge-driver";
+    let fix = || {
+        Some(
+            "run `xtask hooks install --merge` (sets merge.postflight.name and merge.postflight.driver for this clone)"
+                .to_owned(),
+        )
+    };
+    let state = match crate::merge::setup::state(&ctx.repo) {
+        Ok(s) => s,
+        Err(e) => return check(NAME, Level::Warn, e.to_string(), fix()),
+    };
+    let Some(attribute) = state.attributes.first() else {
+        return ok(NAME, "no attribute names merge=postflight (specs/state.json and specs/TODO.md merge as text)");
+    };
+    let Some(command) = &state.driver else {
+        let ci = if crate::merge::setup::in_ci() {
+            " (expected under CI: a checkout configures no merge drivers)"
+        } else {
+            ""
+        };
+        return check(
+            NAME,
+            Level::Warn,
+            format!("{attribute} names the driver postflight, but merge.postflight.driver is not configured in this clone: git merges the ledger as text, silently{ci}"),
+            fix(),
+        );
+    };
+    let Some(bin) = crate::merge::setup::driver_binary(command) else {
+        return check(
+            NAME,
+            Level::Warn,
+            format!("merge.postflight.driver is `{command}`, not `<xtask> {}`", crate::merge::setup::DRIVER_ARGS),
+            fix(),
+        );
+    };
+    let Some(found) = find_program(&bin.to_string_lossy(), &ctx.repo.root) else {
+        return check(
+            NAME,
+            Level::Warn,
+            format!("merge.postflight.driver calls {}, which does not exist or is not executable", bin.display()),
+            fix(),
+        );
+    };
+    match same_version(&found, &opts.version) {
+        Ok(detail) => ok(NAME, format!("{attribute}: git runs {detail} {}", crate::merge::setup::DRIVER_ARGS)),
+        Err((_, detail)) => check(NAME, Level::Warn, format!("merge.postflight.driver: {detail}"), fix()),
+    }
 }
 
 fn git_hook(ctx: &Context, opts: &Options) -> Check {

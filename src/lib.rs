@@ -14,6 +14,7 @@
 //! - [`query`]: jq filters over the ledger (jaq), printed as jq 1.6 prints them.
 //! - [`sys`]: process liveness (pid and start time), process-group signals, interrupt handlers.
 //! - [`run`]: a run's files (the marker, counters, logs) and the marker index.
+//! - [`merge`]: the ledger's git merge driver (per task), its setup, `task renumber`.
 //! - [`context`]: repository, clock (`XTASK_NOW`) and session id (`XTASK_SESSION_ID`).
 //!
 //! The reference is `../shared/spec/reference-formats.md` (seen from the project root).
@@ -37,6 +38,7 @@ pub mod format;
 pub mod git;
 pub mod guard;
 pub mod ledger;
+pub mod merge;
 pub mod plan_new;
 pub mod query;
 pub mod repo;

@@ -31,7 +31,7 @@ use crate::repo::Repo;
 use crate::run::{self as marker, Marker};
 
 /// The rules, by stable id, with their severity and what they check (for `--help` and docs).
-pub const RULES: [(&str, Severity, &str); 15] = [
+pub const RULES: [(&str, Severity, &str); 16] = [
     ("state-json", Severity::Error, "specs/state.json exists, parses and has an active_projects array"),
     ("todo-md", Severity::Error, "specs/TODO.md exists and is UTF-8"),
     ("duplicate-task", Severity::Error, "no task number appears twice in state.json or in TODO.md"),
@@ -58,6 +58,11 @@ pub const RULES: [(&str, Severity, &str); 15] = [
         "payload-append-only",
         Severity::Error,
         "a staged handoff/payload.json keeps every implementation.* entry of HEAD unchanged and loses no other data (statuses may move)",
+    ),
+    (
+        "merge-driver",
+        Severity::Warning,
+        "an attribute naming merge=postflight has its driver configured in this clone (merge.postflight.driver)",
     ),
 ];
 
@@ -627,6 +632,32 @@ struct View<'a> {
     /// Newest plan per task (unique tasks only): its repository-relative path and its header
     /// status line (0-based) and marker, if it has one.
     plans: BTreeMap<u32, (String, Option<(usize, String)>)>,
+}
+
+/// The `merge-driver` finding: an attribute names `merge=postflight` and this clone configures
+/// no `merge.postflight.driver`, so git merges the ledger files as text, silently. Read fresh on
+/// every check (never cached: it depends on git's config, not on the ledger's files); a warning,
+/// also under `CI=true`, where a checkout never has a driver configured.
+///
+/// # Errors
+/// git cannot be run.
+pub fn merge_driver_finding(repo: &Repo) -> Result<Option<Finding>> {
+    let state = crate::merge::setup::state(repo)?;
+    if !state.unconfigured() {
+        return Ok(None);
+    }
+    let first = state.attributes.first().cloned().unwrap_or_default();
+    let (file, line) =
+        first.split_once(": ").map_or((first.clone(), String::new()), |(f, l)| (f.to_owned(), l.to_owned()));
+    let ci =
+        if crate::merge::setup::in_ci() { " (expected under CI, whose checkout configures no drivers)" } else { "" };
+    let message = format!(
+        "`{line}` names the merge driver `postflight`, but merge.postflight.driver is not configured in this clone, so git merges the ledger as text{ci}; run `xtask hooks install --merge`"
+    );
+    let at = std::fs::read_to_string(repo.root.join(&file))
+        .ok()
+        .and_then(|t| t.lines().position(|l| l.trim() == line).map(|i| i + 1));
+    Ok(Some(finding("merge-driver", &file, at, None, message)))
 }
 
 fn finding(rule: &'static str, file: &str, line: Option<usize>, task: Option<u32>, message: String) -> Finding {

@@ -30,6 +30,9 @@ pub struct Options {
     pub claude: bool,
     /// The Codex `Stop` entry in `.codex/hooks.json` (only when asked for: a best-effort guard).
     pub codex: bool,
+    /// The ledger merge driver: the `.gitattributes` lines and the clone's `merge.postflight.*`
+    /// config ([`crate::merge::setup`]).
+    pub merge: bool,
     /// Remove instead of install.
     pub uninstall: bool,
     /// The xtask binary the git hook records (default: the running executable); also used in
@@ -44,8 +47,8 @@ pub struct Report {
     pub actions: Vec<String>,
 }
 
-/// Installs (or uninstalls) the hooks of `repo`; with none of `git`, `claude` and `codex` set,
-/// the git hook and Claude Code's.
+/// Installs (or uninstalls) the hooks of `repo`; with none of `git`, `claude`, `codex` and
+/// `merge` set, the git hook and Claude Code's.
 ///
 /// # Errors
 /// Git failures finding the hooks directory; a settings file that is not a JSON object; a
@@ -53,9 +56,9 @@ pub struct Report {
 ///
 /// # Writes
 /// `<hooks dir>/pre-commit` (and `pre-commit.postflight-chained`), `.claude/settings.json`,
-/// `.codex/hooks.json`.
+/// `.codex/hooks.json`; with `merge`, `.gitattributes` and the git config.
 pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
-    let both = !opts.git && !opts.claude && !opts.codex;
+    let both = !opts.git && !opts.claude && !opts.codex && !opts.merge;
     let mut report = Report::default();
     // Read and validate the settings before touching the git hook, so a refusal changes nothing.
     let mut hooks = Vec::new();
@@ -86,6 +89,14 @@ pub fn install(repo: &Repo, opts: &Options) -> Result<Report> {
             }
             _ => report.actions.push(format!("{rel}: already up to date")),
         }
+    }
+    if opts.merge {
+        let bin = match &opts.bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe().map_err(|e| Error::io("locate", "the running xtask binary", e))?,
+        };
+        let bin = std::fs::canonicalize(&bin).unwrap_or(bin);
+        report.actions.extend(crate::merge::setup::install(repo, &bin, opts.uninstall)?);
     }
     Ok(report)
 }

@@ -78,6 +78,8 @@ pub enum Command {
     /// Benchmark against the original bash+jq workflow (run with `cargo run --release -p xtask -- bench`)
     #[command(hide = true)]
     Bench(crate::bench::BenchArgs),
+    /// git's merge driver for specs/state.json and specs/TODO.md: `merge-driver %O %A %B %P` (installed by `hooks install --merge`)
+    MergeDriver(crate::merge::MergeDriverArgs),
     /// The scripted agent used by `demo` and the tests (reads XTASK_DELEGATION, XTASK_DEMO_SCRIPT)
     #[command(hide = true)]
     DemoAgent(crate::implement::DemoAgentArgs),

@@ -104,7 +104,7 @@ impl CheckArgs {
                 .into()),
             };
         }
-        let (report, diffs) = if fix || dry_run {
+        let (mut report, diffs) = if fix || dry_run {
             let fixed = check::fix(&ctx.repo, dry_run)?;
             let diffs: Vec<(String, String)> =
                 fixed.changes.iter().map(|c| (ctx.repo.relative(&c.path), c.unified_diff(&ctx.repo.root))).collect();
@@ -118,6 +118,10 @@ impl CheckArgs {
             }
             (report, None)
         };
+        // Read fresh every time (git's config, not the ledger: never in the check's cache).
+        if let Some(f) = check::merge_driver_finding(&ctx.repo)? {
+            report.findings.push(f);
+        }
         if json {
             let mut value = serde_json::json!({
                 "ok": report.errors() == 0 && !report.unreadable,
@@ -200,6 +204,9 @@ enum HooksCommand {
         /// The Stop entry of .codex/hooks.json (best effort: Codex runs project hooks only in a trusted project)
         #[arg(long)]
         codex: bool,
+        /// The ledger merge driver: `.gitattributes` lines for specs/state.json and specs/TODO.md, and this clone's merge.postflight.* config
+        #[arg(long)]
+        merge: bool,
         /// Remove what `hooks install` added, and nothing else (the same as `hooks uninstall`)
         #[arg(long)]
         uninstall: bool,
@@ -221,6 +228,9 @@ enum HooksCommand {
         /// The Stop entry of .codex/hooks.json
         #[arg(long)]
         codex: bool,
+        /// Only the merge driver's `.gitattributes` lines and merge.postflight.* config
+        #[arg(long)]
+        merge: bool,
         /// Print `{"installed": false, "actions": [...]}` instead of text
         #[arg(long)]
         json: bool,
@@ -235,14 +245,16 @@ impl HooksArgs {
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-        let (git, claude, codex, uninstall, bin, json) = match self.command {
-            HooksCommand::Install { git, claude, codex, uninstall, bin, json } => {
-                (git, claude, codex, uninstall, bin, json)
+        let (git, claude, codex, merge, uninstall, bin, json) = match self.command {
+            HooksCommand::Install { git, claude, codex, merge, uninstall, bin, json } => {
+                (git, claude, codex, merge, uninstall, bin, json)
             }
-            HooksCommand::Uninstall { git, claude, codex, json } => (git, claude, codex, true, None, json),
+            HooksCommand::Uninstall { git, claude, codex, merge, json } => {
+                (git, claude, codex, merge, true, None, json)
+            }
         };
         let bin = bin.map(|b| if b.is_absolute() { b } else { ctx.repo.root.join(b) });
-        let report = install::install(&ctx.repo, &install::Options { git, claude, codex, uninstall, bin })?;
+        let report = install::install(&ctx.repo, &install::Options { git, claude, codex, merge, uninstall, bin })?;
         if json {
             let value = serde_json::json!({ "installed": !uninstall, "actions": report.actions });
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;

@@ -11,6 +11,7 @@ mod flags;
 mod guard;
 mod implement;
 mod log;
+mod merge;
 mod plan;
 mod query;
 mod queue;
@@ -109,6 +110,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => args.run(out),
         Command::Bench(args) => args.run(out),
         Command::DemoAgent(args) => args.run(),
+        Command::MergeDriver(args) => args.run(),
     }
 }
 

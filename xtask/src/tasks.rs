@@ -73,17 +73,30 @@ enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move a task to another number: state.json entry, TODO.md block, its directory, its plan and links (refused when NEW is in use)
+    Renumber {
+        /// The task's number now
+        #[arg(value_parser = crate::args::task_number)]
+        old: u32,
+        /// Its new number (must be unused)
+        #[arg(value_parser = crate::args::task_number)]
+        new: u32,
+        /// Print `{"old", "new", "files", "moved"}` instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl TaskArgs {
     pub fn json(&self) -> bool {
         match &self.command {
-            TaskCommand::New { json, .. } => *json,
+            TaskCommand::New { json, .. } | TaskCommand::Renumber { json, .. } => *json,
         }
     }
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         match self.command {
+            TaskCommand::Renumber { old, new, json } => return crate::merge::renumber(ctx, old, new, json, out),
             TaskCommand::New { title, language, description, priority, plan, phases, json } => {
                 let input = tasks::NewTask { title, language, description, priority };
                 if plan {

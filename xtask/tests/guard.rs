@@ -1057,7 +1057,8 @@ fn doctor_on_a_good_setup_exits_0_with_one_ok_line_per_check() {
             "git-identity",
             "transient-ignored",
             "markers",
-            "locks"
+            "locks",
+            "merge-driver"
         ]
     );
     for c in v["checks"].as_array().expect("checks") {
@@ -1072,7 +1073,7 @@ fn doctor_on_a_good_setup_exits_0_with_one_ok_line_per_check() {
     for (line, name) in lines.iter().zip(&names) {
         assert!(line.starts_with("ok ") && line.contains(name), "{text}");
     }
-    assert_eq!(*lines.last().expect("summary"), "doctor: 0 failed, 0 warning(s), 9 checks");
+    assert_eq!(*lines.last().expect("summary"), "doctor: 0 failed, 0 warning(s), 10 checks");
 }
 
 #[test]

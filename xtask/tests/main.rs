@@ -28,6 +28,8 @@ mod guard;
 mod implement;
 /// The ledger layer on real and synthetic ledgers, byte-identical to jq 1.6.
 mod ledger_fixtures;
+/// The ledger merge driver through real `git merge`: the corpus, with and without the driver; `task renumber`.
+mod merge_driver;
 /// `handoff/payload.json` (seeds 000 and 001): stage 5 and 4 runs, retry then blocked, intake
 /// blocks, resume, the append-only check and hook, the sample payloads.
 mod payload;

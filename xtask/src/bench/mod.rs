@@ -6,6 +6,7 @@
 
 pub mod commit;
 pub mod gen;
+pub mod merge;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -46,6 +47,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Only the three-file commit: `xtask commit`, the library in-process, `git add && git commit`
     Commit(commit::CommitArgs),
+    /// Only the ledger merge driver on a generated ledger (1,000 tasks): in-process and as git runs it
+    MergeDriver(merge::MergeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -208,6 +211,15 @@ impl BenchArgs {
                     writeln!(
                         std::io::stderr(),
                         "warning: a debug build; for real numbers use `cargo run --release -p xtask -- bench commit`"
+                    )?;
+                }
+                args.run(out)
+            }
+            Some(BenchCommand::MergeDriver(args)) => {
+                if cfg!(debug_assertions) {
+                    writeln!(
+                        std::io::stderr(),
+                        "warning: a debug build; for real numbers use `cargo run --release -p xtask -- bench merge-driver`"
                     )?;
                 }
                 args.run(out)

@@ -516,6 +516,11 @@ fn cases() -> Vec<Case> {
         case("artifact with a NUL byte", none, Agent(artifact_nul), 0, &["`src/a\\0b.rs`"], Check(nul_ignored)),
         case("a killed writer's temp file in plans/", stale_temp_in_plans, Agent(plain_completion), 0, &["completed"], Check(no_tmp_committed)),
         case("a corrupt marker of an earlier run (tolerated)", |e| e.repo.write("specs/350_add_feature/.postflight-pending", "{\"session_id\": "), Agent(plain_completion), 0, &["completed"], Check(completed)),
+        case("task renumber: the new number is in use", none, Cli(&["task", "renumber", "350", "351"]), 2, &["task number 351 is in use"], Unchanged),
+        case("task renumber: the new number has a directory", |e| e.repo.write("specs/400_other/notes.md", "x\n"), Cli(&["task", "renumber", "350", "400"]), 2, &["specs/400_other exists"], Unchanged),
+        case("task renumber: an unknown task", none, Cli(&["task", "renumber", "999", "400"]), 2, &["task 999 not found"], Unchanged),
+        case("task renumber: invalid state.json", drop_a_comma, Cli(&["task", "renumber", "350", "400"]), 2, &["invalid JSON"], Unchanged),
+        case("merge-driver: a side that is not JSON (a conflict, never a crash)", |e| { e.repo.write("O", "{\"active_projects\": []}\n"); e.repo.write("A", "{\"active_projects\": [\n"); e.repo.write("B", "{\"active_projects\": []}\n"); }, Cli(&["merge-driver", "O", "A", "B", "specs/state.json"]), 1, &["cannot merge per task", "specs/state.json (ours):2:0: invalid JSON"], Check(|e, _| assert_eq!(e.repo.read("A"), "{\"active_projects\": [\n", "the text merge: ours, theirs did not change"))),
     ]
 }
 
