@@ -266,7 +266,7 @@ pub fn scope_todo_in(path: &Path, head: &[u8], worktree: &[u8], task: u32) -> Re
         (None, None) => return Ok(Scoped::Head),
         (Some(h), Some(w)) => splice(&head_lines, h, &wt_lines[w], eol),
         (Some(h), None) => {
-            let span = h.start..span_end(&head_lines, h.end);
+            let span = h.start..todo::span_end(&head_lines, h.end);
             splice(&head_lines, span, &[], eol)
         }
         (None, Some(w)) => {
@@ -298,18 +298,6 @@ fn is_block_of(text: &[u8], task: u32, at_end: bool) -> bool {
     lines.next().and_then(todo::heading_number) == Some(task) && !lines.any(todo::ends_block)
 }
 
-/// The end of a block's span: past its `---` separator line and the blank lines after it.
-fn span_end(lines: &[&str], block_end: usize) -> usize {
-    let mut end = block_end;
-    if end < lines.len() && lines[end].trim_end() == "---" {
-        end += 1;
-        while end < lines.len() && lines[end].trim().is_empty() {
-            end += 1;
-        }
-    }
-    end
-}
-
 /// `lines` with `range` replaced by `new`, each line keeping its own terminator; a line that
 /// ends up in the middle without one gets `eol`.
 fn splice(lines: &[&str], range: Range<usize>, new: &[&str], eol: &str) -> String {
@@ -333,7 +321,7 @@ fn insert_block(
     w: Range<usize>,
     eol: &str,
 ) -> Result<String> {
-    let span = &wt_lines[w.start..span_end(wt_lines, w.end)];
+    let span = &wt_lines[w.start..todo::span_end(wt_lines, w.end)];
     let wt_headings = wt_file.headings();
     let head_headings = head_file.headings();
     let head_has = |n: u32| head_headings.iter().any(|(_, m)| *m == n);
@@ -352,7 +340,7 @@ fn insert_block(
     for (_, n) in wt_headings[..me].iter().rev() {
         if head_has(*n) {
             if let Some(b) = head_file.block(*n)? {
-                let at = span_end(head_lines, b.end);
+                let at = todo::span_end(head_lines, b.end);
                 return Ok(splice(head_lines, at..at, span, eol));
             }
         }

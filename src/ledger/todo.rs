@@ -343,6 +343,18 @@ impl TodoFile {
     }
 }
 
+/// The end of a task block's span in `lines` (the block ending at `block_end`): past its `---` separator line and the blank lines after it.
+pub fn span_end(lines: &[&str], block_end: usize) -> usize {
+    let mut end = block_end;
+    if end < lines.len() && lines[end].trim_end() == "---" {
+        end += 1;
+        while end < lines.len() && lines[end].trim().is_empty() {
+            end += 1;
+        }
+    }
+    end
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

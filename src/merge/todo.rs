@@ -57,7 +57,7 @@ fn side(path: &Path, which: &str, bytes: &[u8]) -> Result<Side> {
             ));
         }
         let block = file.block_at(*line);
-        let span = block.start..span_end(&lines, block.end);
+        let span = block.start..crate::ledger::todo::span_end(&lines, block.end);
         blocks.push((*n, block, span));
     }
     let front_range = file.frontmatter();
@@ -70,18 +70,6 @@ fn side(path: &Path, which: &str, bytes: &[u8]) -> Result<Side> {
     let front = front_range.map(|r| front_fields(r.map(|i| file.doc.line(i)).collect()));
     let by_number = blocks.iter().enumerate().map(|(i, (n, _, _))| (*n, i)).collect();
     Ok(Side { file, blocks, skeleton, front, by_number })
-}
-
-/// The end of a block's span: past its `---` separator and the blank lines after it.
-fn span_end(lines: &[&str], block_end: usize) -> usize {
-    let mut end = block_end;
-    if end < lines.len() && lines[end].trim_end() == "---" {
-        end += 1;
-        while end < lines.len() && lines[end].trim().is_empty() {
-            end += 1;
-        }
-    }
-    end
 }
 
 /// Frontmatter lines as chunks keyed by their top-level YAML key (a line `key:` at column 0
