@@ -44,7 +44,7 @@ pub enum Level {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// A stable name (`state-json`, `todo-md`, `agent`, `git-hook`, `claude-hook`,
-    /// `git-identity`, `transient-ignored`, `markers`, `locks`, `merge-driver`).
+    /// `git-identity`, `transient-ignored`, `markers`, `locks`, `merge-driver`, `worktrees`).
     pub name: &'static str,
     /// Whether it holds (`level` is not `fail`).
     pub ok: bool,
@@ -74,7 +74,39 @@ pub fn run(ctx: &Context, opts: &Options) -> Vec<Check> {
     out.push(markers(ctx));
     out.push(locks(ctx));
     out.push(merge_driver(ctx, opts));
+    out.push(worktrees(ctx));
     out
+}
+
+/// The worktrees of worktree runs: a run whose process is gone is reported (its work is kept
+/// until it lands or is removed with `--force`).
+fn worktrees(ctx: &Context) -> Check {
+    const NAME: &str = "worktrees";
+    let list = crate::workflow::parallel::worktree::list(ctx);
+    if list.is_empty() {
+        return ok(NAME, "no worktree runs");
+    }
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    for l in &list {
+        if l.dead_run {
+            problems.push(format!("the worktree run of task {} is dead ({}, landed: {})", l.task, l.path, l.landed));
+            fixes.push(format!(
+                "`xtask implement {0} --worktree` resumes it; `xtask worktree remove {0} --force` throws it away",
+                l.task
+            ));
+        } else if !l.landing_conflict.is_empty() {
+            problems.push(format!("task {}'s landing conflicts in {}", l.task, l.landing_conflict.join(", ")));
+            fixes.push(format!("resolve it in {} and run `xtask land {}`", l.path, l.task));
+        }
+    }
+    let summary =
+        format!("{} worktree(s), {} not landed", list.len(), list.iter().filter(|l| l.landed != "yes").count());
+    if problems.is_empty() {
+        return ok(NAME, summary);
+    }
+    problems.push(summary);
+    check(NAME, Level::Warn, problems.join("; "), Some(fixes.join("; ")))
 }
 
 /// Whether every check holds.

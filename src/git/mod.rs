@@ -30,6 +30,8 @@ use crate::error::Result;
 use crate::repo::Repo;
 use crate::task_id::TaskId;
 
+/// The git command-line runner, for the worktree runs' plumbing (`workflow::parallel`).
+pub(crate) use cli::{run as cli_run, run_with_env as cli_run_with_env};
 pub use message::{build_message, stripspace};
 pub use paths::{exclude_transient, is_transient, TRANSIENT_PATTERNS};
 pub use prefetch::Prefetch;

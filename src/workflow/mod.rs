@@ -11,6 +11,7 @@ pub use crate::config;
 pub mod demo;
 pub mod marker;
 pub mod metadata;
+pub mod parallel;
 pub mod postflight;
 pub mod preflight;
 /// What the user sees while a run goes on lives with the agent's process machinery.
@@ -62,6 +63,10 @@ pub struct Options {
     pub agent_identity: Option<String>,
     /// How the validation gate is set up (`--validate`, `--no-validate`, `--allow-empty`).
     pub validation: ValidationOptions,
+    /// The run is the child of a worktree run (`implement --worktree`) and works in its own
+    /// linked worktree: every changed, non-ignored file there belongs to the task
+    /// (see [`parallel`]).
+    pub whole_tree: bool,
 }
 
 /// How the validation gate is set up for one run.
@@ -394,7 +399,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         let meta = if timed_out { Metadata { status: AgentStatus::Partial, ..meta } } else { meta };
         let outcome = outcome_of(ctx, &task, &meta);
         if outcome == Outcome::Completed && gate_on {
-            let changes = run_changes(ctx, &baseline, &scope_before, &scope_dirs);
+            let changes = run_changes(ctx, &baseline, &scope_before, &scope_dirs, opts.whole_tree);
             let paths = postflight::commit_paths(&task, &all_artifacts, &changes);
             // The tree is planned as the commands start: they must not change what the task commits.
             let planned = validated_tree(ctx, &task, &paths, &mut report.warnings);
@@ -459,8 +464,11 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         }
         if !opts.no_commit {
             let subject = format!("task {}: iteration {iteration} partial progress", task.number);
-            let paths =
-                postflight::commit_paths(&task, &artifacts, &run_changes(ctx, &baseline, &scope_before, &scope_dirs));
+            let paths = postflight::commit_paths(
+                &task,
+                &artifacts,
+                &run_changes(ctx, &baseline, &scope_before, &scope_dirs, opts.whole_tree),
+            );
             let body = Some(meta.summary.clone()).filter(|s| !s.trim().is_empty());
             if let Err(e) = commit(
                 ctx,
@@ -490,7 +498,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
         outcome,
         final_meta.as_ref(),
         &all_artifacts,
-        &run_changes(ctx, &baseline, &scope_before, &scope_dirs),
+        &run_changes(ctx, &baseline, &scope_before, &scope_dirs, opts.whole_tree),
         Some(&baseline),
         identity.as_deref(),
         opts.no_commit,
@@ -506,8 +514,20 @@ fn run_changes(
     baseline: &baseline::Baseline,
     scope_before: &scope::Snapshot,
     scope_dirs: &[String],
+    whole_tree: bool,
 ) -> Vec<String> {
     let mut out = scope::changed(scope_before, &ctx.repo.root, scope_dirs);
+    if whole_tree {
+        // In its own worktree everything the agent changed is the task's (transient files are
+        // left out by the status read; the ledger files are scoped by the commit).
+        if let Ok(state) = crate::git::WorkTreeState::read(&ctx.repo.root) {
+            for p in state.paths() {
+                if !out.iter().any(|o| o == p) && !crate::ledger::LEDGER_FILES.contains(&p) {
+                    out.push(p.to_owned());
+                }
+            }
+        }
+    }
     for p in baseline.plan_files_changed(&ctx.repo.root) {
         if !out.contains(&p) {
             out.push(p);

@@ -80,6 +80,10 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// git's merge driver for specs/state.json and specs/TODO.md: `merge-driver %O %A %B %P` (installed by `hooks install --merge`)
     MergeDriver(crate::merge::MergeDriverArgs),
+    /// Land a worktree run's branch on the current branch (after its landing conflict was resolved)
+    Land(crate::parallel::LandArgs),
+    /// The worktrees of worktree runs (`implement --worktree`): list, remove
+    Worktree(crate::parallel::WorktreeArgs),
     /// The scripted agent used by `demo` and the tests (reads XTASK_DELEGATION, XTASK_DEMO_SCRIPT)
     #[command(hide = true)]
     DemoAgent(crate::implement::DemoAgentArgs),
@@ -103,6 +107,8 @@ impl Command {
             Command::Init(a) => a.json(),
             Command::Doctor(a) => a.json(),
             Command::Hooks(a) => a.json(),
+            Command::Land(a) => a.json(),
+            Command::Worktree(a) => a.json(),
             _ => false,
         }
     }

@@ -28,6 +28,26 @@ pub struct ImplementArgs {
     /// phase document (a markdown file with `Phase N` headings), run task by task
     #[arg(value_name = "TASK|PATH")]
     task: String,
+    /// More task numbers, run in worktrees of their own (implies --worktree)
+    #[arg(value_name = "TASK")]
+    more: Vec<String>,
+    /// Run each task in its own linked worktree (under the git common directory) on branch
+    /// postflight/N-<slug>, then land it on the current branch
+    #[arg(long)]
+    worktree: bool,
+    /// Run up to K tasks at once, each in its own worktree (K > 1 implies --worktree) [default: 1]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    jobs: Option<u64>,
+    /// With --worktree: land the run's iteration commits one by one instead of as one commit
+    #[arg(long)]
+    keep_iterations: bool,
+    /// With --worktree: push the branch to its upstream after landing (fetch, land again on a
+    /// moved remote tip and push again, up to 5 attempts)
+    #[arg(long)]
+    push: bool,
+    /// The run is the child of a worktree run, inside its worktree (set by --worktree)
+    #[arg(long, hide = true)]
+    in_worktree: bool,
     /// PATH only: run just this task (and, for a parent, its open sub-tasks), e.g. --task 1.1
     #[arg(long = "task", value_name = "ID")]
     only: Option<String>,
@@ -84,6 +104,24 @@ pub struct ValidationArgs {
     allow_empty: bool,
 }
 
+impl ValidationArgs {
+    /// The same flags as command-line arguments, for a child `xtask implement`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for v in &self.validate {
+            out.push("--validate".to_owned());
+            out.push(v.clone());
+        }
+        if self.no_validate {
+            out.push("--no-validate".to_owned());
+        }
+        if self.allow_empty {
+            out.push("--allow-empty".to_owned());
+        }
+        out
+    }
+}
+
 impl From<ValidationArgs> for workflow::ValidationOptions {
     fn from(a: ValidationArgs) -> Self {
         workflow::ValidationOptions { validate: a.validate, no_validate: a.no_validate, allow_empty: a.allow_empty }
@@ -98,6 +136,12 @@ impl ImplementArgs {
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let ImplementArgs {
             task,
+            more,
+            worktree,
+            jobs,
+            keep_iterations,
+            push,
+            in_worktree,
             only,
             max_tasks,
             include_optional,
@@ -113,6 +157,34 @@ impl ImplementArgs {
             json,
         } = self;
         postflight::sys::install_interrupt_handlers()?;
+        let jobs = jobs.map(|k| usize::try_from(k).unwrap_or(usize::MAX));
+        if worktree || !more.is_empty() || jobs.is_some_and(|k| k > 1) {
+            let parallel = crate::parallel::Implement {
+                tasks: std::iter::once(task).chain(more).collect(),
+                jobs: jobs.unwrap_or(1),
+                agent,
+                max_iterations,
+                timeout,
+                force,
+                validation,
+                keep_iterations,
+                push,
+                json,
+            };
+            if no_commit || dry_run || only.is_some() || max_tasks.is_some() || format.is_some() {
+                anyhow::bail!(postflight::Error::refused(
+                    "--no-commit, --dry-run, --task, --max-tasks and --format do not apply to worktree runs",
+                    None
+                ));
+            }
+            return parallel.run(ctx, out).map(deferred);
+        }
+        if keep_iterations || push {
+            anyhow::bail!(postflight::Error::refused(
+                "--keep-iterations and --push apply to worktree runs (--worktree, --jobs K, or several tasks)",
+                None
+            ));
+        }
         let task = match crate::queue::target(ctx, &task)? {
             crate::queue::Target::Path(path) => {
                 let queue_run = crate::queue::Implement {
@@ -153,6 +225,7 @@ impl ImplementArgs {
             force,
             agent_identity: None,
             validation: validation.into(),
+            whole_tree: in_worktree,
         };
         let report = match workflow::implement(ctx, &opts, &stderr_progress()) {
             Err(e) => return interrupted(task, e, json, out),
@@ -383,6 +456,7 @@ impl DemoArgs {
             force: false,
             agent_identity: None,
             validation: workflow::ValidationOptions::default(),
+            whole_tree: false,
         };
         let report = match workflow::implement(&ctx, &opts, &stderr_progress()) {
             Err(e) => return interrupted(1, e, false, out),

@@ -12,6 +12,7 @@ mod guard;
 mod implement;
 mod log;
 mod merge;
+mod parallel;
 mod plan;
 mod query;
 mod queue;
@@ -111,6 +112,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => args.run(out),
         Command::DemoAgent(args) => args.run(),
         Command::MergeDriver(args) => args.run(),
+        Command::Land(args) => args.run(&ctx()?, out),
+        Command::Worktree(args) => args.run(&ctx()?, out),
     }
 }
 

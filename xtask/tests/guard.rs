@@ -1058,7 +1058,8 @@ fn doctor_on_a_good_setup_exits_0_with_one_ok_line_per_check() {
             "transient-ignored",
             "markers",
             "locks",
-            "merge-driver"
+            "merge-driver",
+            "worktrees"
         ]
     );
     for c in v["checks"].as_array().expect("checks") {
@@ -1073,7 +1074,7 @@ fn doctor_on_a_good_setup_exits_0_with_one_ok_line_per_check() {
     for (line, name) in lines.iter().zip(&names) {
         assert!(line.starts_with("ok ") && line.contains(name), "{text}");
     }
-    assert_eq!(*lines.last().expect("summary"), "doctor: 0 failed, 0 warning(s), 10 checks");
+    assert_eq!(*lines.last().expect("summary"), "doctor: 0 failed, 0 warning(s), 11 checks");
 }
 
 #[test]

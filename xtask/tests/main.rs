@@ -39,6 +39,8 @@ mod query;
 mod tasks;
 /// The validation gate: commands run by postflight, the evidence, `verify`, phantom completions.
 mod validation;
+/// Worktree runs: `implement --jobs K`, landing, conflicts and `land`, cleanup, many clones pushing.
+mod worktree;
 
 /// Every `.rs` file under `tests/` is declared as a module (jj's forgotten-file check): a file
 /// that is not would never be compiled or run.

@@ -7,6 +7,7 @@
 pub mod commit;
 pub mod gen;
 pub mod merge;
+pub mod worktree;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -49,6 +50,8 @@ enum BenchCommand {
     Commit(commit::CommitArgs),
     /// Only the ledger merge driver on a generated ledger (1,000 tasks): in-process and as git runs it
     MergeDriver(merge::MergeArgs),
+    /// Only worktree runs: the tool's own time per task with 1, 4 and 8 jobs (agent time excluded)
+    Worktree(worktree::WorktreeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -220,6 +223,15 @@ impl BenchArgs {
                     writeln!(
                         std::io::stderr(),
                         "warning: a debug build; for real numbers use `cargo run --release -p xtask -- bench merge-driver`"
+                    )?;
+                }
+                args.run(out)
+            }
+            Some(BenchCommand::Worktree(args)) => {
+                if cfg!(debug_assertions) {
+                    writeln!(
+                        std::io::stderr(),
+                        "warning: a debug build; for real numbers use `cargo run --release -p xtask -- bench worktree`"
                     )?;
                 }
                 args.run(out)
