@@ -88,14 +88,21 @@ pub struct Report {
     pub intake_blocked: Vec<String>,
     /// Tasks not run because they depend on a blocked one.
     pub waiting: Vec<TaskId>,
+    /// Tasks an earlier run blocked, not run again (a format that goes on after a failure).
+    pub blocked_before: Vec<TaskId>,
 }
 
 impl Report {
-    /// 0 every task completed (or none was queued), 4 a task failed or was blocked, 5 a commit failed.
+    /// 0 every task completed (or none was queued), 4 a task failed or was blocked (in this run,
+    /// or in an earlier one and still blocked, or one waits on such a task), 5 a commit failed.
     pub fn exit_code(&self) -> u8 {
         if self.commit_error.is_some() {
             crate::workflow::EXIT_COMMIT_FAILED
-        } else if !self.intake_blocked.is_empty() || self.tasks.iter().any(|t| t.outcome != Outcome::Completed) {
+        } else if !self.intake_blocked.is_empty()
+            || !self.waiting.is_empty()
+            || !self.blocked_before.is_empty()
+            || self.tasks.iter().any(|t| t.outcome != Outcome::Completed)
+        {
             4
         } else {
             0
@@ -135,6 +142,7 @@ impl Report {
             "commit_error": self.commit_error,
             "intake_blocked": self.intake_blocked,
             "waiting": self.waiting.iter().map(TaskId::as_str).collect::<Vec<_>>(),
+            "blocked_before": self.blocked_before.iter().map(TaskId::as_str).collect::<Vec<_>>(),
         })
     }
 }
@@ -212,6 +220,7 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             ));
         }
     }
+    refuse_unknown_marks(ctx, format, &items, &opts.queue)?;
     let dir = run_dir(&file);
     let marker_path = dir.join(marker::MARKER_FILE);
     if let Some(m) = &previous {
@@ -225,7 +234,9 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             if !crate::sys::wait_group_gone(pgid, m.agent_pgid_start, Duration::from_millis(500)) {
                 return Err(Error::refused(
                     format!("the agent of an earlier run of {file_rel} is still running (process group {pgid})"),
-                    Some("stop that process group, then the same command resumes the run"),
+                    Some(&format!(
+                        "stop that process group (`kill -TERM -- -{pgid}`), then the same command resumes the run"
+                    )),
                 ));
             }
         }
@@ -253,9 +264,12 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             commit_error: None,
             intake_blocked: blocked.problems,
             waiting: Vec::new(),
+            blocked_before: Vec::new(),
         });
     }
     let queue = format.queue(&items, &opts.queue);
+    // The whole queue, past `--max-tasks`: what is left is reported.
+    let full = format.queue(&items, &QueueOptions { max_tasks: None, ..opts.queue.clone() });
     let resumed = previous.is_some();
     let session_id = match &previous {
         Some(m) if !m.session_id.is_empty() => m.session_id.clone(),
@@ -266,14 +280,40 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         file: file_rel.clone(),
         session_id: session_id.clone(),
         tasks: Vec::new(),
-        remaining: queue.clone(),
+        remaining: full.clone(),
         resumed,
         warnings: Vec::new(),
         commit_error: None,
         intake_blocked: Vec::new(),
         waiting: Vec::new(),
+        blocked_before: Vec::new(),
     };
+    // Formats that go on after a failure keep what an earlier run blocked blocked (its
+    // dependants wait), and a run that leaves such a task blocked does not exit 0.
+    let retrying = format.on_failure() == OnFailure::RetryOnceThenBlock;
+    let prior_blocked: Vec<TaskId> = if retrying {
+        items.iter().filter(|i| matches!(i.mark, Mark::Blocked | Mark::Failed)).map(|i| i.id.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    if opts.queue.task.is_none() {
+        let parents: Vec<&TaskId> = items.iter().filter_map(|i| i.parent.as_ref()).collect();
+        report.blocked_before =
+            prior_blocked.iter().filter(|b| !queue.contains(b) && !parents.contains(b)).cloned().collect();
+        for b in &report.blocked_before {
+            report.warnings.push(format!(
+                "task {b} is blocked since an earlier run; set its status back to ready to run it again"
+            ));
+        }
+    }
     if queue.is_empty() {
+        // What waits on a blocked task is not done either.
+        for i in items.iter().filter(|i| full.contains(&i.id)) {
+            if let Some(on) = i.depends_on.iter().find(|d| prior_blocked.contains(d)) {
+                report.warnings.push(format!("task {} waiting: it depends on blocked task {on}", i.id));
+                report.waiting.push(i.id.clone());
+            }
+        }
         cleanup(ctx, &file);
         return Ok(report);
     }
@@ -307,18 +347,12 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         .clone()
         .or(cfg.agent_identity.clone())
         .or_else(|| adapter.default_identity().map(str::to_owned));
-    // Formats that go on after a failure keep what an earlier run blocked blocked: its
-    // dependants wait.
-    let mut blocked: Vec<TaskId> = if format.on_failure() == OnFailure::RetryOnceThenBlock {
-        items.iter().filter(|i| matches!(i.mark, Mark::Blocked | Mark::Failed)).map(|i| i.id.clone()).collect()
-    } else {
-        Vec::new()
-    };
+    let mut blocked = prior_blocked;
     let mut k = 0;
     while k < queue.len() {
         let id = queue[k].clone();
         k += 1;
-        report.remaining = queue[k..].to_vec();
+        report.remaining = full.get(k..).unwrap_or_default().to_vec();
         let item = items.iter().find(|i| i.id == id);
         if let Some(on) = item.and_then(|i| i.depends_on.iter().find(|d| blocked.contains(d))) {
             report.warnings.push(format!("task {id} waiting: it depends on blocked task {on}"));
@@ -413,6 +447,36 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
     Ok(report)
 }
 
+/// Refuses a run that would take a task whose marker (or status) the format does not know: its
+/// meaning is the user's, and the run would overwrite it. `check <PATH>` reports the same.
+///
+/// # Errors
+/// A refusal naming the file, the line, the marker and what to do.
+fn refuse_unknown_marks(
+    ctx: &Context,
+    format: &dyn Format,
+    items: &[crate::format::Item],
+    queue: &QueueOptions,
+) -> Result<()> {
+    let file = format.file();
+    let Ok(bytes) = std::fs::read(&file) else { return Ok(()) };
+    let wanted = format.queue(items, &QueueOptions { max_tasks: None, ..queue.clone() });
+    let unknown: Vec<crate::format::Finding> = format
+        .check(&bytes)
+        .into_iter()
+        .filter(|f| matches!(f.rule, "unknown-marker" | "unknown-status"))
+        .filter(|f| f.task.as_ref().is_some_and(|t| wanted.contains(t)))
+        .collect();
+    let Some(first) = unknown.first() else { return Ok(()) };
+    let rel = ctx.repo.relative(&file);
+    let line = first.line.map(|l| format!(":{l}")).unwrap_or_default();
+    let more = if unknown.len() > 1 { format!(" (and {} more)", unknown.len() - 1) } else { String::new() };
+    Err(Error::refused(
+        format!("{rel}{line}: {}{more}", first.message),
+        Some(&format!("write one of the known markers (or statuses) for it; `xtask check {rel}` lists every one")),
+    ))
+}
+
 /// Removes the run's marker (first), its index entry and the agent's metadata file.
 fn cleanup(ctx: &Context, file: &Path) {
     let dir = run_dir(file);
@@ -467,6 +531,7 @@ fn run_task(
         progress.note(&format!("task {id}: resuming (left in progress by a run that is gone)"));
     }
     let bytes = edit_locked(ctx, &file, |b| format.set_mark(b, id, Mark::InProgress))?;
+    let base = short_head(root);
     let mut commands = if opts.validation.no_validate {
         Vec::new()
     } else {
@@ -590,6 +655,7 @@ fn run_task(
                     commands: command_runs(&records),
                     changed: changed_files(root, &before, &file, &dir, &log_dir),
                     attempt: attempt_no,
+                    base: base.clone(),
                 };
                 edit_locked(ctx, &file, |b| format.record(b, id, &first))?;
                 records.clear();
@@ -610,9 +676,21 @@ fn run_task(
         commands: commands_run,
         changed: changed.clone(),
         attempt: attempt_no,
+        base,
     };
     let run = TaskRun { id: id.clone(), outcome, commit: None, validation: records, attempts: attempt_no, resumed };
     Ok(TaskOutcome { run, record, changed })
+}
+
+/// HEAD's short hash (`None` before the first commit).
+fn short_head(root: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .current_dir(root)
+        .args(["rev-parse", "--short=12", "--verify", "-q", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// The gate's records as the format's [`CommandRun`]s.

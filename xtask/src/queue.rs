@@ -103,7 +103,8 @@ fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "{}: the stage is blocked; the block is recorded in the file, no task ran", report.file)?;
         return Ok(());
     }
-    if report.tasks.is_empty() && report.commit_error.is_none() {
+    let stuck = !report.waiting.is_empty() || !report.blocked_before.is_empty();
+    if report.tasks.is_empty() && report.commit_error.is_none() && !stuck {
         writeln!(out, "{}: nothing to do (every queued task is done)", report.file)?;
     }
     for t in &report.tasks {
@@ -127,10 +128,20 @@ fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
             out,
             "blocked after one retry; the run went on with the tasks that do not depend on it (a blocked task runs again once its status is set back to ready)"
         )?;
+    } else if report.exit_code() == 4 && stuck {
+        writeln!(
+            out,
+            "not done: a task is blocked since an earlier run (a blocked task runs again once its status is set back to ready)"
+        )?;
     } else if report.exit_code() == 4 {
         writeln!(out, "stopped; run the same command again to resume at the failed task")?;
     } else if !report.remaining.is_empty() {
-        writeln!(out, "{} task(s) left in the queue", report.remaining.len())?;
+        writeln!(
+            out,
+            "{} task(s) left in the queue ({}); the same command goes on with them",
+            report.remaining.len(),
+            report.remaining.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+        )?;
     }
     Ok(())
 }
@@ -189,7 +200,13 @@ pub fn status(
     }
     writeln!(out, "{} ({file})", fmt.label())?;
     if let Some(m) = &run {
-        let state = if m.run_alive() { "running" } else { "interrupted; `xtask implement <PATH>` resumes it" };
+        let state = if m.run_alive() {
+            "running".to_owned()
+        } else if let Some(pgid) = m.live_agent() {
+            format!("its xtask is gone, its agent still runs: process group {pgid}; stop it with `kill -TERM -- -{pgid}`, then `xtask implement <PATH>` resumes")
+        } else {
+            "interrupted; `xtask implement <PATH>` resumes it".to_owned()
+        };
         writeln!(out, "run: session {} ({state})", m.session_id)?;
     }
     let id_w = items.iter().map(|i| i.id.as_str().len()).max().unwrap_or(4).max(4);

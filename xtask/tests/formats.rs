@@ -649,6 +649,18 @@ fn implement_phase_doc_second_phase_fails_validation_never_completed_then_resume
     assert_eq!(text.matches("**Implementation status:**").count(), 1, "{text}");
     let phase1 = &text[text.find("### Phase 1").expect("1")..text.find("### Phase 2").expect("2")];
     assert!(phase1.contains("- Validated: `true` (exit 0)"), "{phase1}");
+    // The note names its commit (by subject and trailer: it cannot hold its own hash) and the
+    // commit it was made on.
+    let base = repo.git(&["rev-parse", "--short=12", "HEAD~2"]);
+    assert!(
+        phase1.contains(&format!(
+            "- Commit: `phases session-tokens_plan: phase 1 complete` (trailer `Phase: 1`), on top of {}\n",
+            base.trim()
+        )),
+        "{phase1}"
+    );
+    // The document's own status line follows its phases (B3: derived, written by postflight).
+    assert!(text.contains("\n- **Status**: [PARTIAL]\n"), "{text}");
     assert_eq!(
         subjects(&repo),
         ["phases session-tokens_plan: phase 1 complete", "phases session-tokens_plan: phase 2 failed"]
@@ -666,7 +678,9 @@ fn implement_phase_doc_second_phase_fails_validation_never_completed_then_resume
     let calls = std::fs::read_to_string(repo.home().join("calls")).expect("calls");
     assert_eq!(calls.lines().collect::<Vec<_>>(), ["1", "2", "2", "3"]);
     assert_eq!(subjects(&repo).len(), 4);
-    // Other lines untouched: the header block and the Testing & Validation list.
-    assert!(text.starts_with("# Phase Plan: Rotate Session Tokens\n\n- **Phase Doc**: phases/current/session-tokens_plan.md\n- **Status**: [NOT STARTED]\n"));
+    // Other lines untouched: the header block (its status line now says completed) and the
+    // Testing & Validation list.
+    assert!(text.starts_with("# Phase Plan: Rotate Session Tokens\n\n- **Phase Doc**: phases/current/session-tokens_plan.md\n- **Status**: [COMPLETED]\n"), "{text}");
+    assert_eq!(repo.git(&["status", "--porcelain", "--", doc]), "", "every change of the document is committed");
     assert!(text.ends_with("## Testing & Validation\n\n- [ ] `true` passes\n"), "{text}");
 }
