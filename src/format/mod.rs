@@ -384,7 +384,7 @@ pub fn open_with(root: &Path, path: &Path, forced: Option<&str>, opts: &OpenOpti
                 "{}: neither a spec directory (holding tasks.md) nor a phase document (`## Phase N:` headings)",
                 path.display()
             ),
-            Some("pass a spec directory or a phase document, or force the reading with --format spec|phases"),
+            Some("pass a spec directory, a phase document or a handoff payload (a .json file), or force the reading with --format spec|phases|payload"),
         )),
     }
 }

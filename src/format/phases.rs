@@ -155,6 +155,59 @@ impl PhaseDoc {
         }
     }
 
+    /// The checks of phase `id`'s `**Validation**:` / `**Verification**:` blocks: the commands
+    /// postflight runs (a code span opening the bullet, an expectation of success, a program
+    /// that exists) and the manual checks it cannot run (every other bullet, one line each),
+    /// which the implementation status note lists as not run.
+    fn checks(&self, bytes: &[u8], id: &TaskId) -> (Vec<String>, Vec<String>) {
+        let Ok((lines, phases)) = parse(&self.file, bytes) else { return (Vec::new(), Vec::new()) };
+        let Ok(i) = self.find(&phases, id) else { return (Vec::new(), Vec::new()) };
+        let p = &phases[i];
+        let (mut out, mut manual) = (Vec::new(), Vec::new());
+        let mut k = p.line + 1;
+        let take = |text: &str, out: &mut Vec<String>, manual: &mut Vec<String>| {
+            let t = text.trim_start();
+            let t = t.strip_prefix("- ").unwrap_or(t);
+            let t = t.strip_prefix("[ ] ").or_else(|| t.strip_prefix("[x] ")).unwrap_or(t);
+            let command = t.strip_prefix('`').and_then(|rest| rest.split_once('`')).filter(|(cmd, expect)| {
+                let e = expect.trim().to_ascii_lowercase();
+                let ok =
+                    e.is_empty() || ["passes", "succeeds", "completes successfully"].iter().any(|w| e.starts_with(w));
+                ok && runnable(&self.root, cmd)
+            });
+            match command {
+                Some((cmd, _)) if !out.iter().any(|c: &String| c == cmd) => out.push(cmd.to_owned()),
+                Some(_) => {}
+                None if !t.trim().is_empty() => manual.push(lines::one_line(t, 120)),
+                None => {}
+            }
+        };
+        while k < p.end {
+            let t = lines.text(k).trim();
+            let label = ["**Validation**:", "**Validation:**", "**Verification**:", "**Verification:**"]
+                .iter()
+                .find_map(|l| t.strip_prefix(l));
+            if let Some(inline) = label {
+                if !inline.trim().is_empty() {
+                    take(inline, &mut out, &mut manual);
+                }
+                k += 1;
+                while k < p.end {
+                    let b = lines.text(k).trim();
+                    if b.starts_with("- ") {
+                        take(b, &mut out, &mut manual);
+                    } else if !b.is_empty() {
+                        break;
+                    }
+                    k += 1;
+                }
+                continue;
+            }
+            k += 1;
+        }
+        (out, manual)
+    }
+
     fn with_mark(&self, bytes: &[u8], id: &TaskId, mark: Mark) -> Result<(Lines, Vec<Phase>, usize)> {
         let (mut lines, phases) = parse(&self.file, bytes)?;
         let i = self.find(&phases, id)?;
@@ -270,6 +323,7 @@ impl Format for PhaseDoc {
             Outcome::Failed(_) => Mark::Failed,
             Outcome::Blocked(_) => Mark::Blocked,
         };
+        let manual = self.checks(bytes, id).1;
         let (mut lines, phases, i) = self.with_mark(bytes, id, mark)?;
         // Only a validated completion writes the document's implementation notes (seed 002).
         if record.outcome == Outcome::Completed {
@@ -301,6 +355,9 @@ impl Format for PhaseDoc {
             // subject and trailer, and the commit it was made on.
             let on = record.base.as_deref().map(|b| format!(", on top of {b}")).unwrap_or_default();
             note.push(format!("- Commit: `{}` (trailer `Phase: {id}`){on}", self.subject(id, &record.outcome)));
+            if !manual.is_empty() {
+                note.push(format!("- Not run (manual checks): {}", manual.join("; ")));
+            }
             if let Some(s) = record.summary.as_deref().filter(|s| !s.trim().is_empty()) {
                 note.push(format!("- Summary: {}", lines::one_line(s, 400)));
             }
@@ -330,47 +387,7 @@ impl Format for PhaseDoc {
     }
 
     fn validation_commands(&self, bytes: &[u8], id: &TaskId) -> Vec<String> {
-        let Ok((lines, phases)) = parse(&self.file, bytes) else { return Vec::new() };
-        let Ok(i) = self.find(&phases, id) else { return Vec::new() };
-        let p = &phases[i];
-        let mut out = Vec::new();
-        let mut k = p.line + 1;
-        let take = |text: &str, out: &mut Vec<String>| {
-            let t = text.trim_start();
-            let t = t.strip_prefix("- ").unwrap_or(t);
-            let t = t.strip_prefix("[ ] ").or_else(|| t.strip_prefix("[x] ")).unwrap_or(t);
-            let Some(rest) = t.strip_prefix('`') else { return };
-            let Some((cmd, expect)) = rest.split_once('`') else { return };
-            let e = expect.trim().to_ascii_lowercase();
-            let ok = e.is_empty() || ["passes", "succeeds", "completes successfully"].iter().any(|w| e.starts_with(w));
-            if ok && runnable(&self.root, cmd) && !out.contains(&cmd.to_owned()) {
-                out.push(cmd.to_owned());
-            }
-        };
-        while k < p.end {
-            let t = lines.text(k).trim();
-            let label = ["**Validation**:", "**Validation:**", "**Verification**:", "**Verification:**"]
-                .iter()
-                .find_map(|l| t.strip_prefix(l));
-            if let Some(inline) = label {
-                if !inline.trim().is_empty() {
-                    take(inline, &mut out);
-                }
-                k += 1;
-                while k < p.end {
-                    let b = lines.text(k).trim();
-                    if b.starts_with("- ") {
-                        take(b, &mut out);
-                    } else if !b.is_empty() {
-                        break;
-                    }
-                    k += 1;
-                }
-                continue;
-            }
-            k += 1;
-        }
-        out
+        self.checks(bytes, id).0
     }
 
     fn subject(&self, id: &TaskId, outcome: &Outcome) -> String {
@@ -540,7 +557,7 @@ mod tests {
         let done =
             String::from_utf8(d.record(DOC.as_bytes(), &id("2"), &rec(Outcome::Completed)).expect("r")).expect("utf8");
         assert!(
-            done.contains("- `false` passed\n\n**Implementation status:**\n- Completed 2026-03-16 by session s1\n- Validated: no validation command configured\n- Commit: `phases plan: phase 2 complete` (trailer `Phase: 2`)\n- Summary: done\n\n---\n\n### Phase 3"),
+            done.contains("- `false` passed\n\n**Implementation status:**\n- Completed 2026-03-16 by session s1\n- Validated: no validation command configured\n- Commit: `phases plan: phase 2 complete` (trailer `Phase: 2`)\n- Not run (manual checks): `grep -rn x y` shows every route; Manual: log in twice\n- Summary: done\n\n---\n\n### Phase 3"),
             "{done}"
         );
     }

@@ -659,6 +659,8 @@ fn implement_phase_doc_second_phase_fails_validation_never_completed_then_resume
         )),
         "{phase1}"
     );
+    // Checks that are not commands are listed as not run, never ticked (B3 rule 6).
+    assert!(phase1.contains("- Not run (manual checks): Manual: look at the schema\n"), "{phase1}");
     // The document's own status line follows its phases (B3: derived, written by postflight).
     assert!(text.contains("\n- **Status**: [PARTIAL]\n"), "{text}");
     assert_eq!(
