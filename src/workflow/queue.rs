@@ -62,6 +62,11 @@ pub struct TaskRun {
     pub attempts: u32,
     /// Whether it was left in progress by a dead run and resumed.
     pub resumed: bool,
+    /// The agent's own session id (a Codex thread, a Claude Code session), when known.
+    pub agent_session_id: Option<String>,
+    /// The agent CLI's final result of each invocation (an adapter's summary: usage, commands,
+    /// how it ended), as the core's `--json` `agent_results`.
+    pub agent_results: Vec<Value>,
 }
 
 /// What a queue run did.
@@ -128,6 +133,8 @@ impl Report {
                     "resumed": t.resumed,
                     "commit": t.commit,
                     "validation_records": t.validation,
+                    "agent_session_id": t.agent_session_id,
+                    "agent_results": t.agent_results,
                 })
             })
             .collect();
@@ -554,6 +561,7 @@ fn run_task(
     let mut log_k = 1usize;
     let mut summary: Option<String> = None;
     let mut agent_session: Option<String> = None;
+    let mut agent_results: Vec<Value> = Vec::new();
     let outcome = loop {
         attempt_no += 1;
         let _ = std::fs::remove_file(&metadata_path);
@@ -579,8 +587,9 @@ fn run_task(
             ("XTASK_ITERATION".to_owned(), attempt_no.to_string()),
         ];
         progress.start(&format!("{} task {id}: agent (attempt {attempt_no})", format.label()));
-        let (finished, agent_sid, agent_error) =
+        let Invoked { finished, session: agent_sid, error: agent_error, result: agent_result } =
             invoke_agent(ctx, adapter, opts, &dir, session_id, attempt_no, prompt, env, progress)?;
+        agent_results.extend(agent_result);
         agent_session = agent_sid.or(agent_session);
         let meta = metadata::read(&metadata_path);
         let result = match (&meta, finished.timed_out) {
@@ -678,7 +687,16 @@ fn run_task(
         attempt: attempt_no,
         base,
     };
-    let run = TaskRun { id: id.clone(), outcome, commit: None, validation: records, attempts: attempt_no, resumed };
+    let run = TaskRun {
+        id: id.clone(),
+        outcome,
+        commit: None,
+        validation: records,
+        attempts: attempt_no,
+        resumed,
+        agent_session_id: record.agent_session_id.clone(),
+        agent_results,
+    };
     Ok(TaskOutcome { run, record, changed })
 }
 
@@ -779,10 +797,21 @@ count. Before stopping, write the metadata file {meta} (JSON):
     Ok(p)
 }
 
+/// How one agent invocation ended ([`invoke_agent`]).
+struct Invoked {
+    finished: process::Finished,
+    /// The agent's own session id.
+    session: Option<String>,
+    /// The error the agent CLI reported.
+    error: Option<String>,
+    /// Its final result object.
+    result: Option<Value>,
+}
+
 /// One fresh agent invocation for a task through the run's adapter (a session id it chooses is
 /// recorded in the marker first; one it reveals is recorded as it arrives), in the repository
-/// root, its output in the run's agent log. Returns how it ended, the agent's session id and the
-/// error the agent CLI reported, if any. The one place a queue run couples to the agent machinery.
+/// root, its output in the run's agent log. Returns how it ended, the agent's session id, the
+/// error the agent CLI reported, if any, and its final result object. The one place a queue run couples to the agent machinery.
 #[allow(clippy::too_many_arguments)]
 fn invoke_agent(
     ctx: &Context,
@@ -794,7 +823,7 @@ fn invoke_agent(
     stdin: String,
     env: Vec<(String, String)>,
     progress: &Progress,
-) -> Result<(process::Finished, Option<String>, Option<String>)> {
+) -> Result<Invoked> {
     let marker_path = dir.join(marker::MARKER_FILE);
     let chosen = adapter.new_session_id();
     if let Some(id) = &chosen {
@@ -843,7 +872,7 @@ fn invoke_agent(
     }
     process::log_end(&log_path, attempt, finished.as_ref().ok(), started.elapsed());
     let session = chosen.or(conclusion.session);
-    Ok((finished?, session, conclusion.error))
+    Ok(Invoked { finished: finished?, session, error: conclusion.error, result: conclusion.result })
 }
 
 /// `xtask check <PATH>`: the format's findings; with `fix`, the fixable ones repaired first

@@ -468,6 +468,12 @@ fn codex_runs_a_spec_directory_task_by_task() {
     let seen = stub.turns()[1].tool_outputs().last().cloned().expect("tool output");
     assert!(seen.contains(&format!("thread={thread}")), "{seen}");
     assert!(seen.contains(&format!("\"agent_session_id\": \"{thread}\"")), "the marker had the thread: {seen}");
+    // The thread and the CLI's result are in --json, as for a task of state.json.
+    let task = &report["tasks"][0];
+    assert_eq!(task["agent_session_id"], thread.as_str(), "{report:#}");
+    assert_eq!(task["agent_results"][0]["thread_id"], thread.as_str(), "{report:#}");
+    assert_eq!(task["agent_results"][0]["status"], "turn.completed", "{report:#}");
+    assert_eq!(task["agent_results"][0]["last_message"], "Task 1 is done.", "{report:#}");
     assert!(
         repo.read(&format!("{spec}/tasks.md")).contains("- [x] 1. Write the greeting\n"),
         "{}",
