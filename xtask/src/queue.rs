@@ -239,13 +239,17 @@ fn counts_line<'a>(items: impl Iterator<Item = &'a format::Item>) -> String {
     format!("{} task(s): {}", all.len(), parts.join(", "))
 }
 
-/// `check <PATH> [--fix] [--json]`: exit 0 without errors (warnings allowed), 1 with errors.
+/// `check <PATH> [--fix [--dry-run]] [--json]`: exit 0 without errors (warnings allowed), 1
+/// with errors. `--dry-run` (alone or with `--fix`) reports what `--fix` would repair and
+/// writes nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     ctx: &Context,
     path: &Path,
     forced: Option<&str>,
     against: Option<&str>,
     fix: bool,
+    dry_run: bool,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -254,6 +258,11 @@ pub fn check(
         Some(rev) => {
             let now = std::fs::read(fmt.file()).unwrap_or_default();
             (queue::check_against(ctx, fmt.as_ref(), rev)?, now.clone(), now)
+        }
+        None if dry_run => {
+            let (findings, before, _) = queue::check(ctx, fmt.as_ref(), false)?;
+            let after = if findings.iter().any(|f| f.fixable) { fmt.fix(&before)? } else { before.clone() };
+            (fmt.check(&after), before, after)
         }
         None => queue::check(ctx, fmt.as_ref(), fix)?,
     };
@@ -273,11 +282,14 @@ pub fn check(
             .collect();
         let value = serde_json::json!({
             "file": file, "ok": errors == 0, "errors": errors,
-            "warnings": findings.len() - errors, "fixed": changed, "findings": list,
+            "warnings": findings.len() - errors, "fixed": changed && !dry_run,
+            "would_fix": changed && dry_run, "findings": list,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
-        if changed {
+        if changed && dry_run {
+            writeln!(out, "check --fix would repair {file} (--dry-run: nothing written)")?;
+        } else if changed {
             writeln!(out, "check --fix: repaired {file}")?;
         }
         for f in &findings {

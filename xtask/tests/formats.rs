@@ -487,6 +487,23 @@ fn check_spec_dir_finds_misdecoded_markers_and_fix_repairs_them() {
     assert_eq!(bad.len(), 3, "{findings:?}");
     assert!(bad.iter().all(|f| f["fixable"] == true));
     assert_eq!(bad.iter().map(|f| f["task"].as_str().unwrap_or_default()).collect::<Vec<_>>(), ["1", "2.2", "3"]);
+    // --dry-run says what --fix would repair and writes nothing; --staged is not for a PATH;
+    // implement's state.json-only flags are refused on a PATH, never ignored.
+    let before = repo.snapshot();
+    let out = repo.run(&["check", d.dir(), "--fix", "--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((json["would_fix"].clone(), json["fixed"].clone()), (true.into(), false.into()), "{json}");
+    assert!(repo.snapshot() == before, "--dry-run wrote");
+    for args in [
+        vec!["check", d.dir(), "--staged"],
+        vec!["implement", d.dir(), "--agent", "touch ran", "--dry-run"],
+        vec!["implement", d.dir(), "--agent", "touch ran", "--no-commit", "--max-iterations", "2"],
+    ] {
+        let out = repo.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", support::render(&out));
+        assert!(repo.snapshot() == before, "{args:?} changed a file");
+    }
     let out = repo.run(&["check", d.dir(), "--fix"]);
     assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
     assert_eq!(tasks_md(&repo, d), EMOJI_TASKS, "--fix gives the emoji file byte for byte");
