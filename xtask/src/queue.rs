@@ -85,13 +85,41 @@ impl Implement {
             validation,
             agent_identity: None,
         };
-        let report = queue::run(ctx, fmt.as_ref(), &opts, &crate::implement::progress_on_stderr())?;
+        let report = match queue::run(ctx, fmt.as_ref(), &opts, &crate::implement::progress_on_stderr()) {
+            Ok(r) => r,
+            Err(e) => {
+                // An interrupt stopped the run at a safe point (the task stays in progress and
+                // the marker says so): 130, 143 or 129, and how to resume, as for a task number.
+                let Some(signal) = e.interrupted() else { return Err(e.into()) };
+                let file = ctx.repo.relative(&fmt.file());
+                let resume = format!("xtask implement {}", shell_word(&ctx.repo.relative(&path)));
+                if json {
+                    let value = serde_json::json!({
+                        "format": fmt.kind(), "file": file, "status": "interrupted",
+                        "signal": signal.name(), "resume": resume,
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                } else {
+                    writeln!(out, "{file}: interrupted; run `{resume}` to resume")?;
+                }
+                return Ok(ExitCode::from(signal.exit_code()));
+            }
+        };
         if json {
             writeln!(out, "{}", serde_json::to_string_pretty(&report.to_json())?)?;
         } else {
             render(&report, out)?;
         }
         Ok(ExitCode::from(report.exit_code()))
+    }
+}
+
+/// `s` as one shell word (quoted when it holds anything but safe characters).
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:@".contains(&b)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

@@ -450,6 +450,39 @@ fn implement_spec_dir_killed_run_resumes_the_task_left_in_progress() {
 }
 
 #[test]
+fn implement_spec_dir_interrupted_by_sigint_exits_130_says_how_to_resume_and_resumes() {
+    let d = Dialect::Kiro;
+    let repo = d.repo();
+    std::fs::write(repo.home().join("hang-2.1"), "").expect("flag");
+    let child = repo
+        .xtask(&["implement", d.dir(), "--agent", AGENT_CMD])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid_file = repo.home().join("agent.pid");
+    support::wait_for(Duration::from_secs(30), "the agent to start", || pid_file.exists());
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    assert!(pid > 1);
+    // SAFETY: kill(2) with a positive pid signals that one process (the xtask this test started).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", support::render(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{}/tasks.md: interrupted; run `xtask implement {}` to resume", d.dir(), d.dir())),
+        "{}",
+        support::render(&out)
+    );
+    assert!(tasks_md(&repo, d).contains("  - [-] 2.1 Implement"), "{}", tasks_md(&repo, d));
+    let out = implement(&repo, d, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((json["tasks"][0]["id"].clone(), json["tasks"][0]["resumed"].clone()), ("2.1".into(), true.into()));
+    assert_eq!(tasks_md(&repo, d), d.done());
+}
+
+#[test]
 fn implement_spec_dir_missing_prerequisites_exit_2_and_change_nothing() {
     for (d, doc) in [(Dialect::Kiro, "design.md"), (Dialect::Emoji, "requirements.md"), (Dialect::SpecKit, "plan.md")] {
         let repo = d.repo();
