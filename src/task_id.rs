@@ -16,6 +16,18 @@ pub const MAX_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(String);
 
+/// `s` as an error message quotes a would-be id: on one line, at most 60 characters (the rest
+/// counted), so a 20,000-character id in a file does not flood the terminal.
+pub fn shown(s: &str) -> String {
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let n = flat.chars().count();
+    if n <= 60 {
+        return flat;
+    }
+    let head: String = flat.chars().take(50).collect();
+    format!("{head}... ({n} characters)")
+}
+
 impl TaskId {
     /// The id `s`, checked.
     ///
@@ -30,8 +42,9 @@ impl TaskId {
         if ok {
             Ok(TaskId(s.to_owned()))
         } else {
+            let long = if s.len() > MAX_LEN { format!(" (longer than {MAX_LEN} bytes)") } else { String::new() };
             Err(Error::refused(
-                format!("`{s}` is not a task id"),
+                format!("`{}` is not a task id{long}", shown(s)),
                 Some("a task id is a number (`350`), a numbered task (`2.1`, `T012`) or a name like `task-3`: letters, digits, `.`, `-`, `_`"),
             ))
         }
@@ -119,5 +132,14 @@ mod tests {
         }
         assert_eq!(TaskId::new("0").expect("id").number(), Some(0));
         assert!(TaskId::new("T1").expect("id").require_number("state.json").is_err());
+    }
+
+    #[test]
+    fn a_huge_would_be_id_is_shown_cut_and_counted() {
+        let huge = "9".repeat(20_000);
+        assert_eq!(shown(&huge), format!("{}... (20000 characters)", "9".repeat(50)));
+        assert_eq!(shown("a\nb"), "a b");
+        let err = TaskId::new(&huge).expect_err("too long").to_string();
+        assert!(err.len() < 200 && err.contains("(longer than 64 bytes)"), "{err}");
     }
 }

@@ -149,6 +149,9 @@ pub struct Record {
     pub changed: Vec<ChangedFile>,
     /// The attempt this was (1, or 2 after an automatic retry).
     pub attempt: u32,
+    /// The commit the task's work started from (HEAD when it was marked in progress, short), when
+    /// there is one: the task's own commit (which holds the record) is the next one on top of it.
+    pub base: Option<String>,
 }
 
 /// What to do when a task fails.
@@ -381,7 +384,7 @@ pub fn open_with(root: &Path, path: &Path, forced: Option<&str>, opts: &OpenOpti
                 "{}: neither a spec directory (holding tasks.md) nor a phase document (`## Phase N:` headings)",
                 path.display()
             ),
-            Some("pass a spec directory or a phase document, or force the reading with --format spec|phases"),
+            Some("pass a spec directory, a phase document or a handoff payload (a .json file), or force the reading with --format spec|phases|payload"),
         )),
     }
 }

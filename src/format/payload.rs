@@ -159,13 +159,25 @@ impl Payload {
         Doc::parse(&self.path, bytes.to_vec())
     }
 
+    /// The payload parsed, refusing a shape postflight cannot record anything into: a top level
+    /// that is not an object, or a `meta`, `tasks`, `tasks.statusSummary`, `implementation` (an
+    /// object) or `implementation.changes|tests|commands` (an array) of another type. A refusal
+    /// names the file, the line and what to do; nothing is written.
+    fn shaped_doc(&self, bytes: &[u8]) -> Result<Doc> {
+        let doc = self.doc(bytes)?;
+        if let Some((line, what)) = shape_problem(&doc) {
+            return Err(Error::format(&self.path, Some(line), what));
+        }
+        Ok(doc)
+    }
+
     /// The stage's intake problems: required sections missing or empty, ids that do not
     /// resolve, dependency cycles. Empty when the stage may start.
     ///
     /// # Errors
     /// The file is not JSON.
     pub fn intake_problems(&self, bytes: &[u8]) -> Result<Vec<String>> {
-        let doc = self.doc(bytes)?;
+        let doc = self.shaped_doc(bytes)?;
         Ok(Model::read(&doc, self.stage).problems)
     }
 
@@ -363,6 +375,50 @@ fn line_of(bytes: &[u8], at: usize) -> usize {
     bytes[..at].iter().filter(|b| **b == b'\n').count() + 1
 }
 
+/// The JSON type of `v`, as messages name it.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The first container postflight writes into that has the wrong type: its line and the message.
+fn shape_problem(doc: &Doc) -> Option<(usize, String)> {
+    let v = doc.to_value().ok()?;
+    if !v.is_object() {
+        return Some((1, format!("the top level is {}, not a JSON object (a handoff payload is an object with `meta`, `requirement`, `plan`, `tasks`, `testPlan` and `implementation`)", type_name(&v))));
+    }
+    let objects: [&[Seg<'_>]; 4] = [
+        &[Seg::Key("meta")],
+        &[Seg::Key("tasks")],
+        &[Seg::Key("tasks"), Seg::Key("statusSummary")],
+        &[Seg::Key("implementation")],
+    ];
+    let arrays: [&[Seg<'_>]; 3] = [
+        &[Seg::Key("implementation"), Seg::Key("changes")],
+        &[Seg::Key("implementation"), Seg::Key("tests")],
+        &[Seg::Key("implementation"), Seg::Key("commands")],
+    ];
+    let wrong = |path: &[Seg<'_>], want_object: bool| -> Option<(usize, String)> {
+        let x = doc.value(path)?;
+        let ok = if want_object { x.is_object() } else { x.is_array() };
+        (!ok && !x.is_null()).then(|| {
+            let line = doc.node(path).map_or(1, |n| line_of(&doc.bytes, n.start));
+            let want = if want_object { "an object" } else { "an array" };
+            (
+                line,
+                format!("`{}` is {}, not {want}; postflight records the run there", spans::show(path), type_name(&x)),
+            )
+        })
+    };
+    objects.iter().find_map(|p| wrong(p, true)).or_else(|| arrays.iter().find_map(|p| wrong(p, false)))
+}
+
 impl Model {
     fn read(doc: &Doc, stage: Stage) -> Model {
         let v = doc.to_value().unwrap_or(Value::Null);
@@ -391,7 +447,11 @@ impl Model {
                 continue;
             };
             if TaskId::new(&id).is_err() {
-                problems.push(format!("{what}: `{id}` is not a usable id (letters, digits, `.`, `-`, `_`)"));
+                problems.push(format!(
+                    "{what}: `{}` is not a usable id (letters, digits, `.`, `-`, `_`; at most {} bytes)",
+                    crate::task_id::shown(&id),
+                    crate::task_id::MAX_LEN
+                ));
                 continue;
             }
             if !seen.insert(id.clone()) {
@@ -404,6 +464,9 @@ impl Model {
                 Stage::Five => (text(x.get("parentId")), Vec::new(), text(x.get("planStepId"))),
                 Stage::Four => (None, strings(x.get("dependencies")), Some(id.clone())),
             };
+            if let Some(d) = x.get("dependencies").filter(|d| stage == Stage::Four && !d.is_null() && !d.is_array()) {
+                problems.push(format!("{what} (`{id}`): dependencies is {}, not a list of step ids", type_name(d)));
+            }
             if stage == Stage::Five && x.get("parentId").is_none() {
                 problems.push(format!(
                     "{what} (`{id}`) has no parentId (the parent-child link; null for a top-level task)"
@@ -420,12 +483,39 @@ impl Model {
                 line,
             });
         }
+        // The validation commands postflight runs: each must be a command it can run as written.
+        if let Some(cmds) = v.pointer("/testPlan/validationCommands").filter(|c| !c.is_null()) {
+            for (i, c) in cmds.as_array().into_iter().flatten().enumerate() {
+                let what = format!("testPlan.validationCommands[{i}]");
+                match c.get("command") {
+                    Some(Value::String(cmd)) if !cmd.trim().is_empty() => {}
+                    Some(x) => problems.push(format!(
+                        "{what}.command is {}, not a command line (a non-empty string)",
+                        if x.as_str().is_some() { "empty" } else { type_name(x) }
+                    )),
+                    None => problems.push(format!("{what} has no `command`")),
+                }
+                match c.get("environment") {
+                    None | Some(Value::Null | Value::String(_) | Value::Object(_)) => {}
+                    Some(x) => problems.push(format!(
+                        "{what}.environment is {}, neither a name (a string) nor variables (an object)",
+                        type_name(x)
+                    )),
+                }
+            }
+        }
         if stage == Stage::Five {
+            if let Some(d) = v.pointer("/tasks/dependencies").filter(|d| !d.is_null() && !d.is_array()) {
+                problems.push(format!("tasks.dependencies is {}, not a list", type_name(d)));
+            }
             for (i, d) in v.pointer("/tasks/dependencies").and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let Some(task) = text(d.get("taskId")) else {
                     problems.push(format!("tasks.dependencies[{i}] has no taskId"));
                     continue;
                 };
+                if let Some(x) = d.get("dependsOn").filter(|x| !x.is_null() && !x.is_array()) {
+                    problems.push(format!("tasks.dependencies[{i}].dependsOn is {}, not a list of ids", type_name(x)));
+                }
                 match entries.iter_mut().find(|e| e.id == task) {
                     Some(e) => e.depends.extend(strings(d.get("dependsOn"))),
                     None => {
@@ -442,7 +532,9 @@ impl Model {
                 }
             }
             for d in &e.depends {
-                if !ids.contains(d.as_str()) {
+                if d == &e.id {
+                    problems.push(format!("{} `{}` depends on itself (a cycle)", stage.unit(), e.id));
+                } else if !ids.contains(d.as_str()) {
                     problems.push(format!("{} `{}` depends on `{d}`, which does not exist", stage.unit(), e.id));
                 }
             }
@@ -746,7 +838,7 @@ impl Format for Payload {
     }
 
     fn items(&self, bytes: &[u8]) -> Result<Vec<Item>> {
-        let doc = self.doc(bytes)?;
+        let doc = self.shaped_doc(bytes)?;
         let model = Model::read(&doc, self.stage);
         let leaves: BTreeSet<String> = model.leaves().into_iter().map(|e| e.id.clone()).collect();
         model
@@ -1079,6 +1171,16 @@ impl Format for Payload {
                 }];
             }
         };
+        if let Some((line, what)) = shape_problem(&doc) {
+            return vec![Finding {
+                rule: "shape",
+                error: true,
+                line: Some(line),
+                task: None,
+                message: what,
+                fixable: false,
+            }];
+        }
         let model = Model::read(&doc, self.stage);
         let mut out: Vec<Finding> = model
             .problems
@@ -1096,10 +1198,15 @@ impl Format for Payload {
             if mark_of(&e.status).is_none() {
                 out.push(Finding {
                     rule: "unknown-status",
-                    error: false,
+                    error: true,
                     line: Some(e.line),
                     task: TaskId::new(&e.id).ok(),
-                    message: format!("{} `{}` has status `{}` (read as ready)", self.stage.unit(), e.id, e.status),
+                    message: format!(
+                        "{} `{}` has status `{}`, which is unknown (known: ready, in-progress, completed, blocked, failed, skipped); a run refuses to take it",
+                        self.stage.unit(),
+                        e.id,
+                        super::lines::one_line(&e.status, 80)
+                    ),
                     fixable: false,
                 });
             }

@@ -97,7 +97,9 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Lines, Vec<Phase>)> {
             }
         }
         let Some((level, id, title, range)) = phase_heading(text) else { continue };
-        let id = TaskId::new(&id).map_err(|_| Error::format(path, Some(i + 1), format!("`{id}` is not a phase id")))?;
+        let id = TaskId::new(&id).map_err(|_| {
+            Error::format(path, Some(i + 1), format!("`{}` is not a phase id", crate::task_id::shown(&id)))
+        })?;
         let marker = range.map(|(a, b)| (i, a, b));
         phases.push((level, Phase { id, title, line: i, end: usize::MAX, marker, mark: None }));
     }
@@ -153,6 +155,59 @@ impl PhaseDoc {
         }
     }
 
+    /// The checks of phase `id`'s `**Validation**:` / `**Verification**:` blocks: the commands
+    /// postflight runs (a code span opening the bullet, an expectation of success, a program
+    /// that exists) and the manual checks it cannot run (every other bullet, one line each),
+    /// which the implementation status note lists as not run.
+    fn checks(&self, bytes: &[u8], id: &TaskId) -> (Vec<String>, Vec<String>) {
+        let Ok((lines, phases)) = parse(&self.file, bytes) else { return (Vec::new(), Vec::new()) };
+        let Ok(i) = self.find(&phases, id) else { return (Vec::new(), Vec::new()) };
+        let p = &phases[i];
+        let (mut out, mut manual) = (Vec::new(), Vec::new());
+        let mut k = p.line + 1;
+        let take = |text: &str, out: &mut Vec<String>, manual: &mut Vec<String>| {
+            let t = text.trim_start();
+            let t = t.strip_prefix("- ").unwrap_or(t);
+            let t = t.strip_prefix("[ ] ").or_else(|| t.strip_prefix("[x] ")).unwrap_or(t);
+            let command = t.strip_prefix('`').and_then(|rest| rest.split_once('`')).filter(|(cmd, expect)| {
+                let e = expect.trim().to_ascii_lowercase();
+                let ok =
+                    e.is_empty() || ["passes", "succeeds", "completes successfully"].iter().any(|w| e.starts_with(w));
+                ok && runnable(&self.root, cmd)
+            });
+            match command {
+                Some((cmd, _)) if !out.iter().any(|c: &String| c == cmd) => out.push(cmd.to_owned()),
+                Some(_) => {}
+                None if !t.trim().is_empty() => manual.push(lines::one_line(t, 120)),
+                None => {}
+            }
+        };
+        while k < p.end {
+            let t = lines.text(k).trim();
+            let label = ["**Validation**:", "**Validation:**", "**Verification**:", "**Verification:**"]
+                .iter()
+                .find_map(|l| t.strip_prefix(l));
+            if let Some(inline) = label {
+                if !inline.trim().is_empty() {
+                    take(inline, &mut out, &mut manual);
+                }
+                k += 1;
+                while k < p.end {
+                    let b = lines.text(k).trim();
+                    if b.starts_with("- ") {
+                        take(b, &mut out, &mut manual);
+                    } else if !b.is_empty() {
+                        break;
+                    }
+                    k += 1;
+                }
+                continue;
+            }
+            k += 1;
+        }
+        (out, manual)
+    }
+
     fn with_mark(&self, bytes: &[u8], id: &TaskId, mark: Mark) -> Result<(Lines, Vec<Phase>, usize)> {
         let (mut lines, phases) = parse(&self.file, bytes)?;
         let i = self.find(&phases, id)?;
@@ -165,8 +220,50 @@ impl PhaseDoc {
             }
             None => lines.insert(phases[i].line + 1, &format!("**Status**: [{word}]")),
         }
-        let (lines2, phases2) = parse(&self.file, &lines.bytes())?;
+        let (mut lines2, phases2) = parse(&self.file, &lines.bytes())?;
+        // The document's own `**Status**:` line (above the first phase) follows the phases.
+        if let Some((k, a, b)) = doc_status(&lines2, &phases2) {
+            let word = word_of(doc_mark(&phases2));
+            let t = lines2.text(k);
+            if &t[a..b] != word {
+                let new = format!("{}{word}{}", &t[..a], &t[b..]);
+                lines2.replace(k, &new);
+            }
+        }
         Ok((lines2, phases2, i))
+    }
+}
+
+/// The document's `**Status**: [MARKER]` line above its first phase: the line and the marker's
+/// byte range.
+fn doc_status(lines: &Lines, phases: &[Phase]) -> Option<(usize, usize, usize)> {
+    let first = phases.iter().map(|p| p.line).min()?;
+    let fenced = lines.fenced();
+    (0..first).filter(|k| !fenced[*k]).find_map(|k| {
+        let t = lines.text(k);
+        let rest = t.trim_start().trim_start_matches("- ");
+        let v = rest.strip_prefix("**Status**:").or_else(|| rest.strip_prefix("**Status:**"))?;
+        let v = v.trim();
+        let (a, b) = (t.find('[')?, t.rfind(']')?);
+        (v.starts_with('[') && a < b && mark_of(&t[a + 1..b]).is_some()).then_some((k, a + 1, b))
+    })
+}
+
+/// The document's status as its phases stand: completed when every phase is done (or skipped),
+/// in progress while one is, blocked when one is, partial once one is done or partial, else not
+/// started.
+fn doc_mark(phases: &[Phase]) -> Mark {
+    let marks: Vec<Mark> = phases.iter().map(|p| p.mark.unwrap_or(Mark::Pending)).collect();
+    if marks.iter().all(|m| m.is_final()) {
+        Mark::Completed
+    } else if marks.contains(&Mark::InProgress) {
+        Mark::InProgress
+    } else if marks.contains(&Mark::Blocked) {
+        Mark::Blocked
+    } else if marks.iter().any(|m| matches!(m, Mark::Completed | Mark::Failed)) {
+        Mark::Failed
+    } else {
+        Mark::Pending
     }
 }
 
@@ -226,6 +323,7 @@ impl Format for PhaseDoc {
             Outcome::Failed(_) => Mark::Failed,
             Outcome::Blocked(_) => Mark::Blocked,
         };
+        let manual = self.checks(bytes, id).1;
         let (mut lines, phases, i) = self.with_mark(bytes, id, mark)?;
         // Only a validated completion writes the document's implementation notes (seed 002).
         if record.outcome == Outcome::Completed {
@@ -253,6 +351,13 @@ impl Format for PhaseDoc {
                 format!("- Completed {} by session {}", lines::date_of(&record.at), record.session_id),
                 format!("- Validated: {validated}"),
             ];
+            // A note cannot name the hash of the commit it is in: it names that commit by its
+            // subject and trailer, and the commit it was made on.
+            let on = record.base.as_deref().map(|b| format!(", on top of {b}")).unwrap_or_default();
+            note.push(format!("- Commit: `{}` (trailer `Phase: {id}`){on}", self.subject(id, &record.outcome)));
+            if !manual.is_empty() {
+                note.push(format!("- Not run (manual checks): {}", manual.join("; ")));
+            }
             if let Some(s) = record.summary.as_deref().filter(|s| !s.trim().is_empty()) {
                 note.push(format!("- Summary: {}", lines::one_line(s, 400)));
             }
@@ -282,47 +387,7 @@ impl Format for PhaseDoc {
     }
 
     fn validation_commands(&self, bytes: &[u8], id: &TaskId) -> Vec<String> {
-        let Ok((lines, phases)) = parse(&self.file, bytes) else { return Vec::new() };
-        let Ok(i) = self.find(&phases, id) else { return Vec::new() };
-        let p = &phases[i];
-        let mut out = Vec::new();
-        let mut k = p.line + 1;
-        let take = |text: &str, out: &mut Vec<String>| {
-            let t = text.trim_start();
-            let t = t.strip_prefix("- ").unwrap_or(t);
-            let t = t.strip_prefix("[ ] ").or_else(|| t.strip_prefix("[x] ")).unwrap_or(t);
-            let Some(rest) = t.strip_prefix('`') else { return };
-            let Some((cmd, expect)) = rest.split_once('`') else { return };
-            let e = expect.trim().to_ascii_lowercase();
-            let ok = e.is_empty() || ["passes", "succeeds", "completes successfully"].iter().any(|w| e.starts_with(w));
-            if ok && runnable(&self.root, cmd) && !out.contains(&cmd.to_owned()) {
-                out.push(cmd.to_owned());
-            }
-        };
-        while k < p.end {
-            let t = lines.text(k).trim();
-            let label = ["**Validation**:", "**Validation:**", "**Verification**:", "**Verification:**"]
-                .iter()
-                .find_map(|l| t.strip_prefix(l));
-            if let Some(inline) = label {
-                if !inline.trim().is_empty() {
-                    take(inline, &mut out);
-                }
-                k += 1;
-                while k < p.end {
-                    let b = lines.text(k).trim();
-                    if b.starts_with("- ") {
-                        take(b, &mut out);
-                    } else if !b.is_empty() {
-                        break;
-                    }
-                    k += 1;
-                }
-                continue;
-            }
-            k += 1;
-        }
-        out
+        self.checks(bytes, id).0
     }
 
     fn subject(&self, id: &TaskId, outcome: &Outcome) -> String {
@@ -352,6 +417,14 @@ impl Format for PhaseDoc {
             Err(e) => return vec![finding("unreadable", None, None, e.to_string())],
         };
         let mut out = Vec::new();
+        if phases.is_empty() {
+            out.push(finding(
+                "no-phases",
+                None,
+                None,
+                "holds no phase heading (`## Phase 1: Title [NOT STARTED]`); implement and status refuse it".to_owned(),
+            ));
+        }
         for (i, p) in phases.iter().enumerate() {
             if phases[..i].iter().any(|q| q.id == p.id) {
                 out.push(finding(
@@ -366,7 +439,11 @@ impl Format for PhaseDoc {
                     "unknown-marker",
                     Some(k + 1),
                     Some(p.id.clone()),
-                    format!("phase {}: unknown marker `[{}]`; it counts as not done", p.id, &lines.text(k)[a..b]),
+                    format!(
+                        "phase {}: unknown marker `[{}]`; status shows it not done, implement refuses to take it",
+                        p.id,
+                        &lines.text(k)[a..b]
+                    ),
                 ));
             }
         }
@@ -399,6 +476,13 @@ impl Scoping for PhaseScoping {
             return Err(Error::refused(format!("{}: phase `{task}` is not in the committed version", self.rel), None));
         };
         let mut out: Vec<String> = h.raw[..hi.line].to_vec();
+        // The document's status line is derived from the phases: the work tree's goes with any
+        // phase's commit.
+        if let (Some((hk, _, _)), Some((wk, _, _))) = (doc_status(&h, &hp), doc_status(&w, &wp)) {
+            if hk < out.len() {
+                out[hk] = w.raw[wk].clone();
+            }
+        }
         out.extend_from_slice(&w.raw[wi.line..wi.end]);
         out.extend_from_slice(&h.raw[hi.end..]);
         let bytes = out.concat().into_bytes();
@@ -464,6 +548,7 @@ mod tests {
             commands: vec![],
             changed: vec![],
             attempt: 1,
+            base: None,
         };
         let failed =
             String::from_utf8(d.record(DOC.as_bytes(), &id("2"), &rec(Outcome::Failed("x".into()))).expect("r"))
@@ -472,8 +557,44 @@ mod tests {
         let done =
             String::from_utf8(d.record(DOC.as_bytes(), &id("2"), &rec(Outcome::Completed)).expect("r")).expect("utf8");
         assert!(
-            done.contains("- `false` passed\n\n**Implementation status:**\n- Completed 2026-03-16 by session s1\n- Validated: no validation command configured\n- Summary: done\n\n---\n\n### Phase 3"),
+            done.contains("- `false` passed\n\n**Implementation status:**\n- Completed 2026-03-16 by session s1\n- Validated: no validation command configured\n- Commit: `phases plan: phase 2 complete` (trailer `Phase: 2`)\n- Not run (manual checks): `grep -rn x y` shows every route; Manual: log in twice\n- Summary: done\n\n---\n\n### Phase 3"),
             "{done}"
         );
+    }
+
+    #[test]
+    fn the_documents_status_line_follows_its_phases_and_goes_with_a_phases_commit() {
+        let text = format!(
+            "# Phase Plan: X\n\n- **Status**: [NOT STARTED]\n\n{}",
+            &DOC[DOC.find("## Implementation").expect("i")..]
+        );
+        let tmp = tempfile::tempdir().expect("tmp");
+        let f = tmp.path().join("plan.md");
+        let d = PhaseDoc::new(tmp.path(), &f);
+        let head = text.as_bytes();
+        let b = d.set_mark(head, &id("2"), Mark::InProgress).expect("mark");
+        let t = String::from_utf8(b.clone()).expect("utf8");
+        assert!(t.contains("- **Status**: [IN PROGRESS]\n"), "{t}");
+        let b = d.set_mark(&b, &id("2"), Mark::Completed).expect("mark");
+        assert!(String::from_utf8(b.clone()).expect("utf8").contains("- **Status**: [PARTIAL]\n"));
+        let b = d.set_mark(&b, &id("3"), Mark::Completed).expect("mark");
+        let t = String::from_utf8(b.clone()).expect("utf8");
+        assert!(t.contains("- **Status**: [COMPLETED]\n"), "{t}");
+        // Phase 3's commit takes its own lines and the document's status line, nothing of phase 2.
+        let sc = d.scoping();
+        let one = d.set_mark(head, &id("3"), Mark::Completed).expect("mark");
+        let both = d.set_mark(&one, &id("2"), Mark::InProgress).expect("mark");
+        let Scoped::New(scoped) = sc.scope("plan.md", head, &both, &id("3"), None).expect("scope") else {
+            panic!("a scoped version")
+        };
+        let scoped = String::from_utf8(scoped).expect("utf8");
+        assert!(scoped.contains("### Phase 2: Middleware [NOT STARTED]"), "{scoped}");
+        assert!(scoped.contains("### Phase 3: Lifetime\n**Status**: [COMPLETED]"), "{scoped}");
+        assert!(scoped.contains("- **Status**: [IN PROGRESS]\n"), "the derived line as the work tree has it: {scoped}");
+        // A document without such a line gets none.
+        assert!(!String::from_utf8(d.set_mark(DOC.as_bytes(), &id("2"), Mark::Completed).expect("m"))
+            .expect("u")
+            .contains("- **Status**"));
+        assert!(d.check(b"# nothing\n").iter().any(|f| f.rule == "no-phases"));
     }
 }

@@ -302,7 +302,9 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed> {
             i += 1;
             continue;
         };
-        let id = TaskId::new(&id).map_err(|_| Error::format(path, Some(i + 1), format!("`{id}` is not a task id")))?;
+        let id = TaskId::new(&id).map_err(|_| {
+            Error::format(path, Some(i + 1), format!("`{}` is not a task id", crate::task_id::shown(&id)))
+        })?;
         let marker = text[body.0..body.1].to_owned();
         let (mark, spelling) = read_marker(&marker);
         // The lines the task owns.
@@ -742,6 +744,16 @@ impl Format for SpecDir {
                 return out;
             }
         };
+        if p.tasks.is_empty() {
+            out.push(Finding {
+                rule: "no-tasks",
+                error: true,
+                line: None,
+                task: None,
+                message: "holds no task line (`- [ ] 1. Title`, `  - [ ] 1.1 Title` or `- [ ] T001 Title`); implement and status refuse it".to_owned(),
+                fixable: false,
+            });
+        }
         for (id, at) in p.duplicates() {
             out.push(Finding {
                 rule: "duplicate-id",
@@ -766,7 +778,7 @@ impl Format for SpecDir {
                     line,
                     task: Some(t.id.clone()),
                     message: format!(
-                        "task {}: unknown marker `[{}]` (known: [ ], [x], [X], [-], [🚧], [✅], [❌], [⏭️]); it counts as pending",
+                        "task {}: unknown marker `[{}]` (known: [ ], [x], [X], [-], [🚧], [✅], [❌], [⏭️]); status shows it pending, implement refuses to take it",
                         t.id, t.marker
                     ),
                     fixable: false,
@@ -1022,6 +1034,7 @@ mod tests {
             commands: vec![],
             changed: vec![],
             attempt: 1,
+            base: None,
         };
         let b = s.record(&b, &id("2.3"), &rec).expect("record");
         let text = String::from_utf8(b).expect("utf8");
@@ -1084,6 +1097,10 @@ mod tests {
             f.iter().filter(|f| f.rule == "unknown-requirement").map(|f| f.message.as_str()).collect();
         assert_eq!(dangling.len(), 2, "{dangling:?}");
         assert!(s.items(text.as_bytes()).is_err());
+        for empty in ["", "# Plan\n\n## Phase 1\n"] {
+            let f = s.check(empty.as_bytes());
+            assert!(f.iter().any(|f| f.rule == "no-tasks" && f.error), "{empty:?}: {f:?}");
+        }
     }
 
     #[test]
@@ -1110,6 +1127,7 @@ mod tests {
             commands: vec![],
             changed: vec![],
             attempt: 1,
+            base: None,
         };
         let w = s.record(head, &id("2.3"), &rec).expect("r");
         let w = s.set_mark(&w, &id("3"), Mark::Completed).expect("m");

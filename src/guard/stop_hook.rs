@@ -338,6 +338,23 @@ fn write_counts(path: &Path, counts: &BTreeMap<String, u32>) -> Result<()> {
 fn block_reason(repo: &Repo, marker: &Marker, meta_path: &Path, owed: &Owed, block: u32) -> String {
     let meta = repo.relative(meta_path);
     let task = marker.task_number;
+    // A queue run (`implement <PATH>`: a spec directory, a phase document, a payload) has no
+    // task number and asks for the queue's metadata (`crate::workflow::queue`'s prompt).
+    if task == 0 {
+        let file = marker.reason.strip_prefix("queue run of ").map(|f| sanitize(f, MAX_MARKER_REASON));
+        let file = file.unwrap_or_else(|| "its file".to_owned());
+        return format!(
+            "The postflight run of {file} is still pending and this session owns it: {meta} is {}. \
+Before stopping, write {meta} as one JSON object with: \
+\"status\": one of \"implemented\", \"partial\", \"failed\", \"blocked\"; \
+\"summary\": 2-5 sentences on what was done; \
+\"artifacts\": [{{\"type\": \"implementation\", \"path\": \"...\", \"summary\": \"...\"}}]; \
+\"errors\": [{{\"message\": \"...\", \"recoverable\": true}}] when something failed. \
+Do not change the task's markers or notes in {file}, and do not commit: postflight does that. \
+(Stop blocked {block} of {MAX_BLOCKS} for this session.)",
+            owed_words(owed),
+        );
+    }
     let mut reason = format!(
         "Postflight for task {task} is still pending and this session owns it: {meta} is {}. \
 Before stopping, write {meta} as one JSON object with: \
@@ -538,5 +555,30 @@ mod tests {
         assert_eq!(v["decision"], "block");
         assert_eq!(Decision::Allow.to_json(), "{}");
         assert_eq!(sanitize("x\u{7}y\nz", 10), "x y\nz");
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_runs_marker_gets_the_queues_instructions_not_task_0s() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(tmp.path().join(".git")).expect("git");
+        let repo = Repo::discover(tmp.path()).expect("repo");
+        let marker: Marker = serde_json::from_str(
+            r#"{"session_id": "sess_1_a", "task_number": 0, "reason": "queue run of .kiro/specs/x/tasks.md", "created": "2026-03-16T21:11:23Z"}"#,
+        )
+        .expect("marker");
+        let meta = tmp.path().join(".kiro/specs/x/.postflight-run-tasks/.return-meta.json");
+        let reason = block_reason(&repo, &marker, &meta, &Owed::Missing, 1);
+        assert!(reason.starts_with("The postflight run of .kiro/specs/x/tasks.md is still pending"), "{reason}");
+        assert!(reason.contains(".kiro/specs/x/.postflight-run-tasks/.return-meta.json is missing"), "{reason}");
+        assert!(
+            !reason.contains("task 0") && !reason.contains("phases_completed") && !reason.contains("specs/state.json"),
+            "{reason}"
+        );
+        assert!(reason.contains("(Stop blocked 1 of 3 for this session.)"), "{reason}");
     }
 }

@@ -62,6 +62,11 @@ pub struct TaskRun {
     pub attempts: u32,
     /// Whether it was left in progress by a dead run and resumed.
     pub resumed: bool,
+    /// The agent's own session id (a Codex thread, a Claude Code session), when known.
+    pub agent_session_id: Option<String>,
+    /// The agent CLI's final result of each invocation (an adapter's summary: usage, commands,
+    /// how it ended), as the core's `--json` `agent_results`.
+    pub agent_results: Vec<Value>,
 }
 
 /// What a queue run did.
@@ -88,14 +93,21 @@ pub struct Report {
     pub intake_blocked: Vec<String>,
     /// Tasks not run because they depend on a blocked one.
     pub waiting: Vec<TaskId>,
+    /// Tasks an earlier run blocked, not run again (a format that goes on after a failure).
+    pub blocked_before: Vec<TaskId>,
 }
 
 impl Report {
-    /// 0 every task completed (or none was queued), 4 a task failed or was blocked, 5 a commit failed.
+    /// 0 every task completed (or none was queued), 4 a task failed or was blocked (in this run,
+    /// or in an earlier one and still blocked, or one waits on such a task), 5 a commit failed.
     pub fn exit_code(&self) -> u8 {
         if self.commit_error.is_some() {
             crate::workflow::EXIT_COMMIT_FAILED
-        } else if !self.intake_blocked.is_empty() || self.tasks.iter().any(|t| t.outcome != Outcome::Completed) {
+        } else if !self.intake_blocked.is_empty()
+            || !self.waiting.is_empty()
+            || !self.blocked_before.is_empty()
+            || self.tasks.iter().any(|t| t.outcome != Outcome::Completed)
+        {
             4
         } else {
             0
@@ -121,6 +133,8 @@ impl Report {
                     "resumed": t.resumed,
                     "commit": t.commit,
                     "validation_records": t.validation,
+                    "agent_session_id": t.agent_session_id,
+                    "agent_results": t.agent_results,
                 })
             })
             .collect();
@@ -135,6 +149,7 @@ impl Report {
             "commit_error": self.commit_error,
             "intake_blocked": self.intake_blocked,
             "waiting": self.waiting.iter().map(TaskId::as_str).collect::<Vec<_>>(),
+            "blocked_before": self.blocked_before.iter().map(TaskId::as_str).collect::<Vec<_>>(),
         })
     }
 }
@@ -212,6 +227,7 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             ));
         }
     }
+    refuse_unknown_marks(ctx, format, &items, &opts.queue)?;
     let dir = run_dir(&file);
     let marker_path = dir.join(marker::MARKER_FILE);
     if let Some(m) = &previous {
@@ -225,7 +241,9 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             if !crate::sys::wait_group_gone(pgid, m.agent_pgid_start, Duration::from_millis(500)) {
                 return Err(Error::refused(
                     format!("the agent of an earlier run of {file_rel} is still running (process group {pgid})"),
-                    Some("stop that process group, then the same command resumes the run"),
+                    Some(&format!(
+                        "stop that process group (`kill -TERM -- -{pgid}`), then the same command resumes the run"
+                    )),
                 ));
             }
         }
@@ -253,9 +271,12 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
             commit_error: None,
             intake_blocked: blocked.problems,
             waiting: Vec::new(),
+            blocked_before: Vec::new(),
         });
     }
     let queue = format.queue(&items, &opts.queue);
+    // The whole queue, past `--max-tasks`: what is left is reported.
+    let full = format.queue(&items, &QueueOptions { max_tasks: None, ..opts.queue.clone() });
     let resumed = previous.is_some();
     let session_id = match &previous {
         Some(m) if !m.session_id.is_empty() => m.session_id.clone(),
@@ -266,14 +287,40 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         file: file_rel.clone(),
         session_id: session_id.clone(),
         tasks: Vec::new(),
-        remaining: queue.clone(),
+        remaining: full.clone(),
         resumed,
         warnings: Vec::new(),
         commit_error: None,
         intake_blocked: Vec::new(),
         waiting: Vec::new(),
+        blocked_before: Vec::new(),
     };
+    // Formats that go on after a failure keep what an earlier run blocked blocked (its
+    // dependants wait), and a run that leaves such a task blocked does not exit 0.
+    let retrying = format.on_failure() == OnFailure::RetryOnceThenBlock;
+    let prior_blocked: Vec<TaskId> = if retrying {
+        items.iter().filter(|i| matches!(i.mark, Mark::Blocked | Mark::Failed)).map(|i| i.id.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    if opts.queue.task.is_none() {
+        let parents: Vec<&TaskId> = items.iter().filter_map(|i| i.parent.as_ref()).collect();
+        report.blocked_before =
+            prior_blocked.iter().filter(|b| !queue.contains(b) && !parents.contains(b)).cloned().collect();
+        for b in &report.blocked_before {
+            report.warnings.push(format!(
+                "task {b} is blocked since an earlier run; set its status back to ready to run it again"
+            ));
+        }
+    }
     if queue.is_empty() {
+        // What waits on a blocked task is not done either.
+        for i in items.iter().filter(|i| full.contains(&i.id)) {
+            if let Some(on) = i.depends_on.iter().find(|d| prior_blocked.contains(d)) {
+                report.warnings.push(format!("task {} waiting: it depends on blocked task {on}", i.id));
+                report.waiting.push(i.id.clone());
+            }
+        }
         cleanup(ctx, &file);
         return Ok(report);
     }
@@ -307,18 +354,12 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         .clone()
         .or(cfg.agent_identity.clone())
         .or_else(|| adapter.default_identity().map(str::to_owned));
-    // Formats that go on after a failure keep what an earlier run blocked blocked: its
-    // dependants wait.
-    let mut blocked: Vec<TaskId> = if format.on_failure() == OnFailure::RetryOnceThenBlock {
-        items.iter().filter(|i| matches!(i.mark, Mark::Blocked | Mark::Failed)).map(|i| i.id.clone()).collect()
-    } else {
-        Vec::new()
-    };
+    let mut blocked = prior_blocked;
     let mut k = 0;
     while k < queue.len() {
         let id = queue[k].clone();
         k += 1;
-        report.remaining = queue[k..].to_vec();
+        report.remaining = full.get(k..).unwrap_or_default().to_vec();
         let item = items.iter().find(|i| i.id == id);
         if let Some(on) = item.and_then(|i| i.depends_on.iter().find(|d| blocked.contains(d))) {
             report.warnings.push(format!("task {id} waiting: it depends on blocked task {on}"));
@@ -413,6 +454,36 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
     Ok(report)
 }
 
+/// Refuses a run that would take a task whose marker (or status) the format does not know: its
+/// meaning is the user's, and the run would overwrite it. `check <PATH>` reports the same.
+///
+/// # Errors
+/// A refusal naming the file, the line, the marker and what to do.
+fn refuse_unknown_marks(
+    ctx: &Context,
+    format: &dyn Format,
+    items: &[crate::format::Item],
+    queue: &QueueOptions,
+) -> Result<()> {
+    let file = format.file();
+    let Ok(bytes) = std::fs::read(&file) else { return Ok(()) };
+    let wanted = format.queue(items, &QueueOptions { max_tasks: None, ..queue.clone() });
+    let unknown: Vec<crate::format::Finding> = format
+        .check(&bytes)
+        .into_iter()
+        .filter(|f| matches!(f.rule, "unknown-marker" | "unknown-status"))
+        .filter(|f| f.task.as_ref().is_some_and(|t| wanted.contains(t)))
+        .collect();
+    let Some(first) = unknown.first() else { return Ok(()) };
+    let rel = ctx.repo.relative(&file);
+    let line = first.line.map(|l| format!(":{l}")).unwrap_or_default();
+    let more = if unknown.len() > 1 { format!(" (and {} more)", unknown.len() - 1) } else { String::new() };
+    Err(Error::refused(
+        format!("{rel}{line}: {}{more}", first.message),
+        Some(&format!("write one of the known markers (or statuses) for it; `xtask check {rel}` lists every one")),
+    ))
+}
+
 /// Removes the run's marker (first), its index entry and the agent's metadata file.
 fn cleanup(ctx: &Context, file: &Path) {
     let dir = run_dir(file);
@@ -467,6 +538,7 @@ fn run_task(
         progress.note(&format!("task {id}: resuming (left in progress by a run that is gone)"));
     }
     let bytes = edit_locked(ctx, &file, |b| format.set_mark(b, id, Mark::InProgress))?;
+    let base = short_head(root);
     let mut commands = if opts.validation.no_validate {
         Vec::new()
     } else {
@@ -489,6 +561,7 @@ fn run_task(
     let mut log_k = 1usize;
     let mut summary: Option<String> = None;
     let mut agent_session: Option<String> = None;
+    let mut agent_results: Vec<Value> = Vec::new();
     let outcome = loop {
         attempt_no += 1;
         let _ = std::fs::remove_file(&metadata_path);
@@ -514,8 +587,9 @@ fn run_task(
             ("XTASK_ITERATION".to_owned(), attempt_no.to_string()),
         ];
         progress.start(&format!("{} task {id}: agent (attempt {attempt_no})", format.label()));
-        let (finished, agent_sid, agent_error) =
+        let Invoked { finished, session: agent_sid, error: agent_error, result: agent_result } =
             invoke_agent(ctx, adapter, opts, &dir, session_id, attempt_no, prompt, env, progress)?;
+        agent_results.extend(agent_result);
         agent_session = agent_sid.or(agent_session);
         let meta = metadata::read(&metadata_path);
         let result = match (&meta, finished.timed_out) {
@@ -590,6 +664,7 @@ fn run_task(
                     commands: command_runs(&records),
                     changed: changed_files(root, &before, &file, &dir, &log_dir),
                     attempt: attempt_no,
+                    base: base.clone(),
                 };
                 edit_locked(ctx, &file, |b| format.record(b, id, &first))?;
                 records.clear();
@@ -610,9 +685,30 @@ fn run_task(
         commands: commands_run,
         changed: changed.clone(),
         attempt: attempt_no,
+        base,
     };
-    let run = TaskRun { id: id.clone(), outcome, commit: None, validation: records, attempts: attempt_no, resumed };
+    let run = TaskRun {
+        id: id.clone(),
+        outcome,
+        commit: None,
+        validation: records,
+        attempts: attempt_no,
+        resumed,
+        agent_session_id: record.agent_session_id.clone(),
+        agent_results,
+    };
     Ok(TaskOutcome { run, record, changed })
+}
+
+/// HEAD's short hash (`None` before the first commit).
+fn short_head(root: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .current_dir(root)
+        .args(["rev-parse", "--short=12", "--verify", "-q", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// The gate's records as the format's [`CommandRun`]s.
@@ -701,10 +797,21 @@ count. Before stopping, write the metadata file {meta} (JSON):
     Ok(p)
 }
 
+/// How one agent invocation ended ([`invoke_agent`]).
+struct Invoked {
+    finished: process::Finished,
+    /// The agent's own session id.
+    session: Option<String>,
+    /// The error the agent CLI reported.
+    error: Option<String>,
+    /// Its final result object.
+    result: Option<Value>,
+}
+
 /// One fresh agent invocation for a task through the run's adapter (a session id it chooses is
 /// recorded in the marker first; one it reveals is recorded as it arrives), in the repository
-/// root, its output in the run's agent log. Returns how it ended, the agent's session id and the
-/// error the agent CLI reported, if any. The one place a queue run couples to the agent machinery.
+/// root, its output in the run's agent log. Returns how it ended, the agent's session id, the
+/// error the agent CLI reported, if any, and its final result object. The one place a queue run couples to the agent machinery.
 #[allow(clippy::too_many_arguments)]
 fn invoke_agent(
     ctx: &Context,
@@ -716,7 +823,7 @@ fn invoke_agent(
     stdin: String,
     env: Vec<(String, String)>,
     progress: &Progress,
-) -> Result<(process::Finished, Option<String>, Option<String>)> {
+) -> Result<Invoked> {
     let marker_path = dir.join(marker::MARKER_FILE);
     let chosen = adapter.new_session_id();
     if let Some(id) = &chosen {
@@ -765,7 +872,7 @@ fn invoke_agent(
     }
     process::log_end(&log_path, attempt, finished.as_ref().ok(), started.elapsed());
     let session = chosen.or(conclusion.session);
-    Ok((finished?, session, conclusion.error))
+    Ok(Invoked { finished: finished?, session, error: conclusion.error, result: conclusion.result })
 }
 
 /// `xtask check <PATH>`: the format's findings; with `fix`, the fixable ones repaired first

@@ -94,8 +94,13 @@ impl CheckArgs {
         let CheckArgs { path, format, against, fix, dry_run, staged, json, no_cache } = self;
         if let Some(raw) = path {
             return match crate::queue::target(ctx, &raw)? {
+                crate::queue::Target::Path(_) if staged => Err(postflight::Error::refused(
+                    "--staged checks the ledger's staged files; it does not apply to a PATH",
+                    Some("drop --staged to check the file as it is in the work tree (the pre-commit hook checks a staged handoff/payload.json itself)"),
+                )
+                .into()),
                 crate::queue::Target::Path(p) => {
-                    crate::queue::check(ctx, &p, format.as_deref(), against.as_deref(), fix, json, out)
+                    crate::queue::check(ctx, &p, format.as_deref(), against.as_deref(), fix, dry_run, json, out)
                 }
                 crate::queue::Target::Task(_) => Err(postflight::Error::refused(
                     format!("`{raw}` is not a spec directory or phase document"),

@@ -187,6 +187,26 @@ impl ImplementArgs {
         }
         let task = match crate::queue::target(ctx, &task)? {
             crate::queue::Target::Path(path) => {
+                // Flags of the state.json run that a queue run does not have are refused, never
+                // ignored (a `--dry-run` that ran the agent and committed would be the worst).
+                let unsupported: Vec<&str> = [
+                    (dry_run, "--dry-run"),
+                    (no_commit, "--no-commit"),
+                    (force, "--force"),
+                    (max_iterations.is_some(), "--max-iterations"),
+                ]
+                .into_iter()
+                .filter_map(|(given, flag)| given.then_some(flag))
+                .collect();
+                if !unsupported.is_empty() {
+                    anyhow::bail!(postflight::Error::refused(
+                        format!(
+                            "{} apply to a task number of specs/state.json, not to a PATH (a spec directory, a phase document or a handoff payload)",
+                            unsupported.join(", ")
+                        ),
+                        Some("`xtask status <PATH>` shows what a run would take; each task of a PATH is one agent invocation and one commit")
+                    ));
+                }
                 let queue_run = crate::queue::Implement {
                     path,
                     forced: format,

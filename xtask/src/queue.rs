@@ -85,13 +85,41 @@ impl Implement {
             validation,
             agent_identity: None,
         };
-        let report = queue::run(ctx, fmt.as_ref(), &opts, &crate::implement::progress_on_stderr())?;
+        let report = match queue::run(ctx, fmt.as_ref(), &opts, &crate::implement::progress_on_stderr()) {
+            Ok(r) => r,
+            Err(e) => {
+                // An interrupt stopped the run at a safe point (the task stays in progress and
+                // the marker says so): 130, 143 or 129, and how to resume, as for a task number.
+                let Some(signal) = e.interrupted() else { return Err(e.into()) };
+                let file = ctx.repo.relative(&fmt.file());
+                let resume = format!("xtask implement {}", shell_word(&ctx.repo.relative(&path)));
+                if json {
+                    let value = serde_json::json!({
+                        "format": fmt.kind(), "file": file, "status": "interrupted",
+                        "signal": signal.name(), "resume": resume,
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                } else {
+                    writeln!(out, "{file}: interrupted; run `{resume}` to resume")?;
+                }
+                return Ok(ExitCode::from(signal.exit_code()));
+            }
+        };
         if json {
             writeln!(out, "{}", serde_json::to_string_pretty(&report.to_json())?)?;
         } else {
             render(&report, out)?;
         }
         Ok(ExitCode::from(report.exit_code()))
+    }
+}
+
+/// `s` as one shell word (quoted when it holds anything but safe characters).
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:@".contains(&b)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -103,7 +131,8 @@ fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "{}: the stage is blocked; the block is recorded in the file, no task ran", report.file)?;
         return Ok(());
     }
-    if report.tasks.is_empty() && report.commit_error.is_none() {
+    let stuck = !report.waiting.is_empty() || !report.blocked_before.is_empty();
+    if report.tasks.is_empty() && report.commit_error.is_none() && !stuck {
         writeln!(out, "{}: nothing to do (every queued task is done)", report.file)?;
     }
     for t in &report.tasks {
@@ -127,10 +156,20 @@ fn render(report: &queue::Report, out: &mut dyn Write) -> std::io::Result<()> {
             out,
             "blocked after one retry; the run went on with the tasks that do not depend on it (a blocked task runs again once its status is set back to ready)"
         )?;
+    } else if report.exit_code() == 4 && stuck {
+        writeln!(
+            out,
+            "not done: a task is blocked since an earlier run (a blocked task runs again once its status is set back to ready)"
+        )?;
     } else if report.exit_code() == 4 {
         writeln!(out, "stopped; run the same command again to resume at the failed task")?;
     } else if !report.remaining.is_empty() {
-        writeln!(out, "{} task(s) left in the queue", report.remaining.len())?;
+        writeln!(
+            out,
+            "{} task(s) left in the queue ({}); the same command goes on with them",
+            report.remaining.len(),
+            report.remaining.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+        )?;
     }
     Ok(())
 }
@@ -189,7 +228,13 @@ pub fn status(
     }
     writeln!(out, "{} ({file})", fmt.label())?;
     if let Some(m) = &run {
-        let state = if m.run_alive() { "running" } else { "interrupted; `xtask implement <PATH>` resumes it" };
+        let state = if m.run_alive() {
+            "running".to_owned()
+        } else if let Some(pgid) = m.live_agent() {
+            format!("its xtask is gone, its agent still runs: process group {pgid}; stop it with `kill -TERM -- -{pgid}`, then `xtask implement <PATH>` resumes")
+        } else {
+            "interrupted; `xtask implement <PATH>` resumes it".to_owned()
+        };
         writeln!(out, "run: session {} ({state})", m.session_id)?;
     }
     let id_w = items.iter().map(|i| i.id.as_str().len()).max().unwrap_or(4).max(4);
@@ -222,13 +267,17 @@ fn counts_line<'a>(items: impl Iterator<Item = &'a format::Item>) -> String {
     format!("{} task(s): {}", all.len(), parts.join(", "))
 }
 
-/// `check <PATH> [--fix] [--json]`: exit 0 without errors (warnings allowed), 1 with errors.
+/// `check <PATH> [--fix [--dry-run]] [--json]`: exit 0 without errors (warnings allowed), 1
+/// with errors. `--dry-run` (alone or with `--fix`) reports what `--fix` would repair and
+/// writes nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     ctx: &Context,
     path: &Path,
     forced: Option<&str>,
     against: Option<&str>,
     fix: bool,
+    dry_run: bool,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -237,6 +286,11 @@ pub fn check(
         Some(rev) => {
             let now = std::fs::read(fmt.file()).unwrap_or_default();
             (queue::check_against(ctx, fmt.as_ref(), rev)?, now.clone(), now)
+        }
+        None if dry_run => {
+            let (findings, before, _) = queue::check(ctx, fmt.as_ref(), false)?;
+            let after = if findings.iter().any(|f| f.fixable) { fmt.fix(&before)? } else { before.clone() };
+            (fmt.check(&after), before, after)
         }
         None => queue::check(ctx, fmt.as_ref(), fix)?,
     };
@@ -256,11 +310,14 @@ pub fn check(
             .collect();
         let value = serde_json::json!({
             "file": file, "ok": errors == 0, "errors": errors,
-            "warnings": findings.len() - errors, "fixed": changed, "findings": list,
+            "warnings": findings.len() - errors, "fixed": changed && !dry_run,
+            "would_fix": changed && dry_run, "findings": list,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
-        if changed {
+        if changed && dry_run {
+            writeln!(out, "check --fix would repair {file} (--dry-run: nothing written)")?;
+        } else if changed {
             writeln!(out, "check --fix: repaired {file}")?;
         }
         for f in &findings {

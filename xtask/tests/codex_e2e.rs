@@ -417,3 +417,74 @@ fn hooks_install_codex_writes_the_stop_entry_and_uninstall_removes_only_it() {
     let hooks: Value = serde_json::from_str(&repo.read(".codex/hooks.json")).expect("hooks.json");
     assert_eq!(hooks, json!({"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "echo mine"}]}]}}));
 }
+
+/// A spec directory (issue 15) run through the real Codex CLI (issue 18): each task one fresh
+/// Codex session whose thread id is in the run's marker while the model works, the task's
+/// marker moved in the file's own style, one commit per task with `Spec-Task:` and the Codex
+/// identity.
+#[test]
+fn codex_runs_a_spec_directory_task_by_task() {
+    let Some(bin) = codex_bin() else { return };
+    let home = codex_home();
+    let stub = Stub::start(Vec::new(), Reply::Text("unexpected extra turn".into()));
+    let repo = setup(&bin, &stub);
+    drop(stub);
+    let spec = ".kiro/specs/greeting";
+    repo.write(
+        &format!("{spec}/requirements.md"),
+        "# Requirements\n\n### Requirement 1\n\n#### Acceptance Criteria\n\n1. THE script SHALL greet\n",
+    );
+    repo.write(&format!("{spec}/design.md"), "# Design\n\nOne shell script.\n");
+    repo.write(
+        &format!("{spec}/tasks.md"),
+        "# Implementation Plan\n\n- [ ] 1. Write the greeting\n  - _Requirements: 1.1_\n",
+    );
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "the spec"]);
+    let marker = format!("{spec}/.postflight-run-tasks/.postflight-pending");
+    let meta = json!({"status": "implemented", "summary": "Wrote greet.sh through Codex.", "artifacts": []});
+    let stub = Stub::start(
+        vec![
+            Reply::Commands(vec![
+                write_file("greet.sh", "echo hello"),
+                format!("echo \"thread=$CODEX_THREAD_ID\"; grep agent_session_id {marker}"),
+            ]),
+            Reply::Commands(vec![write_file("$XTASK_METADATA_FILE", &meta.to_string())]),
+            Reply::Text("Task 1 is done.".into()),
+        ],
+        Reply::Text("unexpected extra turn".into()),
+    );
+    point_at(&repo, &stub);
+    repo.git(&["commit", "-q", "-am", "point at the stub"]);
+    let mut cmd = repo.xtask(&["implement", spec, "--timeout", "120", "--json"]);
+    let out = env(&mut cmd, home.path()).output().expect("run implement");
+    assert_eq!(out.status.code(), Some(0), "{}\n--- stub\n{}", render(&out), stub.describe());
+    let report = json_out(&out);
+    assert_eq!(report["format"], "spec", "{report:#}");
+    assert_eq!(report["tasks"][0]["status"], "completed", "{report:#}");
+    assert_eq!(stub.turns().len(), 3, "{}", stub.describe());
+    let thread = threads(&stub)[0].clone();
+    assert!(!thread.is_empty() && threads(&stub).iter().all(|t| *t == thread), "one thread: {:?}", threads(&stub));
+    let seen = stub.turns()[1].tool_outputs().last().cloned().expect("tool output");
+    assert!(seen.contains(&format!("thread={thread}")), "{seen}");
+    assert!(seen.contains(&format!("\"agent_session_id\": \"{thread}\"")), "the marker had the thread: {seen}");
+    // The thread and the CLI's result are in --json, as for a task of state.json.
+    let task = &report["tasks"][0];
+    assert_eq!(task["agent_session_id"], thread.as_str(), "{report:#}");
+    assert_eq!(task["agent_results"][0]["thread_id"], thread.as_str(), "{report:#}");
+    assert_eq!(task["agent_results"][0]["status"], "turn.completed", "{report:#}");
+    assert_eq!(task["agent_results"][0]["last_message"], "Task 1 is done.", "{report:#}");
+    assert!(
+        repo.read(&format!("{spec}/tasks.md")).contains("- [x] 1. Write the greeting\n"),
+        "{}",
+        repo.read(&format!("{spec}/tasks.md"))
+    );
+    let subject = repo.git(&["log", "-1", "--format=%s"]);
+    assert_eq!(subject.trim(), "spec greeting: task 1 complete");
+    let message = repo.git(&["log", "-1", "--format=%B"]);
+    let t = trailers(&repo, &message);
+    assert!(t.contains("Spec-Task: 1") && t.contains(&format!("Co-authored-by: {CODEX_IDENTITY}")), "{t}");
+    let files = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
+    assert_eq!(files.lines().collect::<Vec<_>>(), [format!("{spec}/tasks.md").as_str(), "greet.sh"]);
+    assert!(!repo.exists(&marker), "the marker is removed after the run");
+}

@@ -450,6 +450,39 @@ fn implement_spec_dir_killed_run_resumes_the_task_left_in_progress() {
 }
 
 #[test]
+fn implement_spec_dir_interrupted_by_sigint_exits_130_says_how_to_resume_and_resumes() {
+    let d = Dialect::Kiro;
+    let repo = d.repo();
+    std::fs::write(repo.home().join("hang-2.1"), "").expect("flag");
+    let child = repo
+        .xtask(&["implement", d.dir(), "--agent", AGENT_CMD])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid_file = repo.home().join("agent.pid");
+    support::wait_for(Duration::from_secs(30), "the agent to start", || pid_file.exists());
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    assert!(pid > 1);
+    // SAFETY: kill(2) with a positive pid signals that one process (the xtask this test started).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", support::render(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{}/tasks.md: interrupted; run `xtask implement {}` to resume", d.dir(), d.dir())),
+        "{}",
+        support::render(&out)
+    );
+    assert!(tasks_md(&repo, d).contains("  - [-] 2.1 Implement"), "{}", tasks_md(&repo, d));
+    let out = implement(&repo, d, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((json["tasks"][0]["id"].clone(), json["tasks"][0]["resumed"].clone()), ("2.1".into(), true.into()));
+    assert_eq!(tasks_md(&repo, d), d.done());
+}
+
+#[test]
 fn implement_spec_dir_missing_prerequisites_exit_2_and_change_nothing() {
     for (d, doc) in [(Dialect::Kiro, "design.md"), (Dialect::Emoji, "requirements.md"), (Dialect::SpecKit, "plan.md")] {
         let repo = d.repo();
@@ -487,6 +520,23 @@ fn check_spec_dir_finds_misdecoded_markers_and_fix_repairs_them() {
     assert_eq!(bad.len(), 3, "{findings:?}");
     assert!(bad.iter().all(|f| f["fixable"] == true));
     assert_eq!(bad.iter().map(|f| f["task"].as_str().unwrap_or_default()).collect::<Vec<_>>(), ["1", "2.2", "3"]);
+    // --dry-run says what --fix would repair and writes nothing; --staged is not for a PATH;
+    // implement's state.json-only flags are refused on a PATH, never ignored.
+    let before = repo.snapshot();
+    let out = repo.run(&["check", d.dir(), "--fix", "--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((json["would_fix"].clone(), json["fixed"].clone()), (true.into(), false.into()), "{json}");
+    assert!(repo.snapshot() == before, "--dry-run wrote");
+    for args in [
+        vec!["check", d.dir(), "--staged"],
+        vec!["implement", d.dir(), "--agent", "touch ran", "--dry-run"],
+        vec!["implement", d.dir(), "--agent", "touch ran", "--no-commit", "--max-iterations", "2"],
+    ] {
+        let out = repo.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", support::render(&out));
+        assert!(repo.snapshot() == before, "{args:?} changed a file");
+    }
     let out = repo.run(&["check", d.dir(), "--fix"]);
     assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
     assert_eq!(tasks_md(&repo, d), EMOJI_TASKS, "--fix gives the emoji file byte for byte");
@@ -649,6 +699,20 @@ fn implement_phase_doc_second_phase_fails_validation_never_completed_then_resume
     assert_eq!(text.matches("**Implementation status:**").count(), 1, "{text}");
     let phase1 = &text[text.find("### Phase 1").expect("1")..text.find("### Phase 2").expect("2")];
     assert!(phase1.contains("- Validated: `true` (exit 0)"), "{phase1}");
+    // The note names its commit (by subject and trailer: it cannot hold its own hash) and the
+    // commit it was made on.
+    let base = repo.git(&["rev-parse", "--short=12", "HEAD~2"]);
+    assert!(
+        phase1.contains(&format!(
+            "- Commit: `phases session-tokens_plan: phase 1 complete` (trailer `Phase: 1`), on top of {}\n",
+            base.trim()
+        )),
+        "{phase1}"
+    );
+    // Checks that are not commands are listed as not run, never ticked (B3 rule 6).
+    assert!(phase1.contains("- Not run (manual checks): Manual: look at the schema\n"), "{phase1}");
+    // The document's own status line follows its phases (B3: derived, written by postflight).
+    assert!(text.contains("\n- **Status**: [PARTIAL]\n"), "{text}");
     assert_eq!(
         subjects(&repo),
         ["phases session-tokens_plan: phase 1 complete", "phases session-tokens_plan: phase 2 failed"]
@@ -666,7 +730,9 @@ fn implement_phase_doc_second_phase_fails_validation_never_completed_then_resume
     let calls = std::fs::read_to_string(repo.home().join("calls")).expect("calls");
     assert_eq!(calls.lines().collect::<Vec<_>>(), ["1", "2", "2", "3"]);
     assert_eq!(subjects(&repo).len(), 4);
-    // Other lines untouched: the header block and the Testing & Validation list.
-    assert!(text.starts_with("# Phase Plan: Rotate Session Tokens\n\n- **Phase Doc**: phases/current/session-tokens_plan.md\n- **Status**: [NOT STARTED]\n"));
+    // Other lines untouched: the header block (its status line now says completed) and the
+    // Testing & Validation list.
+    assert!(text.starts_with("# Phase Plan: Rotate Session Tokens\n\n- **Phase Doc**: phases/current/session-tokens_plan.md\n- **Status**: [COMPLETED]\n"), "{text}");
+    assert_eq!(repo.git(&["status", "--porcelain", "--", doc]), "", "every change of the document is committed");
     assert!(text.ends_with("## Testing & Validation\n\n- [ ] `true` passes\n"), "{text}");
 }

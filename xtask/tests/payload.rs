@@ -431,10 +431,47 @@ fn payload_a_leaf_failing_twice_is_blocked_its_dependant_waits_the_others_comple
         vec!["failed", "blocked"]
     );
     assert_eq!(attempts.iter().map(|c| c["attempt"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), vec![1, 2]);
-    // A second run takes nothing blocked nor waiting on it.
+    // A second run takes nothing blocked nor waiting on it, and does not say the stage is done:
+    // an item is still blocked (exit 4), its dependant waits.
     let again = implement(&repo, &[]);
     assert!(!repo.home().join("attempts-task-1.3").exists(), "{}", render(&again));
     assert_eq!(subjects(&repo).len(), 3);
+    assert_eq!(again.status.code(), Some(4), "{}", render(&again));
+    let text = render(&again);
+    assert!(text.contains("task task-1.2 is blocked since an earlier run"), "{text}");
+    assert!(text.contains("task task-1.3 waiting: it depends on blocked task task-1.2"), "{text}");
+    assert!(!text.contains("nothing to do"), "{text}");
+}
+
+#[test]
+fn payload_validation_commands_and_dependencies_of_the_wrong_shape_block_the_stage() {
+    // A validation command that is not a command line would be skipped, and the items completed
+    // unvalidated: the intake blocks instead. So do a self-dependency and a `dependencies` that
+    // is not a list.
+    let bad = STAGE5.replacen(r#""command": "sh tests/run.sh""#, r#""command": ["sh", "tests/run.sh"]"#, 1).replace(
+        r#"{"taskId": "task-1.3", "dependsOn": ["task-1.2"], "reason": "documents the named form"}"#,
+        r#"{"taskId": "task-1.3", "dependsOn": ["task-1.3"], "reason": "itself"}"#,
+    );
+    assert_ne!(bad, STAGE5);
+    let repo = setup(&bad);
+    let out = implement(&repo, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    let text = render(&out);
+    assert!(text.contains("testPlan.validationCommands[0].command is an array, not a command line"), "{text}");
+    assert!(text.contains("task `task-1.3` depends on itself"), "{text}");
+    assert!(!repo.home().join("attempts-task-1.1").exists(), "no agent ran");
+    assert_eq!(subjects(&repo).len(), 1, "no commit");
+    let out = repo.run(&["check", PAYLOAD]);
+    assert_eq!(out.status.code(), Some(1), "{}", render(&out));
+
+    let repo = setup(&STAGE5.replacen(
+        "\"dependencies\": [\n            {\"taskId\"",
+        "\"dependencies\": \"task-1.3 after task-1.2\", \"x\": [\n            {\"taskId\"",
+        1,
+    ));
+    let out = implement(&repo, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", render(&out));
+    assert!(render(&out).contains("tasks.dependencies is a string, not a list"), "{}", render(&out));
 }
 
 #[test]

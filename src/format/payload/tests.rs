@@ -151,6 +151,7 @@ fn record(outcome: Outcome, runs: Vec<CommandRun>) -> Record {
         commands: runs,
         changed: vec![ChangedFile { path: "greet.sh".to_owned(), added: 3, removed: 1 }],
         attempt: 1,
+        base: None,
     }
 }
 
@@ -473,4 +474,63 @@ fn check_reports_a_stale_summary_and_fix_recomputes_it() {
     );
     assert_eq!(p.check(b"{\n  \"a\": ,\n}")[0].rule, "json");
     assert_eq!(p.check(b"{\n  \"a\": ,\n}")[0].line, Some(2));
+}
+
+#[test]
+fn a_shape_postflight_cannot_record_into_is_refused_before_anything() {
+    let p = payload(Stage::Five);
+    for (bytes, want) in [
+        ("[]\n".to_owned(), "/r/handoff/payload.json:1: the top level is an array, not a JSON object"),
+        ("\"x\"\n".to_owned(), "the top level is a string"),
+        (
+            STAGE5.replacen("\"implementation\": {", "\"implementation\": \"none\", \"x\": {", 1),
+            "`implementation` is a string",
+        ),
+        (
+            STAGE5.replacen("\"changes\": []", "\"changes\": {}", 1),
+            "`implementation.changes` is an object, not an array",
+        ),
+        (
+            STAGE5.replacen("\"statusSummary\": {", "\"statusSummary\": 3, \"y\": {", 1),
+            "`tasks.statusSummary` is a number",
+        ),
+    ] {
+        assert_ne!(bytes, STAGE5);
+        let err = p.items(bytes.as_bytes()).expect_err(want).to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(p.intake(bytes.as_bytes()).is_err(), "{want}: the intake records nothing into it");
+        let f = p.check(bytes.as_bytes());
+        assert!(
+            f.iter()
+                .any(|f| f.rule == "shape" && f.error && f.message.contains(want.rsplit(": ").next().unwrap_or(want))),
+            "{f:?}"
+        );
+    }
+    // A null section is absent, not of the wrong shape.
+    let ok = STAGE5.replacen("\"changes\": []", "\"changes\": null", 1);
+    assert!(p.items(ok.as_bytes()).is_ok());
+}
+
+#[test]
+fn intake_names_commands_and_dependencies_of_the_wrong_shape_and_a_self_dependency() {
+    let p = payload(Stage::Five);
+    let v: Value = serde_json::from_str(STAGE5).expect("json");
+    let mut bad = v.clone();
+    bad["testPlan"]["validationCommands"] = json!([{"suite": "u", "command": ["sh", "t.sh"]}, {"suite": "e", "command": " "}, {"suite": "x", "command": "true", "environment": 3}]);
+    bad["tasks"]["dependencies"] =
+        json!([{"taskId": "task-1.2", "dependsOn": ["task-1.2"]}, {"taskId": "task-1.2", "dependsOn": "task-1"}]);
+    let problems = p.intake_problems(serde_json::to_string_pretty(&bad).expect("s").as_bytes()).expect("parses");
+    for want in [
+        "testPlan.validationCommands[0].command is an array, not a command line",
+        "testPlan.validationCommands[1].command is empty",
+        "testPlan.validationCommands[2].environment is a number",
+        "task `task-1.2` depends on itself",
+        "tasks.dependencies[1].dependsOn is a string, not a list of ids",
+    ] {
+        assert!(problems.iter().any(|x| x.contains(want)), "{want:?} not in {problems:#?}");
+    }
+    let mut bad = v;
+    bad["tasks"]["dependencies"] = json!("task-1.2 after task-1");
+    let problems = p.intake_problems(serde_json::to_string(&bad).expect("s").as_bytes()).expect("parses");
+    assert!(problems.iter().any(|x| x == "tasks.dependencies is a string, not a list"), "{problems:?}");
 }

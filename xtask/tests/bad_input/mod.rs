@@ -376,3 +376,165 @@ fn valid_but_odd_state_json_is_read_alike_by_every_command() {
         assert!(!render(&out).contains("state-json"), "{name}: check after\n{}", render(&out));
     }
 }
+
+/// Bad input on a PATH (a spec directory, a phase document, a handoff payload): `implement` and
+/// `status` refuse it (exit 2) naming the file (and line) and what to do (`status` shows a task
+/// of unknown marker or status; only a run refuses it), `check` reports it (exit 1), nothing
+/// panics and no file changes. One repository per case.
+#[test]
+fn bad_input_on_paths_is_refused_and_changes_nothing() {
+    let huge_id = format!("- [ ] T{} Big\n", "9".repeat(20_000));
+    let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+    let payload = |body: &str| body.as_bytes().to_vec();
+    let good_payload = r#"{
+  "meta": {"currentStage": "4-qa"},
+  "requirement": {"summary": "x"},
+  "plan": {"steps": [{"id": "1", "name": "s", "dependencies": []}]},
+  "tasks": {"items": [{"id": "t-1", "parentId": null, "name": "a", "status": "ready"}], "dependencies": []},
+  "testPlan": {"scenarios": [{"id": "s-1"}], "validationCommands": [{"suite": "u", "command": "true"}]},
+  "implementation": {"changes": [], "tests": [], "commands": []}
+}
+"#;
+    // (name, file, bytes, what implement and status say, what check says)
+    type PathCase<'a> = (&'a str, &'a str, Vec<u8>, Vec<&'a str>, &'a str);
+    let cases: Vec<PathCase> = vec![
+        (
+            "tasks.md: binary garbage",
+            "spec/tasks.md",
+            (0u8..=255).cycle().take(3000).collect(),
+            vec!["spec/tasks.md:", "not valid UTF-8"],
+            "not valid UTF-8",
+        ),
+        ("tasks.md: empty", "spec/tasks.md", Vec::new(), vec!["spec/tasks.md: holds no task line"], "[no-tasks]"),
+        (
+            "tasks.md: only headings",
+            "spec/tasks.md",
+            b"# Plan\n\n## Phase 1\n\n### More\n".to_vec(),
+            vec!["spec/tasks.md: holds no task line"],
+            "[no-tasks]",
+        ),
+        (
+            "tasks.md: a task id twice",
+            "spec/tasks.md",
+            b"- [ ] 1. One\n- [ ] 1. Again\n".to_vec(),
+            vec!["spec/tasks.md:1: task `1` is written 2 times (lines 1, 2)"],
+            "[duplicate-id]",
+        ),
+        (
+            "tasks.md: a 20,000-digit id",
+            "spec/tasks.md",
+            huge_id.into_bytes(),
+            vec!["spec/tasks.md:1:", "(20001 characters)` is not a task id"],
+            "is not a task id",
+        ),
+        (
+            "tasks.md: an unknown marker",
+            "spec/tasks.md",
+            b"- [?] 1. One\r\n- [ ] 2. Two\r\n".to_vec(),
+            vec!["spec/tasks.md:1: task 1: unknown marker `[?]`", "hint: write one of the known markers"],
+            "[unknown-marker]",
+        ),
+        (
+            "phase document: an unknown marker",
+            "plan.md",
+            b"# P\n\n## Phase 1: A [WHAT]\n".to_vec(),
+            vec!["plan.md:3: phase 1: unknown marker `[WHAT]`"],
+            "[unknown-marker]",
+        ),
+        (
+            "phase document: a 50,000-digit phase id",
+            "plan.md",
+            format!("## Phase {}: Big [NOT STARTED]\n", "1".repeat(50_000)).into_bytes(),
+            vec!["plan.md:1:", "(50000 characters)` is not a phase id"],
+            "is not a phase id",
+        ),
+        (
+            "payload: the top level is an array",
+            "handoff/payload.json",
+            payload("[]\n"),
+            vec!["handoff/payload.json:1: the top level is an array, not a JSON object"],
+            "[shape]",
+        ),
+        (
+            "payload: the top level is a number",
+            "handoff/payload.json",
+            payload("42\n"),
+            vec!["handoff/payload.json:1: the top level is a number"],
+            "[shape]",
+        ),
+        (
+            "payload: meta is a string",
+            "handoff/payload.json",
+            payload(&good_payload.replace(r#""meta": {"currentStage": "4-qa"}"#, r#""meta": "4-qa""#)),
+            vec!["handoff/payload.json:2: `meta` is a string, not an object"],
+            "[shape]",
+        ),
+        (
+            "payload: implementation.changes is an object",
+            "handoff/payload.json",
+            payload(&good_payload.replace(r#""changes": []"#, r#""changes": {}"#)),
+            vec!["handoff/payload.json:7: `implementation.changes` is an object, not an array"],
+            "[shape]",
+        ),
+        (
+            "payload: an unknown status",
+            "handoff/payload.json",
+            payload(&good_payload.replace(r#""status": "ready""#, r#""status": "weird""#)),
+            vec!["handoff/payload.json:5: task `t-1` has status `weird`, which is unknown"],
+            "[unknown-status]",
+        ),
+        (
+            "payload: 200,000 arrays deep",
+            "handoff/payload.json",
+            deep.into_bytes(),
+            vec!["handoff/payload.json:1:", "recursion limit exceeded"],
+            "recursion limit exceeded",
+        ),
+        (
+            "payload: empty",
+            "handoff/payload.json",
+            Vec::new(),
+            vec!["handoff/payload.json:1:0: invalid JSON: EOF while parsing"],
+            "EOF while parsing",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, file, bytes, needles, check_says) in &cases {
+        let repo = TestRepo::empty();
+        if file.starts_with("spec/") {
+            repo.write("spec/requirements.md", "# Requirements\n");
+            repo.write("spec/design.md", "# Design\n");
+        }
+        let path = repo.file(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, bytes).expect("write");
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-q", "-m", "bad input"]);
+        let target = if file.starts_with("spec/") { "spec" } else { file };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            refused(&repo, &["implement", target, "--agent", "touch agent-ran"], needles);
+            if check_says.starts_with("[unknown-") {
+                // `status` shows a task of unknown state (as pending); only a run refuses it.
+                let before = repo.snapshot();
+                let out = repo.run(&["status", target]);
+                assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+                assert!(before == repo.snapshot(), "status changed a file");
+            } else {
+                refused(&repo, &["status", target], needles);
+            }
+            let before = repo.snapshot();
+            let out = repo.run(&["check", target]);
+            assert_eq!(out.status.code().filter(|c| [1, 2].contains(c)), out.status.code(), "{}", render(&out));
+            assert_ne!(out.status.code(), Some(0), "check passes bad input\n{}", render(&out));
+            assert!(render(&out).contains(check_says), "check lacks {check_says:?}\n{}", render(&out));
+            assert!(!render(&out).contains("panicked"), "{}", render(&out));
+            assert!(before == repo.snapshot(), "check changed a file\n{}", render(&out));
+            assert!(!repo.file("agent-ran").exists(), "the agent ran");
+        }));
+        if let Err(e) = result {
+            let why = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()));
+            failures.push(format!("CASE {name}: {}", why.unwrap_or_default()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
