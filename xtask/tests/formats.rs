@@ -345,6 +345,45 @@ fn implement_spec_dir_each_dialect_full_run_one_commit_per_task() {
 }
 
 #[test]
+fn implement_spec_dir_commits_only_the_tasks_own_lines_of_a_shared_tasks_md() {
+    // While task 2.1 runs, someone else edits tasks.md too (another session, the user): the title
+    // line, which no task owns, and a detail line of task 4. Every task's commit holds its own
+    // lines only; the other edits stay in the work tree, uncommitted, until their owner commits.
+    let d = Dialect::Emoji;
+    let repo = d.repo();
+    let tasks = format!("{}/tasks.md", d.dir());
+    let foreign = format!(
+        "if [ \"$XTASK_TASK_ID\" = 2.1 ]; then sed -i -e 's/^# Implementation Plan$/# Implementation Plan (edited elsewhere)/' \
+         -e 's/^  - _Requirements: 2.2_$/  - _Requirements: 2.2_ (checked elsewhere)/' '{tasks}'; fi\n"
+    );
+    repo.write(
+        ".home-for-tests/agent.sh",
+        &AGENT.replacen("id=\"$XTASK_TASK_ID\"\n", &format!("id=\"$XTASK_TASK_ID\"\n{foreign}"), 1),
+    );
+    let out = implement(&repo, d, &["--task", "2.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
+    let committed = repo.git(&["show", &format!("HEAD:{tasks}")]);
+    assert!(committed.starts_with("# Implementation Plan\n"), "the title edit is no task's: {committed}");
+    assert!(!committed.contains("(checked elsewhere)"), "task 4's line is not task 2.1's: {committed}");
+    let work = tasks_md(&repo, d);
+    assert!(work.contains("(edited elsewhere)") && work.contains("(checked elsewhere)"), "{work}");
+    // Task 2.1's own marker moved in the commit; the commit held nothing else of tasks.md.
+    let diff = repo.git(&["diff", "HEAD~1", "HEAD", "--", &tasks]);
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
+        .collect();
+    assert!(changed.iter().all(|l| l.contains("2.1")), "only task 2.1's lines: {changed:?}");
+    assert_eq!(repo.git(&["status", "--porcelain", "--", &tasks]).trim(), format!("M {tasks}"));
+    // Task 4 then commits its own lines, the detail line edited elsewhere among them; the title
+    // still belongs to nobody.
+    let out = implement(&repo, d, &["--task", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::render(&out));
+    let committed = repo.git(&["show", &format!("HEAD:{tasks}")]);
+    assert!(committed.starts_with("# Implementation Plan\n"), "{committed}");
+}
+
+#[test]
 fn implement_spec_dir_prompt_carries_the_task_its_requirements_and_the_design() {
     let repo = Dialect::Kiro.repo();
     let out = implement(&repo, Dialect::Kiro, &["--task", "2.3"]);
