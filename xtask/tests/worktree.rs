@@ -391,7 +391,7 @@ fn a_killed_worktree_run_resumes_and_cleanup_keeps_unlanded_work() {
 
 /// Four clones of one bare remote each run two tasks with `--push` at the same time; the
 /// remote ends with all eight completed. `POSTFLIGHT_MULTI_CLONE_ROUNDS` sets the rounds (2 by
-/// default; the 10-round run is `multi_clone_ten_rounds`, ignored by default for CI's 2 cores).
+/// default, 10 in `.ci/run`; `multi_clone_ten_rounds` is the same 10 rounds by hand, with --ignored).
 fn multi_clone(rounds: usize) {
     for round in 0..rounds {
         multi_clone_round(round);
