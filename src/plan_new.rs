@@ -152,14 +152,15 @@ fn finish(ctx: &Context, n: u32, written: Written, phases: Vec<String>, changes:
 }
 
 fn run_lock(ctx: &Context, n: u32) -> Result<crate::atomic::Lock> {
-    crate::atomic::Lock::try_acquire(&crate::workflow::preflight::run_lock_path(ctx, n))?.ok_or_else(|| {
-        Error::refused(
-            format!(
+    crate::atomic::Lock::try_acquire(&crate::workflow::preflight::run_lock_path(ctx, &crate::task_id::TaskId::from(n)))?
+        .ok_or_else(|| {
+            Error::refused(
+                format!(
                 "task {n} is being implemented by a live run; a new plan now would change what its agent works from"
             ),
-            Some(&format!("wait for the run to end, or stop it with `xtask cancel {n}`")),
-        )
-    })
+                Some(&format!("wait for the run to end, or stop it with `xtask cancel {n}`")),
+            )
+        })
 }
 
 /// What [`write_plan`] did to the snapshot.
