@@ -268,7 +268,7 @@ fn validate(
         name.split_once('_').map(|(_, s)| s.to_owned()).unwrap_or(name)
     });
     // Only an implement run's marker that git does not track is an interrupted run (resume.rs).
-    let (previous, stale) = super::resume::previous_run(&ctx.repo, &dir.join(MARKER_FILE), n);
+    let (previous, stale) = super::resume::previous_run(&ctx.repo, &dir.join(MARKER_FILE), &TaskId::from(n));
     let resumable = previous.is_some();
     match &info.status {
         Status::Planned | Status::Implementing | Status::Partial => {}
