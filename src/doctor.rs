@@ -558,7 +558,7 @@ fn markers(ctx: &Context) -> Check {
                 continue;
             }
         };
-        let n = m.task_number;
+        let n = m.task();
         if m.run_alive() {
             live.push(format!("task {n} (pid {})", m.pid.unwrap_or_default()));
         } else if let Some(group) = m.live_agent() {

@@ -15,6 +15,7 @@ use crate::ledger::plan;
 use crate::ledger::status::Status;
 use crate::ledger::{Change, Snapshot};
 use crate::run::{Marker, MARKER_FILE};
+use crate::task_id::TaskId;
 use crate::tasks::{self, NewTask};
 
 /// The phase a plan gets when no phase title is given.
@@ -106,7 +107,7 @@ pub fn plan_new(ctx: &Context, opts: &NewPlan) -> Result<PlanWritten> {
     let phases = checked_phases(&opts.phases)?;
     // Held through the transaction, as a run holds it: no implement run of the task starts
     // while its plan is being replaced, and a live one refuses this.
-    let _run = run_lock(ctx, opts.task)?;
+    let _run = run_lock(ctx, &TaskId::from(opts.task))?;
     let ts = ctx.timestamp();
     let (written, changes) = ctx.ledger().update(|snap| write_plan(ctx, snap, opts.task, &phases, opts.force, &ts))?;
     Ok(finish(ctx, opts.task, written, phases, changes))
@@ -151,13 +152,13 @@ fn finish(ctx: &Context, n: u32, written: Written, phases: Vec<String>, changes:
     }
 }
 
-fn run_lock(ctx: &Context, n: u32) -> Result<crate::atomic::Lock> {
-    crate::atomic::Lock::try_acquire(&crate::workflow::preflight::run_lock_path(ctx, n))?.ok_or_else(|| {
+fn run_lock(ctx: &Context, task: &TaskId) -> Result<crate::atomic::Lock> {
+    crate::atomic::Lock::try_acquire(&crate::workflow::preflight::run_lock_path(ctx, task))?.ok_or_else(|| {
         Error::refused(
             format!(
-                "task {n} is being implemented by a live run; a new plan now would change what its agent works from"
+                "task {task} is being implemented by a live run; a new plan now would change what its agent works from"
             ),
-            Some(&format!("wait for the run to end, or stop it with `xtask cancel {n}`")),
+            Some(&format!("wait for the run to end, or stop it with `xtask cancel {task}`")),
         )
     })
 }
@@ -195,7 +196,7 @@ fn write_plan(ctx: &Context, snap: &mut Snapshot, n: u32, phases: &[String], for
             ))
         }
     };
-    refuse_live_marker(&dir, n)?;
+    refuse_live_marker(&dir, &TaskId::from(n))?;
     let slug = slug.unwrap_or_else(|| {
         let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         name.split_once('_').map(|(_, s)| s.to_owned()).unwrap_or(name)
@@ -230,13 +231,13 @@ fn write_plan(ctx: &Context, snap: &mut Snapshot, n: u32, phases: &[String], for
 
 /// Refuses while the marker in the task directory names a live `xtask` or agent (a run started
 /// by `xtask preflight` holds no run lock; an agent whose `xtask` was killed holds none either).
-fn refuse_live_marker(dir: &Path, n: u32) -> Result<()> {
+fn refuse_live_marker(dir: &Path, task: &TaskId) -> Result<()> {
     let Ok(m) = Marker::load(&dir.join(MARKER_FILE)) else { return Ok(()) };
     let live = if m.run_alive() { m.pid } else { m.live_agent() };
     match live {
         Some(pid) => Err(Error::refused(
-            format!("task {n} has a live run (pid {pid}); a new plan now would change what its agent works from"),
-            Some(&format!("wait for the run to end, or stop it with `xtask cancel {n}`")),
+            format!("task {task} has a live run (pid {pid}); a new plan now would change what its agent works from"),
+            Some(&format!("wait for the run to end, or stop it with `xtask cancel {task}`")),
         )),
         None => Ok(()),
     }

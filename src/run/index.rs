@@ -30,8 +30,9 @@ use std::time::SystemTime;
 use crate::fingerprint::{Fingerprint, RACY_MARGIN};
 use crate::repo::Repo;
 use crate::run as marker;
+use crate::task_id::TaskId;
 
-/// The stamp's file name in the index directory (never a task number, so never an entry).
+/// The stamp's file name in the index directory (a dot file: never a task id, so never an entry).
 pub const STAMP_FILE: &str = ".complete";
 
 /// The stamp's format and version (first word).
@@ -186,13 +187,14 @@ pub fn build(repo: &Repo, found: &[PathBuf], watched: &[(u32, String)], fp: Opti
     if stamp.exists() && std::fs::remove_file(&stamp).is_err() {
         return;
     }
-    let dir = marker::index_dir(&repo.git_dir);
     for (n, rel) in watched {
         if !found.contains(&repo.root.join(rel)) {
             continue;
         }
-        let same = std::fs::read_to_string(dir.join(n.to_string())).is_ok_and(|t| t.trim() == rel);
-        if !same && marker::register(&repo.git_dir, *n, rel).is_err() {
+        let task = TaskId::from(*n);
+        let same =
+            std::fs::read_to_string(marker::entry_path(&repo.git_dir, task.as_str())).is_ok_and(|t| t.trim() == rel);
+        if !same && marker::register(&repo.git_dir, &task, rel).is_err() {
             return;
         }
     }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::task_id::TaskId;
 
 pub mod index;
 
@@ -135,6 +136,16 @@ impl Marker {
         crate::atomic::write(path, &crate::ledger::json::to_jq_pretty(&value))
     }
 
+    /// The task the marker is for (`task_number`, the only id the marker format holds).
+    pub fn task(&self) -> TaskId {
+        TaskId::from(self.task_number)
+    }
+
+    /// Whether the marker is task `task`'s (never for an id that is not a task number).
+    pub fn is_task(&self, task: &TaskId) -> bool {
+        task.number() == Some(self.task_number)
+    }
+
     /// Whether `session` owns this marker (the tool's session id or the agent's).
     pub fn belongs_to(&self, session: &str) -> bool {
         !session.is_empty() && (self.session_id == session || self.agent_session_id.as_deref() == Some(session))
@@ -198,30 +209,30 @@ pub fn record_interrupt(path: &Path, interrupted: Interrupted) -> Result<()> {
     m.save(path)
 }
 
-/// The marker of task `n`'s pending run: the one the index names, else one under `specs/` that
-/// says it is task `n`'s.
-pub fn task_marker(root: &Path, git_dir: &Path, specs: &Path, n: u32) -> Option<PathBuf> {
-    let indexed = std::fs::read_to_string(index_dir(git_dir).join(n.to_string())).ok().and_then(|rel| {
+/// The marker of task `task`'s pending run: the one the index names, else one under `specs/`
+/// that says it is `task`'s.
+pub fn task_marker(root: &Path, git_dir: &Path, specs: &Path, task: &TaskId) -> Option<PathBuf> {
+    let indexed = std::fs::read_to_string(entry_path(git_dir, task.as_str())).ok().and_then(|rel| {
         let rel = rel.trim().to_owned();
         let p = root.join(&rel);
         (!rel.is_empty() && !rel.contains("..") && !Path::new(&rel).is_absolute() && p.is_file()).then_some(p)
     });
-    indexed.or_else(|| find_markers(specs).into_iter().find(|p| Marker::load(p).is_ok_and(|m| m.task_number == n)))
+    indexed.or_else(|| find_markers(specs).into_iter().find(|p| Marker::load(p).is_ok_and(|m| m.is_task(task))))
 }
 
 /// How long a group found alive gets to vanish before it counts as running: a group that was
 /// just sent SIGKILL (by a test, or by hand) may take a moment to be reaped.
 const DYING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Refuses to start a run of task `n` while the agent of an earlier run of it still runs (its
+/// Refuses to start a run of task `task` while the agent of an earlier run of it still runs (its
 /// `xtask` was killed with SIGKILL, so nothing stopped the agent): starting a second agent
 /// beside it would have two of them edit the same files. Only the marker index is read (a
 /// marker that records an agent is always indexed).
 ///
 /// # Errors
 /// The refusal, naming the agent's pid and `xtask cancel N`.
-pub fn refuse_if_agent_alive(root: &Path, git_dir: &Path, n: u32) -> Result<()> {
-    let Ok(rel) = std::fs::read_to_string(index_dir(git_dir).join(n.to_string())) else { return Ok(()) };
+pub fn refuse_if_agent_alive(root: &Path, git_dir: &Path, task: &TaskId) -> Result<()> {
+    let Ok(rel) = std::fs::read_to_string(entry_path(git_dir, task.as_str())) else { return Ok(()) };
     let rel = rel.trim();
     if rel.is_empty() || rel.contains("..") || Path::new(rel).is_absolute() {
         return Ok(());
@@ -233,9 +244,9 @@ pub fn refuse_if_agent_alive(root: &Path, git_dir: &Path, n: u32) -> Result<()> 
     }
     Err(Error::refused(
         format!(
-            "task {n}: the agent of an earlier run is still running (pid {pgid}, process group {pgid}), though the `xtask` that started it is gone; refusing to start a second agent"
+            "task {task}: the agent of an earlier run is still running (pid {pgid}, process group {pgid}), though the `xtask` that started it is gone; refusing to start a second agent"
         ),
-        Some(&format!("stop it with `xtask cancel {n}`, then `xtask implement {n}` resumes the run")),
+        Some(&format!("stop it with `xtask cancel {task}`, then `xtask implement {task}` resumes the run")),
     ))
 }
 
@@ -265,7 +276,7 @@ const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 ///
 /// # Writes
 /// The marker's `interrupted` (when this command killed the agent) and a line in `log`.
-pub fn cancel(path: &Path, log: &Path, n: u32) -> Result<Cancelled> {
+pub fn cancel(path: &Path, log: &Path, task: &TaskId) -> Result<Cancelled> {
     let m = Marker::load(path)?;
     let own = std::process::id();
     // Never signal a process by a pid alone where start times exist: it may be a recycled pid.
@@ -275,9 +286,9 @@ pub fn cancel(path: &Path, log: &Path, n: u32) -> Result<Cancelled> {
     if xtask.is_none() && agent.is_none() {
         return Err(Error::refused(
             format!(
-                "no run of task {n} is live (neither the `xtask` process nor the agent recorded in its marker runs)"
+                "no run of task {task} is live (neither the `xtask` process nor the agent recorded in its marker runs)"
             ),
-            Some(&format!("`xtask implement {n}` resumes the run")),
+            Some(&format!("`xtask implement {task}` resumes the run")),
         ));
     }
     let mut out = Cancelled { marker: path.to_path_buf(), xtask_pid: xtask, xtask_killed: false, agent_pgid: None };
@@ -316,29 +327,66 @@ pub fn append_log(log: &Path, line: &str) {
     }
 }
 
-/// The index of pending markers in the git directory: one file per task, named by its number,
-/// holding the marker's repository-relative path. Written by preflight, removed by cleanup, read
-/// by the stop hook so it never has to scan a large ledger.
+/// The index of pending markers in the git directory: one file per pending run, named by its
+/// task id (or, for a queue format's run, by [`register_entry`]'s name), holding the marker's
+/// repository-relative path. Written by preflight, removed by cleanup, read by the stop hook so
+/// it never has to scan a large ledger.
 pub fn index_dir(git_dir: &Path) -> PathBuf {
     git_dir.join("postflight-pending")
 }
 
-/// Records task `task`'s marker in the index.
+/// The index entry named `name`. A task id is always a valid name: one path component that
+/// never starts with `.` (dot files are the index's own, such as its stamp).
+pub fn entry_path(git_dir: &Path, name: &str) -> PathBuf {
+    index_dir(git_dir).join(name)
+}
+
+/// Whether `name` can name an index entry (one path component, no dot file).
+fn is_entry_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0', '\n'])
+}
+
+/// Records task `task`'s marker in the index (entry `<task id>`).
 ///
 /// # Errors
 /// I/O errors.
-pub fn register(git_dir: &Path, task: u32, marker_rel: &str) -> Result<()> {
+pub fn register(git_dir: &Path, task: &TaskId, marker_rel: &str) -> Result<()> {
+    register_entry(git_dir, task.as_str(), marker_rel)
+}
+
+/// Records a marker in the index under the entry `name`: a task id ([`register`]), or the name
+/// of a run that is not one task's (a queue format's file: `queue-<path>`, never a task id's
+/// number, so never a ProofChecker entry).
+///
+/// # Errors
+/// A `name` that is not one plain file name (a refusal); I/O errors.
+pub fn register_entry(git_dir: &Path, name: &str, marker_rel: &str) -> Result<()> {
+    if !is_entry_name(name) {
+        return Err(Error::refused(format!("`{name}` cannot name a marker index entry"), None::<&str>));
+    }
     let dir = index_dir(git_dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-    crate::atomic::write(&dir.join(task.to_string()), format!("{marker_rel}\n").as_bytes())
+    crate::atomic::write(&dir.join(name), format!("{marker_rel}\n").as_bytes())
 }
 
 /// Removes task `task` from the index (already gone is fine).
 ///
 /// # Errors
 /// I/O errors other than "not found".
-pub fn unregister(git_dir: &Path, task: u32) -> Result<()> {
-    let path = index_dir(git_dir).join(task.to_string());
+pub fn unregister(git_dir: &Path, task: &TaskId) -> Result<()> {
+    unregister_entry(git_dir, task.as_str())
+}
+
+/// Removes the index entry `name` (see [`register_entry`]; already gone, or a name no entry
+/// can have, is fine).
+///
+/// # Errors
+/// I/O errors other than "not found".
+pub fn unregister_entry(git_dir: &Path, name: &str) -> Result<()> {
+    if !is_entry_name(name) {
+        return Ok(());
+    }
+    let path = entry_path(git_dir, name);
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -352,7 +400,7 @@ pub fn indexed_markers(root: &Path, git_dir: &Path) -> Option<Vec<PathBuf>> {
     let entries = std::fs::read_dir(index_dir(git_dir)).ok()?;
     let mut out = Vec::new();
     for e in entries.flatten() {
-        // Entries are named by task number; dot files are the index's own (or temp files).
+        // Entries are named by task id; dot files are the index's own (or temp files).
         if e.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
@@ -401,12 +449,48 @@ mod tests {
         assert_eq!(indexed_markers(root, &git), None, "no index yet");
         std::fs::create_dir_all(root.join("specs/7_x")).expect("mkdir");
         std::fs::write(root.join("specs/7_x").join(MARKER_FILE), "{}").expect("w");
-        register(&git, 7, "specs/7_x/.postflight-pending").expect("register");
-        register(&git, 8, "specs/8_gone/.postflight-pending").expect("register");
+        register(&git, &TaskId::from(7), "specs/7_x/.postflight-pending").expect("register");
+        register(&git, &TaskId::from(8), "specs/8_gone/.postflight-pending").expect("register");
         assert_eq!(indexed_markers(root, &git), Some(vec![root.join("specs/7_x").join(MARKER_FILE)]));
-        unregister(&git, 7).expect("unregister");
-        unregister(&git, 7).expect("twice is fine");
+        unregister(&git, &TaskId::from(7)).expect("unregister");
+        unregister(&git, &TaskId::from(7)).expect("twice is fine");
         assert_eq!(indexed_markers(root, &git), Some(Vec::new()));
+    }
+
+    #[test]
+    fn every_format_s_task_id_and_queue_names_are_entries() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (root, git) = (tmp.path(), tmp.path().join(".git"));
+        let specs = root.join("specs");
+        for (i, id) in ["2.1", "T012", "task-3", "350"].into_iter().enumerate() {
+            let task = TaskId::new(id).expect("id");
+            let rel = format!("specs/d{i}/{MARKER_FILE}");
+            std::fs::create_dir_all(root.join(format!("specs/d{i}"))).expect("mkdir");
+            std::fs::write(root.join(&rel), "{}").expect("w");
+            assert_eq!(task_marker(root, &git, &specs, &task), None, "{id}: not registered, and no marker says it is");
+            register(&git, &task, &rel).expect("register");
+            assert_eq!(std::fs::read_to_string(index_dir(&git).join(id)).expect("entry"), format!("{rel}\n"));
+            assert_eq!(task_marker(root, &git, &specs, &task), Some(root.join(&rel)));
+            refuse_if_agent_alive(root, &git, &task).expect("no agent recorded");
+        }
+        register_entry(&git, "queue-specs_001_tasks_md", "specs/d0/.postflight-pending").expect("queue entry");
+        assert_eq!(indexed_markers(root, &git).map(|m| m.len()), Some(4), "the queue entry names d0's marker too");
+        for bad in ["", ".complete", "a/b", "../x"] {
+            assert!(register_entry(&git, bad, "specs/d0/.postflight-pending").is_err(), "{bad:?}");
+            unregister_entry(&git, bad).expect("a name no entry has is already gone");
+        }
+        unregister_entry(&git, "queue-specs_001_tasks_md").expect("unregister");
+        unregister(&git, &TaskId::new("T012").expect("id")).expect("unregister");
+        assert!(!index_dir(&git).join("T012").exists() && !index_dir(&git).join("queue-specs_001_tasks_md").exists());
+        // A marker found by scanning says only a task number.
+        std::fs::create_dir_all(specs.join("9_x")).expect("mkdir");
+        Marker { task_number: 9, ..Marker::default() }.save(&specs.join("9_x").join(MARKER_FILE)).expect("save");
+        let m = Marker::load(&specs.join("9_x").join(MARKER_FILE)).expect("load");
+        assert!(
+            m.is_task(&TaskId::from(9)) && !m.is_task(&TaskId::new("T9").expect("id")) && m.task() == TaskId::from(9)
+        );
+        assert_eq!(task_marker(root, &git, &specs, &TaskId::from(9)), Some(specs.join("9_x").join(MARKER_FILE)));
+        assert_eq!(task_marker(root, &git, &specs, &TaskId::new("09").expect("id")), None);
     }
 
     #[test]

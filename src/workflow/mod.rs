@@ -1015,7 +1015,7 @@ fn after_record(
     if !no_commit {
         let mut paths = postflight::commit_paths(task, artifacts, scoped_changes);
         paths.extend(report.validation_logs.iter().filter(|l| !paths.contains(l)).cloned().collect::<Vec<_>>());
-        let subject = outcome.subject(task.number);
+        let subject = outcome.subject(&task.id());
         let body = postflight::commit_body(&outcome, meta);
         let trailers: Vec<String> = report.validation_records.iter().map(validate::Record::trailer).collect();
         if let Err(e) = commit(ctx, prepared, &subject, body, &paths, &trailers, identity, prefetch, baseline, report) {

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::Result;
 use crate::ledger::status::Status;
 use crate::ledger::Snapshot;
+use crate::task_id::TaskId;
 use crate::workflow::metadata::{Artifact, Metadata};
 use crate::workflow::preflight::TaskRef;
 
@@ -112,21 +113,21 @@ impl Outcome {
         matches!(self, Outcome::MetadataMissing { .. } | Outcome::MetadataInvalid { .. } | Outcome::AgentError { .. })
     }
 
-    /// The commit subject (D6).
-    pub fn subject(&self, n: u32) -> String {
+    /// The commit subject (D6): `task <id>: ...`.
+    pub fn subject(&self, task: &TaskId) -> String {
         match self {
-            Outcome::Completed => format!("task {n}: complete implementation"),
+            Outcome::Completed => format!("task {task}: complete implementation"),
             Outcome::Partial { phases_completed, phases_total, .. }
             | Outcome::ReviewNeeded { phases_completed, phases_total, .. } => {
                 if *phases_completed == 0 {
-                    format!("task {n}: partial implementation (no phases completed)")
+                    format!("task {task}: partial implementation (no phases completed)")
                 } else {
-                    format!("task {n}: partial implementation (phases 1-{phases_completed} of {phases_total})")
+                    format!("task {task}: partial implementation (phases 1-{phases_completed} of {phases_total})")
                 }
             }
-            Outcome::Blocked { .. } => format!("task {n}: implementation blocked"),
-            Outcome::ValidationFailed { .. } => format!("task {n}: validation failed"),
-            _ => format!("task {n}: implementation failed"),
+            Outcome::Blocked { .. } => format!("task {task}: implementation blocked"),
+            Outcome::ValidationFailed { .. } => format!("task {task}: validation failed"),
+            _ => format!("task {task}: implementation failed"),
         }
     }
 
@@ -356,7 +357,7 @@ pub fn cleanup(git_dir: &Path, task: &TaskRef, outcome: &Outcome) -> Result<()> 
     // the next run ignores, never a "pending" run whose agent would be started again.
     if !outcome.keeps_marker() {
         remove_if_exists(&task.marker_path())?;
-        crate::run::unregister(git_dir, task.number)?;
+        crate::run::unregister(git_dir, &task.id())?;
         remove_if_exists(&task.dir.join(crate::run::HOOK_COUNTER_FILE))?;
         remove_if_exists(&task.dir.join(crate::run::BASELINE_FILE))?;
     }
@@ -437,13 +438,19 @@ mod tests {
     #[test]
     fn subjects_per_outcome() {
         let p = Outcome::Partial { resume_phase: 3, phases_completed: 2, phases_total: 4 };
-        assert_eq!(p.subject(350), "task 350: partial implementation (phases 1-2 of 4)");
+        assert_eq!(p.subject(&TaskId::from(350)), "task 350: partial implementation (phases 1-2 of 4)");
         let p = Outcome::Partial { resume_phase: 1, phases_completed: 0, phases_total: 4 };
-        assert_eq!(p.subject(350), "task 350: partial implementation (no phases completed)");
-        assert_eq!(Outcome::Blocked { reason: "x".into() }.subject(1), "task 1: implementation blocked");
-        assert_eq!(Outcome::MetadataMissing { path: "p".into() }.subject(1), "task 1: implementation failed");
+        assert_eq!(p.subject(&TaskId::from(350)), "task 350: partial implementation (no phases completed)");
+        assert_eq!(Outcome::Blocked { reason: "x".into() }.subject(&TaskId::from(1)), "task 1: implementation blocked");
+        assert_eq!(
+            Outcome::MetadataMissing { path: "p".into() }.subject(&TaskId::from(1)),
+            "task 1: implementation failed"
+        );
         assert_eq!(Outcome::Completed.exit_code(), 0);
         let v = Outcome::ValidationFailed { reason: "validation failed: `x` (exit 1)".into() };
-        assert_eq!((v.subject(7).as_str(), v.exit_code(), v.keeps_marker()), ("task 7: validation failed", 4, false));
+        assert_eq!(
+            (v.subject(&TaskId::from(7)).as_str(), v.exit_code(), v.keeps_marker()),
+            ("task 7: validation failed", 4, false)
+        );
     }
 }

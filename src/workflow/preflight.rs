@@ -14,6 +14,7 @@ use crate::ledger::state::TaskInfo;
 use crate::ledger::status::Status;
 use crate::ledger::{Change, Snapshot};
 use crate::run::{Marker, ITERATION_FILE, MARKER_FILE, METADATA_FILE};
+use crate::task_id::TaskId;
 
 /// The task a run works on, with every path it needs.
 #[derive(Debug, Clone)]
@@ -46,6 +47,11 @@ impl TaskRef {
             dir,
             plan_rel: plan.map(|p| ctx.repo.relative(p)).unwrap_or_default(),
         }
+    }
+
+    /// The task's id (its state.json number).
+    pub fn id(&self) -> TaskId {
+        TaskId::from(self.number)
     }
 
     /// The marker file, absolute.
@@ -108,9 +114,10 @@ pub struct Prepared {
     pub warnings: Vec<String>,
 }
 
-/// The per-task lock file: held by a live run for its whole length.
-pub fn run_lock_path(ctx: &Context, n: u32) -> PathBuf {
-    ctx.repo.git_dir.join(format!("postflight-task-{n}.lock"))
+/// The per-task lock file, `postflight-task-<task id>.lock` in the git directory: held by a
+/// live run for its whole length.
+pub fn run_lock_path(ctx: &Context, task: &TaskId) -> PathBuf {
+    ctx.repo.git_dir.join(format!("postflight-task-{task}.lock"))
 }
 
 /// Stages 1-3. With `dry_run`, computes the changes (ledger and marker) without writing anything.
@@ -121,17 +128,18 @@ pub fn run_lock_path(ctx: &Context, n: u32) -> PathBuf {
 /// # Writes
 /// `specs/state.json`, `specs/TODO.md`, the plan header, the marker.
 pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result<Prepared> {
+    let id = TaskId::from(n);
     let run_lock = if dry_run {
         None
     } else {
-        Some(Lock::try_acquire(&run_lock_path(ctx, n))?.ok_or_else(|| {
+        Some(Lock::try_acquire(&run_lock_path(ctx, &id))?.ok_or_else(|| {
             Error::refused(
                 format!("task {n} is being implemented by another postflight run"),
                 Some("wait for it to finish (its output is in the task's .postflight-agent.log)"),
             )
         })?)
     };
-    crate::run::refuse_if_agent_alive(&ctx.repo.root, &ctx.repo.git_dir, n)?;
+    crate::run::refuse_if_agent_alive(&ctx.repo.root, &ctx.repo.git_dir, &id)?;
     let ledger = ctx.ledger();
     let ts = ctx.timestamp();
     let mut warnings = Vec::new();
@@ -220,7 +228,7 @@ pub fn preflight(ctx: &Context, n: u32, opts: &Options, dry_run: bool) -> Result
         }
         std::fs::create_dir_all(&task.dir).map_err(|e| Error::io("create directory", &task.dir, e))?;
         crate::atomic::write(&task.marker_path(), &marker_bytes)?;
-        crate::run::register(&ctx.repo.git_dir, n, &ctx.repo.relative(&task.marker_path()))?;
+        crate::run::register(&ctx.repo.git_dir, &id, &ctx.repo.relative(&task.marker_path()))?;
         crate::run::index::carry(&ctx.repo, index_stamp);
         if !resumed {
             remove_if_exists(&task.counter_path())?;
@@ -260,7 +268,7 @@ fn validate(
         name.split_once('_').map(|(_, s)| s.to_owned()).unwrap_or(name)
     });
     // Only an implement run's marker that git does not track is an interrupted run (resume.rs).
-    let (previous, stale) = super::resume::previous_run(&ctx.repo, &dir.join(MARKER_FILE), n);
+    let (previous, stale) = super::resume::previous_run(&ctx.repo, &dir.join(MARKER_FILE), &TaskId::from(n));
     let resumable = previous.is_some();
     match &info.status {
         Status::Planned | Status::Implementing | Status::Partial => {}

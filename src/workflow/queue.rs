@@ -160,11 +160,12 @@ pub fn run_dir(file: &Path) -> PathBuf {
     file.parent().unwrap_or(Path::new(".")).join(format!(".postflight-run-{stem}"))
 }
 
-/// The marker index entry of a format's file (never a task number, so never a ProofChecker entry).
-fn index_entry(ctx: &Context, file: &Path) -> PathBuf {
+/// The name of a format's file's entry in the marker index ([`marker::register_entry`]):
+/// `queue-<path>`, never a task number, so never a ProofChecker entry.
+fn index_entry(ctx: &Context, file: &Path) -> String {
     let rel = ctx.repo.relative(file);
     let key: String = rel.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    marker::index_dir(&ctx.repo.git_dir).join(format!("queue-{key}"))
+    format!("queue-{key}")
 }
 
 /// Reads the format's file under the ledger lock, applies `edit` and writes the result
@@ -344,11 +345,7 @@ pub fn run(ctx: &Context, format: &dyn Format, opts: &Options, progress: &Progre
         ..Marker::default()
     };
     m.save(&marker_path)?;
-    let entry = index_entry(ctx, &file);
-    if let Some(parent) = entry.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-    }
-    crate::atomic::write(&entry, format!("{}\n", ctx.repo.relative(&marker_path)).as_bytes())?;
+    marker::register_entry(&ctx.repo.git_dir, &index_entry(ctx, &file), &ctx.repo.relative(&marker_path))?;
     let identity = opts
         .agent_identity
         .clone()
@@ -488,7 +485,7 @@ fn refuse_unknown_marks(
 fn cleanup(ctx: &Context, file: &Path) {
     let dir = run_dir(file);
     let _ = std::fs::remove_file(dir.join(marker::MARKER_FILE));
-    let _ = std::fs::remove_file(index_entry(ctx, file));
+    let _ = marker::unregister_entry(&ctx.repo.git_dir, &index_entry(ctx, file));
     let _ = std::fs::remove_file(dir.join(marker::METADATA_FILE));
     let _ = std::fs::remove_file(dir.join(TASK_BASELINE));
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::repo::Repo;
 use crate::run::Marker;
+use crate::task_id::TaskId;
 use crate::workflow::metadata::{self, AgentStatus, Metadata};
 
 pub use crate::run::{is_implement_marker, IMPLEMENT_OPERATION};
@@ -31,16 +32,17 @@ const IMPLEMENT_STATUSES: [&str; 7] = ["implemented", "partial", "blocked", "fai
 /// Slack between a marker's `created` (whole seconds) and a file's modification time.
 const CLOCK_SLACK_SECONDS: i64 = 2;
 
-/// The marker at `marker_path` (repository file of task `n`) when it is an interrupted implement
+/// The marker at `marker_path` (repository file of task `task`) when it is an interrupted implement
 /// run to resume, else `None` with, for a marker that exists and parses but must not be
 /// resumed, the reason in words. A marker that does not parse or names another task is not
 /// resumed, silently (as before).
-pub fn previous_run(repo: &Repo, marker_path: &Path, n: u32) -> (Option<Marker>, Option<String>) {
+pub fn previous_run(repo: &Repo, marker_path: &Path, task: &TaskId) -> (Option<Marker>, Option<String>) {
     if !marker_path.is_file() {
         return (None, None);
     }
     let marker = match Marker::load(marker_path) {
-        Ok(m) if m.task_number == n || m.task_number == 0 => m,
+        // A marker without a task number (0) is taken as this task's, as before.
+        Ok(m) if m.is_task(task) || m.task_number == 0 => m,
         Ok(_) | Err(_) => return (None, None),
     };
     let rel = repo.relative(marker_path);

@@ -25,10 +25,11 @@ impl CancelArgs {
 
     pub fn run(self, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let n = self.task;
-        let path = marker::task_marker(&ctx.repo.root, &ctx.repo.git_dir, &ctx.repo.specs_dir(), n)
+        let task = postflight::TaskId::from(n);
+        let path = marker::task_marker(&ctx.repo.root, &ctx.repo.git_dir, &ctx.repo.specs_dir(), &task)
             .ok_or_else(|| Error::refused(format!("no run of task {n} is live (it has no pending marker)"), None))?;
         let log = path.with_file_name(preflight::AGENT_LOG_FILE);
-        let done = marker::cancel(&path, &log, n)?;
+        let done = marker::cancel(&path, &log, &task)?;
         if self.json {
             let value = serde_json::json!({
                 "task": n,
