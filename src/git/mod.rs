@@ -24,6 +24,7 @@ mod paths;
 mod prefetch;
 mod run;
 mod status;
+mod status_fast;
 
 use std::path::PathBuf;
 
