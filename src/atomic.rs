@@ -97,9 +97,10 @@ fn placement(path: &Path) -> Result<(PathBuf, PathBuf, String)> {
     Ok((target, dir, name))
 }
 
-/// Stages several files at once, each on its own thread, so their writes and syncs overlap (a
-/// sync of a large ledger file takes tens of milliseconds). On error the files staged so far are
-/// dropped (their temp files removed) and the first error is returned.
+/// Stages several files, one after the other, each directory swept of stale temp files once. On
+/// error the files staged so far are dropped (their temp files removed) and the first error is
+/// returned. (A thread per file, to overlap the syncs, paid nothing measurable at the real size
+/// or 1,000 tasks and was slower at 10,000: docs/performance.md, issue 13.)
 ///
 /// # Errors
 /// As [`stage`].
@@ -121,13 +122,7 @@ pub fn stage_all(files: &[(&Path, &[u8])]) -> Result<Vec<Staged>> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         sweep_stale_temp_files(dir, &names, STALE_TEMP_AGE);
     }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            files.iter().map(|(path, bytes)| scope.spawn(move || stage_swept(path, bytes, false, true))).collect();
-        let results: Vec<Result<Staged>> =
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect();
-        results.into_iter().collect()
-    })
+    files.iter().map(|(path, bytes)| stage_swept(path, bytes, false, true)).collect()
 }
 
 impl Staged {

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::agent::Adapter;
 use crate::context::Context;
+use crate::git::cli;
 use crate::guard::install;
 use crate::ledger::todo::TodoFile;
 use crate::run::{self as marker, Marker};
@@ -507,14 +508,8 @@ fn transient_ignored(ctx: &Context) -> Check {
     let mut not_ignored = Vec::new();
     for name in names {
         let probe = format!("specs/0_doctor_probe/{name}");
-        let status = Command::new("git")
-            .args(["check-ignore", "-q", "--", &probe])
-            .current_dir(&ctx.repo.root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        match status.map(|s| s.code()) {
+        let status = cli::Git::new(&ctx.repo.root, &["check-ignore", "-q", "--", &probe]).output();
+        match status.map(|s| s.code) {
             Ok(Some(0)) => {}
             Ok(Some(1)) => not_ignored.push(name),
             _ => {

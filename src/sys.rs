@@ -505,19 +505,6 @@ pub fn list_dir(dir: &std::path::Path) -> std::io::Result<(std::fs::File, Vec<(s
     Ok((file, entries))
 }
 
-/// Keeps large buffers on glibc's heap instead of one fresh mapping each: a run on a large
-/// ledger reads, edits and writes whole files of megabytes, and with a mapping per buffer every
-/// one starts on zeroed pages again (a postflight at 10,000 tasks: 32,000 page faults instead of
-/// 14,000, about 15% of its time). For a short-lived process; call it before any thread starts.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; the caller starts no thread before it.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
-
 /// All of standard input, read without a thread: `poll` waits for bytes up to `timeout` in all
 /// (a caller that never closes the pipe gets an empty answer, as a terminal does).
 pub fn read_stdin_within(timeout: Duration) -> Vec<u8> {

@@ -10,12 +10,13 @@
 //! with compare-and-swap against the HEAD read at the start (re-read and retry up to three
 //! times); write the index (tree cache dropped) inside the lock taken first.
 //!
-//! The git CLI is used in three places only, each because gitoxide's minimal build cannot do it
+//! Every run of the git CLI in the crate goes through [`cli`] (one environment, stderr read
+//! concurrently, a typed failure). Commits use it in three places only, each because gitoxide's minimal build cannot do it
 //! correctly: blobs are hashed with `git hash-object` when clean filters may apply (autocrlf or
 //! an attributes file), commits are created with `git commit-tree -S` when `commit.gpgSign` is
 //! set, and `git gc --auto` runs when git's own loose-object heuristic says so.
 
-mod cli;
+pub mod cli;
 mod hooks;
 mod index_lock;
 mod message;
@@ -23,6 +24,7 @@ mod paths;
 mod prefetch;
 mod run;
 mod status;
+mod status_fast;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use gix::bstr::{BString, ByteSlice};
@@ -1003,7 +1003,8 @@ fn commit_tree_with_git(
         ("GIT_COMMITTER_EMAIL", committer.email.to_str_lossy().into_owned()),
         ("GIT_COMMITTER_DATE", git_date(&committer.time)),
     ];
-    let out = cli::run_with_env(root, &args, &env, Some(msg.as_bytes()), &[0]).map_err(|e| Error::Git {
+    let git = env.iter().fold(cli::Git::new(root, &args), |git, (k, v)| git.env(k, v));
+    let out = git.stdin(msg.as_bytes()).run(&[0]).map_err(|e| Error::Git {
         message: format!("commit.gpgSign is set and `git commit-tree -S` failed; nothing was committed\n{e}"),
         refused: true,
         hint: Some("fix the signing setup (gpg.program, user.signingKey), or unset commit.gpgSign".into()),
@@ -1158,9 +1159,9 @@ fn gc_auto(repo: &gix::Repository, root: &Path) {
     let per_dir = (limit + 255) / 256;
     let count = std::fs::read_dir(repo.common_dir().join("objects/17")).map(|d| d.count()).unwrap_or(0);
     if (count as i64) > per_dir {
-        let _ = Command::new("git")
+        // Output to nowhere: `gc --auto` may go on in the background, holding any pipe open.
+        let _ = cli::command(root)
             .args(["gc", "--auto", "--quiet"])
-            .current_dir(root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -73,23 +73,37 @@ impl WorkTreeState {
     /// # Errors
     /// git cannot be run or fails.
     pub fn read(root: &Path) -> Result<WorkTreeState> {
+        match super::status_fast::dirty_paths(root) {
+            Some(paths) => Ok(WorkTreeState::stamped(root, paths.iter().map(String::as_str))),
+            None => WorkTreeState::read_with_git(root),
+        }
+    }
+
+    /// The canonical reading: the paths `git status` prints. [`WorkTreeState::read`] finds
+    /// the same set in-process where it can (`status_fast`, checked against this one by a
+    /// differential test) and falls back to this one elsewhere.
+    ///
+    /// # Errors
+    /// git cannot be run or fails.
+    pub fn read_with_git(root: &Path) -> Result<WorkTreeState> {
         let out = cli::run(
             root,
             &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=all"],
             None,
             &[0],
         )?;
-        let mut files = BTreeMap::new();
-        for record in out.split(|b| *b == 0) {
-            // `XY path`; with --no-renames every record is one path.
-            let Some(path) = record.get(3..) else { continue };
-            let Ok(path) = std::str::from_utf8(path) else { continue };
-            if path.is_empty() || crate::git::is_transient(path.rsplit('/').next().unwrap_or(path)) {
-                continue;
-            }
-            files.insert(path.to_owned(), Stamp::of(&root.join(path)));
-        }
-        Ok(WorkTreeState { files })
+        // `XY path`; with --no-renames every record is one path.
+        let paths = out.split(|b| *b == 0).filter_map(|record| std::str::from_utf8(record.get(3..)?).ok());
+        Ok(WorkTreeState::stamped(root, paths))
+    }
+
+    /// The state of `paths` (transient files and empty paths left out) as they look now.
+    fn stamped<'p>(root: &Path, paths: impl Iterator<Item = &'p str>) -> WorkTreeState {
+        let files = paths
+            .filter(|path| !path.is_empty() && !crate::git::is_transient(path.rsplit('/').next().unwrap_or(path)))
+            .map(|path| (path.to_owned(), Stamp::of(&root.join(path))))
+            .collect();
+        WorkTreeState { files }
     }
 
     /// Whether `path` differed from HEAD (or was untracked) when this state was read.
@@ -139,11 +153,27 @@ impl WorkTreeState {
     }
 }
 
-/// The paths among `paths` that git ignores (tracked files are never ignored).
+/// The paths among `paths` that git ignores (tracked files are never ignored): found
+/// in-process where `status_fast` can, else by [`ignored_with_git`].
 ///
 /// # Errors
 /// git cannot be run or fails.
 pub fn ignored(root: &Path, paths: &[String]) -> Result<Vec<String>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    match super::status_fast::ignored(root, paths) {
+        Some(ignored) => Ok(ignored),
+        None => ignored_with_git(root, paths),
+    }
+}
+
+/// The canonical ignore check: `git check-ignore`, the reading `status_fast::ignored` is
+/// tested against.
+///
+/// # Errors
+/// git cannot be run or fails.
+pub(super) fn ignored_with_git(root: &Path, paths: &[String]) -> Result<Vec<String>> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }

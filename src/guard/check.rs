@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
@@ -22,6 +22,7 @@ use super::state_view::{Entry, StateView};
 
 use crate::context::is_well_formed_session_id;
 use crate::error::{Error, Result};
+use crate::git::cli;
 use crate::ledger::plan::{self, PlanFile};
 use crate::ledger::state::StateFile;
 use crate::ledger::status::Status;
@@ -164,9 +165,6 @@ pub fn check_cached(repo: &Repo) -> Result<(Report, CacheOutcome)> {
     let off = |why: String| -> Result<(Report, CacheOutcome)> {
         Ok((check(repo, Options::default())?, CacheOutcome { hit: false, note: format!("off: {why}") }))
     };
-    if !cfg!(unix) {
-        return off("only on Unix".into());
-    }
     if let Some(var) = GIT_ENV.iter().find(|v| std::env::var_os(v).is_some()) {
         return off(format!("{var} is set"));
     }
@@ -470,9 +468,8 @@ impl CatFile {
     fn start(root: &Path) -> Result<CatFile> {
         let spawn_error =
             |e: std::io::Error| Error::Git { message: format!("cannot run git: {e}"), refused: false, hint: None };
-        let mut child = Command::new("git")
+        let mut child = cli::command(root)
             .args(["cat-file", "--batch"])
-            .current_dir(root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -574,30 +571,7 @@ impl Source for IndexSource {
 
 /// Runs git in `root` (never anywhere else) and returns its stdout.
 fn git(root: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>> {
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Git { message: format!("cannot run git: {e}"), refused: false, hint: None })?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).map_err(|e| Error::io("write to", "git", e))?;
-    }
-    let mut out = Vec::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        pipe.read_to_end(&mut out).map_err(|e| Error::io("read from", "git", e))?;
-    }
-    let output = child.wait_with_output().map_err(|e| Error::io("wait for", "git", e))?;
-    if !output.status.success() {
-        return Err(Error::Git {
-            message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()),
-            refused: false,
-            hint: None,
-        });
-    }
-    Ok(out)
+    cli::run(root, args, stdin, &[0])
 }
 
 /// Every path in the index (`git ls-files -z`), which is what a commit would contain.
@@ -1496,7 +1470,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let root = tmp.path();
         let run = |args: &[&str]| {
-            let out = Command::new("git").args(args).current_dir(root).output().expect("git");
+            let out = std::process::Command::new("git").args(args).current_dir(root).output().expect("git");
             assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
             out.stdout
         };

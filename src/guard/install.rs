@@ -5,13 +5,13 @@
 //! never `cargo run`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Map, Value};
 
 use crate::agent::{claude, codex, StopHook};
 use crate::atomic;
 use crate::error::{Error, Result};
+use crate::git::cli;
 use crate::repo::Repo;
 
 /// The line that marks a pre-commit hook as written by postflight.
@@ -121,20 +121,8 @@ pub fn is_postflight_command(command: &str) -> bool {
 
 /// The hooks directory git uses (honours `core.hooksPath`).
 pub fn hooks_dir(repo: &Repo) -> Result<PathBuf> {
-    let out = Command::new("git")
-        .args(["rev-parse", "--git-path", "hooks"])
-        .current_dir(&repo.root)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Git { message: format!("cannot run git: {e}"), refused: false, hint: None })?;
-    if !out.status.success() {
-        return Err(Error::Git {
-            message: format!("git rev-parse --git-path hooks failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
-            refused: false,
-            hint: None,
-        });
-    }
-    let rel = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = cli::Git::new(&repo.root, &["rev-parse", "--git-path", "hooks"]).run(&[0])?;
+    let rel = String::from_utf8_lossy(&out).trim().to_owned();
     Ok(repo.root.join(rel))
 }
 

@@ -16,10 +16,10 @@ pub mod todo;
 
 use std::fmt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::atomic;
 use crate::error::{Error, Result};
+use crate::git::cli;
 
 /// One thing the driver could not decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,25 +142,13 @@ pub fn drive(base: &Path, ours: &Path, theirs: &Path, path: &str) -> Result<Driv
 /// conflict markers where it conflicts.
 fn text_merge(base: &Path, ours: &Path, theirs: &Path, path: &str) -> Result<Vec<u8>> {
     let label = |side: &str| format!("{side}:{path}");
-    let out = Command::new("git")
-        .arg("merge-file")
-        .arg("-p")
-        .args(["-L", &label("ours"), "-L", &label("base"), "-L", &label("theirs")])
-        .arg(ours)
-        .arg(base)
-        .arg(theirs)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Git { message: format!("cannot run git merge-file: {e}"), refused: false, hint: None })?;
+    let (ours_label, base_label, theirs_label) = (label("ours"), label("base"), label("theirs"));
+    let args = ["merge-file", "-p", "-L", &ours_label, "-L", &base_label, "-L", &theirs_label];
+    // In the directory git runs the driver in, where the three paths it passes are.
+    let git = cli::Git::new(Path::new("."), &args).arg(ours).arg(base).arg(theirs);
     // Exit codes: 0 clean, the number of conflicts (positive), negative on an error.
-    match out.status.code() {
-        Some(c) if (0..=127).contains(&c) => Ok(out.stdout),
-        _ => Err(Error::Git {
-            message: format!("git merge-file failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
-            refused: false,
-            hint: None,
-        }),
-    }
+    let ok: Vec<i32> = (0..=127).collect();
+    git.run(&ok)
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! `hooks install --merge`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::atomic;
 use crate::error::{Error, Result};
+use crate::git::cli;
 use crate::repo::Repo;
 
 /// The driver's name in `merge=<name>` and `merge.<name>.*`.
@@ -92,17 +92,13 @@ pub fn state(repo: &Repo) -> Result<State> {
     Ok(State { attributes, driver })
 }
 
-fn git(repo: &Repo, args: &[&str]) -> Result<std::process::Output> {
-    Command::new("git").args(args).current_dir(&repo.root).stdin(Stdio::null()).output().map_err(|e| Error::Git {
-        message: format!("cannot run git: {e}"),
-        refused: false,
-        hint: None,
-    })
+fn git(repo: &Repo, args: &[&str]) -> Result<cli::Output> {
+    cli::Git::new(&repo.root, args).output()
 }
 
 fn config_get(repo: &Repo, key: &str) -> Result<Option<String>> {
     let out = git(repo, &["config", "--get", key])?;
-    match out.status.code() {
+    match out.code {
         Some(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_owned())),
         Some(1) => Ok(None),
         _ => Err(Error::Git {
@@ -114,15 +110,7 @@ fn config_get(repo: &Repo, key: &str) -> Result<Option<String>> {
 }
 
 fn config_run(repo: &Repo, args: &[&str], ok: &[i32]) -> Result<()> {
-    let out = git(repo, args)?;
-    if out.status.code().is_some_and(|c| ok.contains(&c)) {
-        return Ok(());
-    }
-    Err(Error::Git {
-        message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()),
-        refused: false,
-        hint: None,
-    })
+    cli::Git::new(&repo.root, args).run(ok).map(|_| ())
 }
 
 /// Installs (or with `uninstall` removes) the driver: the attribute lines in `.gitattributes`

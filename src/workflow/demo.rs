@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::git::cli;
 use crate::ledger::plan::PlanFile;
 
 /// The environment variable pointing the demo agent at a script file.
@@ -352,15 +352,8 @@ pub fn create_repo(dir: &Path) -> Result<()> {
 /// # Errors
 /// git cannot be started or fails.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git").args(args).current_dir(dir).output().map_err(|e| Error::io("run git in", dir, e))?;
-    if !out.status.success() {
-        return Err(Error::Git {
-            message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()),
-            refused: false,
-            hint: None,
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = cli::Git::new(dir, args).run(&[0])?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// A fresh directory for the demo under the system's temporary directory.

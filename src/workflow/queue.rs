@@ -744,13 +744,9 @@ fn changed_files(root: &Path, before: &WorkTreeState, file: &Path, dir: &Path, l
 
 /// Lines added and removed in `rel` against HEAD (an untracked file: all its lines added).
 fn numstat(root: &Path, rel: &str) -> (usize, usize) {
-    let out = std::process::Command::new("git")
-        .current_dir(root)
-        .args(["diff", "--numstat", "HEAD", "--", rel])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    let out = crate::git::cli::Git::new(root, &["diff", "--numstat", "HEAD", "--", rel])
+        .run(&[0])
+        .map(|o| String::from_utf8_lossy(&o).into_owned())
         .unwrap_or_default();
     let mut words = out.split_whitespace();
     match (words.next().and_then(|a| a.parse().ok()), words.next().and_then(|r| r.parse().ok())) {
@@ -916,18 +912,15 @@ pub fn check_against(ctx: &Context, format: &dyn Format, rev: &str) -> Result<Ve
     if rev.starts_with('-') || rev.contains(['\n', '\0']) {
         return Err(Error::refused(format!("`{rev}` is not a revision"), Some("pass a commit, e.g. --against HEAD")));
     }
-    let out = std::process::Command::new("git")
-        .current_dir(&ctx.repo.root)
-        .args(["cat-file", "blob", &format!("{rev}:{rel}")])
-        .output()
-        .map_err(|e| Error::Git { message: format!("cannot run git: {e}"), refused: false, hint: None })?;
-    if !out.status.success() {
-        return Err(Error::refused(
-            format!("{rel} is not in revision `{rev}`: {}", String::from_utf8_lossy(&out.stderr).trim()),
-            Some("pass a commit that holds the file, e.g. --against HEAD"),
-        ));
-    }
+    let spec = format!("{rev}:{rel}");
+    let old =
+        crate::git::cli::Git::new(&ctx.repo.root, &["cat-file", "blob", &spec]).check(&[0])?.map_err(|failure| {
+            Error::refused(
+                format!("{rel} is not in revision `{rev}`: {}", failure.stderr),
+                Some("pass a commit that holds the file, e.g. --against HEAD"),
+            )
+        })?;
     let mut findings = format.check(&now);
-    findings.extend(format.check_against(&out.stdout, &now)?);
+    findings.extend(format.check_against(&old, &now)?);
     Ok(findings)
 }
