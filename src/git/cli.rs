@@ -171,6 +171,27 @@ pub fn run(root: &Path, args: &[&str], stdin: Option<&[u8]>, ok_codes: &[i32]) -
     }
 }
 
+/// [`run`] with extra environment variables for git.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_env(
+    root: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    stdin: Option<&[u8]>,
+    ok_codes: &[i32],
+) -> Result<Vec<u8>> {
+    let mut git = Git::new(root, args);
+    for (k, v) in env {
+        git = git.env(k, v);
+    }
+    match stdin {
+        Some(input) => git.stdin(input).run(ok_codes),
+        None => git.run(ok_codes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

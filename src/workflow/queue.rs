@@ -699,13 +699,8 @@ fn run_task(
 
 /// HEAD's short hash (`None` before the first commit).
 fn short_head(root: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .current_dir(root)
-        .args(["rev-parse", "--short=12", "--verify", "-q", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|s| !s.is_empty())
+    let out = crate::git::cli_run(root, &["rev-parse", "--short=12", "--verify", "-q", "HEAD"], None, &[0]).ok()?;
+    Some(String::from_utf8_lossy(&out).trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// The gate's records as the format's [`CommandRun`]s.
