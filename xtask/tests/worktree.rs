@@ -461,3 +461,30 @@ fn four_clones_push_to_one_remote() {
 fn multi_clone_ten_rounds() {
     multi_clone(10);
 }
+
+#[test]
+fn worktreeinclude_copies_the_listed_ignored_files_only_and_they_are_never_committed() {
+    let repo = setup(&[401]);
+    // Ignored build inputs (`/target` is in .gitignore): one listed, one not.
+    repo.write("target/build.env", "CC=clang\n");
+    repo.write("target/other.bin", "not for worktrees\n");
+    repo.write(".worktreeinclude", "# what a build in a worktree needs\ntarget/build.env\n");
+    repo.git(&["add", ".worktreeinclude"]);
+    repo.git(&["commit", "-q", "-m", "worktree include"]);
+    write_scripts(&repo, &[401]);
+    let probe = "if [ -f target/build.env ]; then cp target/build.env \"$HOME/seen-build.env\"; fi; \
+                 if [ -e target/other.bin ]; then touch \"$HOME/leaked\"; fi; ";
+    let out = repo.run(&["implement", "401", "--worktree", "--json", "--agent", &format!("{probe}{}", agent(&[]))]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(results(&out)[&401]["status"], "completed", "{}", render(&out));
+    assert_eq!(
+        std::fs::read_to_string(repo.home().join("seen-build.env")).ok().as_deref(),
+        Some("CC=clang\n"),
+        "the listed ignored file is in the worktree"
+    );
+    assert!(!repo.home().join("leaked").exists(), "an ignored file .worktreeinclude does not list stays out");
+    let files = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
+    assert!(!files.lines().any(|f| f.starts_with("target/")), "ignored files are never committed: {files}");
+    check_commit(&repo, "HEAD", 401);
+    assert_eq!(repo.read("target/build.env"), "CC=clang\n", "the invoking tree's copy is untouched");
+}
