@@ -1388,11 +1388,8 @@ impl Scoping for PayloadScoping {
         task: &TaskId,
         _hint: Option<(usize, usize)>,
     ) -> Result<Scoped> {
-        if head == worktree {
-            return Ok(Scoped::Head);
-        }
-        if head.is_empty() {
-            return Ok(Scoped::Worktree);
+        if let Some(scoped) = Scoped::trivially(head, worktree) {
+            return Ok(scoped);
         }
         let wt = Doc::parse(&self.path, worktree.to_vec())?;
         let mut out = Doc::parse(&self.path, head.to_vec())?;
@@ -1451,13 +1448,7 @@ impl Scoping for PayloadScoping {
         if self.stage == Stage::Five && out.node(&[Seg::Key("tasks"), Seg::Key("statusSummary")]).is_some() {
             write_summary(&mut out)?;
         }
-        Ok(if out.bytes == head {
-            Scoped::Head
-        } else if out.bytes == worktree {
-            Scoped::Worktree
-        } else {
-            Scoped::New(out.bytes)
-        })
+        Ok(Scoped::of(out.bytes, head, worktree))
     }
 }
 

@@ -464,11 +464,8 @@ impl Scoping for PhaseScoping {
     }
 
     fn scope(&self, _: &str, head: &[u8], worktree: &[u8], task: &TaskId, _: Option<(usize, usize)>) -> Result<Scoped> {
-        if head == worktree {
-            return Ok(Scoped::Head);
-        }
-        if head.is_empty() {
-            return Ok(Scoped::Worktree);
+        if let Some(scoped) = Scoped::trivially(head, worktree) {
+            return Ok(scoped);
         }
         let (h, hp) = parse(&self.path, head)?;
         let (w, wp) = parse(&self.path, worktree)?;
@@ -486,13 +483,7 @@ impl Scoping for PhaseScoping {
         out.extend_from_slice(&w.raw[wi.line..wi.end]);
         out.extend_from_slice(&h.raw[hi.end..]);
         let bytes = out.concat().into_bytes();
-        Ok(if bytes == head {
-            Scoped::Head
-        } else if bytes == worktree {
-            Scoped::Worktree
-        } else {
-            Scoped::New(bytes)
-        })
+        Ok(Scoped::of(bytes, head, worktree))
     }
 }
 

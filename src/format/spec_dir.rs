@@ -926,11 +926,8 @@ impl Scoping for SpecScoping {
     }
 
     fn scope(&self, _: &str, head: &[u8], worktree: &[u8], task: &TaskId, _: Option<(usize, usize)>) -> Result<Scoped> {
-        if head == worktree {
-            return Ok(Scoped::Head);
-        }
-        if head.is_empty() {
-            return Ok(Scoped::Worktree);
+        if let Some(scoped) = Scoped::trivially(head, worktree) {
+            return Ok(scoped);
         }
         let h = parse(&self.path, head)?;
         let w = parse(&self.path, worktree)?;
@@ -957,13 +954,7 @@ impl Scoping for SpecScoping {
             }
         }
         let bytes = out.concat().into_bytes();
-        Ok(if bytes == head {
-            Scoped::Head
-        } else if bytes == worktree {
-            Scoped::Worktree
-        } else {
-            Scoped::New(bytes)
-        })
+        Ok(Scoped::of(bytes, head, worktree))
     }
 }
 

@@ -59,6 +59,29 @@ pub enum Scoped {
 }
 
 impl Scoped {
+    /// The cases every scoping shares, before it looks inside the file: unchanged (HEAD's) or
+    /// new in this commit (the work tree's); `None` when the task's share must be computed.
+    pub fn trivially(head: &[u8], worktree: &[u8]) -> Option<Scoped> {
+        if head == worktree {
+            Some(Scoped::Head)
+        } else if head.is_empty() {
+            Some(Scoped::Worktree)
+        } else {
+            None
+        }
+    }
+
+    /// The computed `bytes`, named by the version they equal when they equal one.
+    pub fn of(bytes: Vec<u8>, head: &[u8], worktree: &[u8]) -> Scoped {
+        if bytes == head {
+            Scoped::Head
+        } else if bytes == worktree {
+            Scoped::Worktree
+        } else {
+            Scoped::New(bytes)
+        }
+    }
+
     /// The bytes, given the two versions it was computed from.
     pub fn bytes<'a>(&'a self, head: &'a [u8], worktree: &'a [u8]) -> &'a [u8] {
         match self {
