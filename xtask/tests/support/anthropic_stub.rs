@@ -127,21 +127,9 @@ pub struct Stub {
 impl Stub {
     /// Starts a stub answering the replies in order, then `fallback` for every further turn.
     pub fn start(script: Vec<Reply>, fallback: Reply) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Mutex::new(Shared { script: script.into(), fallback, requests: Vec::new(), turns: 0 }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&shared), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let s = Arc::clone(&s);
-                std::thread::spawn(move || serve(conn, &s));
-            }
-        });
+        let s = Arc::clone(&shared);
+        let (addr, stop) = listen(move |conn| serve(conn, &s));
         Stub { addr, shared, stop }
     }
 
@@ -209,6 +197,26 @@ fn serve(conn: TcpStream, shared: &Mutex<Shared>) {
             return;
         }
     }
+}
+
+/// Listens on a free port of 127.0.0.1 and hands each connection to `serve` on a thread of its
+/// own, until the returned flag is set (the stubs set it when dropped).
+pub fn listen(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> (SocketAddr, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (serve, st) = (Arc::new(serve), Arc::clone(&stop));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if st.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            let serve = Arc::clone(&serve);
+            std::thread::spawn(move || serve(conn));
+        }
+    });
+    (addr, stop)
 }
 
 /// Reads one HTTP/1.1 request (Content-Length or chunked body); `None` at end of stream (also

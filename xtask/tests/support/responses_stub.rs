@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub use super::anthropic_stub::Request;
-use super::anthropic_stub::{http, read_request};
+use super::anthropic_stub::{http, listen, read_request};
 
 /// What the model answers to one request.
 #[derive(Debug, Clone)]
@@ -75,21 +75,9 @@ fn item_text(item: &Value) -> String {
 impl Stub {
     /// Starts a stub answering the replies in order, then `fallback` for every further turn.
     pub fn start(script: Vec<Reply>, fallback: Reply) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Mutex::new(Shared { script: script.into(), fallback, requests: Vec::new(), turns: 0 }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&shared), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let s = Arc::clone(&s);
-                std::thread::spawn(move || serve(conn, &s));
-            }
-        });
+        let s = Arc::clone(&shared);
+        let (addr, stop) = listen(move |conn| serve(conn, &s));
         Stub { addr, shared, stop }
     }
 
