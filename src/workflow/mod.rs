@@ -410,17 +410,7 @@ pub fn implement(ctx: &Context, opts: &Options, progress: &Progress) -> Result<R
                 report.validation_records.clear();
                 break (Outcome::ValidationFailed { reason: validate::EMPTY_REASON.to_owned() }, Some(meta));
             }
-            let (id, dirs) = (crate::TaskId::from(task.number), validate::log_dirs(&task));
-            let gate = validate::Gate {
-                root: &root,
-                task: &id,
-                log_dir: &dirs.0,
-                log_dir_rel: &dirs.1,
-                commands: &commands,
-                env: &[],
-                timeout: cfg.validation_timeout(),
-            };
-            let mut attempt = gate.run(log_k, &|| ctx.timestamp(), progress)?;
+            let mut attempt = run_gate(ctx, &root, &task, &commands, &cfg, log_k, progress)?;
             log_k += attempt.records.len();
             gate_runs += 1;
             attempt.set_tree(planned.map(|p| p.tree));
@@ -1310,17 +1300,7 @@ fn postflight_gate(
             reason: Some(validate::EMPTY_REASON.to_owned()),
         }));
     }
-    let (id, dirs) = (crate::TaskId::from(task.number), validate::log_dirs(&task));
-    let gate = validate::Gate {
-        root: &ctx.repo.root,
-        task: &id,
-        log_dir: &dirs.0,
-        log_dir_rel: &dirs.1,
-        commands: &commands,
-        env: &[],
-        timeout: cfg.validation_timeout(),
-    };
-    let mut attempt = gate.run(1, &|| ctx.timestamp(), progress)?;
+    let mut attempt = run_gate(ctx, &ctx.repo.root, &task, &commands, cfg, 1, progress)?;
     attempt.set_tree(planned.map(|p| p.tree));
     let passed = attempt.passed();
     Ok(Some(PostflightGate {
@@ -1329,4 +1309,27 @@ fn postflight_gate(
         reason: attempt.reason(),
         records: attempt.records,
     }))
+}
+/// The validation gate of a task of state.json: `commands` run in `root`, their logs in the
+/// task's directory numbered from `first_k`.
+fn run_gate(
+    ctx: &Context,
+    root: &Path,
+    task: &TaskRef,
+    commands: &[String],
+    cfg: &config::Config,
+    first_k: usize,
+    progress: &Progress,
+) -> Result<validate::Attempt> {
+    let (id, dirs) = (crate::TaskId::from(task.number), validate::log_dirs(task));
+    let gate = validate::Gate {
+        root,
+        task: &id,
+        log_dir: &dirs.0,
+        log_dir_rel: &dirs.1,
+        commands,
+        env: &[],
+        timeout: cfg.validation_timeout(),
+    };
+    gate.run(first_k, &|| ctx.timestamp(), progress)
 }
